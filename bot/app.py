@@ -1,0 +1,122 @@
+"""The composition root: builds the Application and its services (kept in ``bot_data``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
+from telegram.constants import ParseMode
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+
+from bot.config import Settings
+from bot.db import Database
+from bot.domain.cases import CaseService
+from bot.domain.outbox import OutboxStore
+from bot.domain.units import UnitService
+from bot.i18n import _, use_locale
+from bot.jobs.outbox import OutboxSender
+
+log = logging.getLogger(__name__)
+SERVICES = "services"
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    units: UnitService
+    cases: CaseService
+    outbox: OutboxStore
+    sender: OutboxSender
+    clock: Clock
+
+
+def build_application(
+    settings: Settings, token: str, *, clock: Clock = utcnow, rate_limiter: bool = True,
+) -> Application:
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(settings.telegram.base_url)
+        .base_file_url(settings.telegram.base_file_url)
+        .defaults(Defaults(tzinfo=settings.tz, parse_mode=ParseMode.HTML))
+        .post_init(_post_init)
+        .post_stop(_post_stop)
+        .post_shutdown(_post_shutdown)
+    )
+    if rate_limiter:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))  # type: ignore[arg-type]
+    app = builder.build()
+    app.bot_data["settings"] = settings
+    app.bot_data["clock"] = clock
+
+    from bot.handlers import register  # handlers import the app's types; avoid a cycle
+
+    register(app)
+    return app
+
+
+async def open_services(settings: Settings, app: Application, clock: Clock) -> Services:
+    db = await Database.open(settings.database_path)
+    units = UnitService(db, settings)
+    await units.sync_from_config()
+    store = OutboxStore(db)
+    cases = CaseService(db, settings, units)
+    sender = OutboxSender(app.bot, store, cases, clock, settings.outbox_interval_seconds)
+    cases.on_commit = sender.wake
+    return Services(settings, db, units, cases, store, sender, clock)
+
+
+async def _post_init(app: Application) -> None:
+    settings: Settings = app.bot_data["settings"]
+    services = await open_services(settings, app, app.bot_data["clock"])
+    app.bot_data[SERVICES] = services
+    await _set_commands(app, settings)
+    services.sender.start()
+    log.info("casebot started: %d units, database %s", len(settings.units), settings.database_path)
+
+
+async def _post_stop(app: Application) -> None:
+    services: Services | None = app.bot_data.get(SERVICES)
+    if services is not None:
+        await services.sender.stop()
+
+
+async def _post_shutdown(app: Application) -> None:
+    services: Services | None = app.bot_data.pop(SERVICES, None)
+    if services is not None:
+        await services.sender.stop()
+        await services.db.close()
+
+
+def command_list(private: bool) -> list[tuple[str, str]]:
+    common = [
+        ("mycases", _("Open cases of my unit")),
+        ("case", _("Show a case and its history")),
+        ("overdue", _("Overdue cases")),
+        ("help", _("What I can do")),
+    ]
+    if private:
+        return [("new", _("Create a case")), *common, ("cancel", _("Stop what you are doing"))]
+    return [*common, ("units", _("The unit tree and chats"))]
+
+
+async def _set_commands(app: Application, settings: Settings) -> None:
+    with use_locale(settings.default_language):
+        for private, scope in (
+            (True, BotCommandScopeAllPrivateChats()),
+            (False, BotCommandScopeAllGroupChats()),
+        ):
+            commands = [BotCommand(c, d) for c, d in command_list(private)]
+            try:
+                await app.bot.set_my_commands(commands, scope=scope)
+            except Exception as exc:  # a cosmetic call; never block start-up on it
+                log.warning("setMyCommands failed: %s", type(exc).__name__)

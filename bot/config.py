@@ -1,0 +1,302 @@
+"""Configuration: one TOML file, validated on load.
+
+Every error is a ``ConfigError`` whose message names the bad key and says why, so that
+``casebot check-config`` can print it as one line. The bot token never lives here: it is
+read from the ``BOT_TOKEN`` environment variable only.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+UNIT_KINDS = ("ministry", "department", "province", "district", "commune", "external")
+DEFAULT_CONFIG_ENV = "CASEBOT_CONFIG"
+TOKEN_ENV = "BOT_TOKEN"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded as one line naming the key."""
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+
+
+@dataclass(frozen=True)
+class DeadlineSettings:
+    resolve_days: int = 15
+    urgent_resolve_days: int = 3
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
+class UnitConfig:
+    key: str
+    name: str
+    kind: str
+    parent: str | None = None
+    chat_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    timezone: str = "Asia/Phnom_Penh"
+    default_language: str = "en"
+    database_path: Path = Path("data/casebot.sqlite3")
+    admins: tuple[int, ...] = ()
+    working_group: tuple[int, ...] = ()
+    working_group_chat_id: int | None = None
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
+    outbox_interval_seconds: float = 5.0
+    categories: tuple[Category, ...] = ()
+    units: tuple[UnitConfig, ...] = ()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _expect(value: Any, typ: type | tuple[type, ...], key: str, what: str) -> Any:
+    # bool is an int in Python; a TOML ``true`` is never a valid id or number here.
+    if isinstance(value, bool) and bool not in (typ if isinstance(typ, tuple) else (typ,)):
+        raise ConfigError(f"{key}: must be {what}, got {value!r}")
+    if not isinstance(value, typ):
+        raise ConfigError(f"{key}: must be {what}, got {value!r}")
+    return value
+
+
+def _ids(raw: Any, key: str) -> tuple[int, ...]:
+    _expect(raw, list, key, "a list of Telegram user ids")
+    return tuple(_expect(v, int, f"{key}[{i}]", "a Telegram user id") for i, v in enumerate(raw))
+
+
+def _unknown(table: dict[str, Any], allowed: set[str], prefix: str) -> None:
+    for k in table:
+        if k not in allowed:
+            raise ConfigError(f"{prefix}{k}: unknown key")
+
+
+def _text(raw: Any, key: str) -> str:
+    _expect(raw, str, key, "a non-empty string")
+    if not raw.strip():
+        raise ConfigError(f"{key}: must not be empty")
+    return str(raw).strip()
+
+
+def _key(raw: Any, key: str) -> str:
+    text = _text(raw, key)
+    if not all(c.isalnum() or c in "-_" for c in text) or not text.isascii():
+        raise ConfigError(f"{key}: {text!r} may hold only letters, digits, '-' and '_'")
+    return text.lower()
+
+
+def _positive_int(raw: Any, key: str) -> int:
+    _expect(raw, int, key, "a whole number")
+    if raw <= 0:
+        raise ConfigError(f"{key}: must be at least 1, got {raw}")
+    return int(raw)
+
+
+def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settings:
+    """Validate a parsed TOML document and build ``Settings``."""
+    _unknown(
+        data,
+        {
+            "timezone", "default_language", "admins", "working_group", "working_group_chat_id",
+            "telegram", "database", "deadlines", "outbox", "categories", "units",
+        },
+        "",
+    )
+    tz = _text(data.get("timezone", "Asia/Phnom_Penh"), "timezone")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"timezone: {tz!r} is not a known IANA time zone") from exc
+    lang = _text(data.get("default_language", "en"), "default_language")
+
+    telegram_raw = _expect(data.get("telegram", {}), dict, "telegram", "a table")
+    _unknown(telegram_raw, {"base_url", "base_file_url"}, "telegram.")
+    telegram = TelegramSettings(
+        base_url=_url(telegram_raw.get("base_url", TelegramSettings.base_url), "telegram.base_url"),
+        base_file_url=_url(
+            telegram_raw.get("base_file_url", TelegramSettings.base_file_url),
+            "telegram.base_file_url",
+        ),
+    )
+
+    db_raw = _expect(data.get("database", {}), dict, "database", "a table")
+    _unknown(db_raw, {"path"}, "database.")
+    db_path = Path(_text(db_raw.get("path", "data/casebot.sqlite3"), "database.path"))
+    if base_dir is not None and not db_path.is_absolute():
+        db_path = base_dir / db_path
+
+    dl_raw = _expect(data.get("deadlines", {}), dict, "deadlines", "a table")
+    _unknown(dl_raw, {"resolve_days", "urgent_resolve_days"}, "deadlines.")
+    deadlines = DeadlineSettings(
+        resolve_days=_positive_int(dl_raw.get("resolve_days", 15), "deadlines.resolve_days"),
+        urgent_resolve_days=_positive_int(
+            dl_raw.get("urgent_resolve_days", 3), "deadlines.urgent_resolve_days"
+        ),
+    )
+    outbox_raw = _expect(data.get("outbox", {}), dict, "outbox", "a table")
+    _unknown(outbox_raw, {"interval_seconds"}, "outbox.")
+    interval = _expect(
+        outbox_raw.get("interval_seconds", 5), (int, float), "outbox.interval_seconds", "a number"
+    )
+    if interval <= 0:
+        raise ConfigError("outbox.interval_seconds: must be greater than 0")
+
+    wg_chat = data.get("working_group_chat_id")
+    if wg_chat is not None:
+        _expect(wg_chat, int, "working_group_chat_id", "a Telegram chat id")
+
+    categories = _categories(data.get("categories", []))
+    units = _units(data.get("units", []))
+
+    return Settings(
+        timezone=tz,
+        default_language=lang,
+        database_path=db_path,
+        admins=_ids(data.get("admins", []), "admins"),
+        working_group=_ids(data.get("working_group", []), "working_group"),
+        working_group_chat_id=wg_chat,
+        telegram=telegram,
+        deadlines=deadlines,
+        outbox_interval_seconds=float(interval),
+        categories=categories,
+        units=units,
+    )
+
+
+def _url(raw: Any, key: str) -> str:
+    text = _text(raw, key)
+    if not text.startswith(("http://", "https://")):
+        raise ConfigError(f"{key}: must start with http:// or https://, got {text!r}")
+    return text
+
+
+def _categories(raw: Any) -> tuple[Category, ...]:
+    _expect(raw, list, "categories", "a list of tables ([[categories]])")
+    if not raw:
+        raise ConfigError("categories: at least one category is needed to create cases")
+    seen: set[str] = set()
+    out = []
+    for i, item in enumerate(raw):
+        where = f"categories[{i}]"
+        _expect(item, dict, where, "a table with key and name")
+        _unknown(item, {"key", "name"}, f"{where}.")
+        key = _key(item.get("key"), f"{where}.key")
+        if key in seen:
+            raise ConfigError(f"{where}.key: {key!r} is defined twice")
+        seen.add(key)
+        out.append(Category(key=key, name=_text(item.get("name"), f"{where}.name")))
+    return tuple(out)
+
+
+def _units(raw: Any) -> tuple[UnitConfig, ...]:
+    _expect(raw, list, "units", "a list of tables ([[units]])")
+    if not raw:
+        raise ConfigError("units: at least one unit is needed to assign cases")
+    units: list[UnitConfig] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"units[{i}]"
+        _expect(item, dict, where, "a table with key, name and kind")
+        _unknown(item, {"key", "name", "kind", "parent", "chat_id"}, f"{where}.")
+        key = _key(item.get("key"), f"{where}.key")
+        if key in seen:
+            raise ConfigError(f"{where}.key: {key!r} is defined twice")
+        if key == "workgroup":
+            raise ConfigError(f"{where}.key: 'workgroup' is reserved for the working group's chat")
+        seen.add(key)
+        kind = _text(item.get("kind"), f"{where}.kind")
+        if kind not in UNIT_KINDS:
+            raise ConfigError(f"{where}.kind: {kind!r} is not one of {', '.join(UNIT_KINDS)}")
+        parent = item.get("parent")
+        if parent is not None:
+            parent = _key(parent, f"{where}.parent")
+        chat_id = item.get("chat_id")
+        if chat_id is not None:
+            _expect(chat_id, int, f"{where}.chat_id", "a Telegram chat id")
+        units.append(UnitConfig(key, _text(item.get("name"), f"{where}.name"), kind, parent, chat_id))
+    chats: dict[int, str] = {}
+    for i, unit in enumerate(units):
+        if unit.chat_id is not None:
+            if unit.chat_id in chats:
+                raise ConfigError(
+                    f"units[{i}].chat_id: chat {unit.chat_id} already belongs to {chats[unit.chat_id]!r}"
+                )
+            chats[unit.chat_id] = unit.key
+    by_key = {u.key: u for u in units}
+    for i, unit in enumerate(units):
+        if unit.parent is not None and unit.parent not in by_key:
+            raise ConfigError(f"units[{i}].parent: no unit has the key {unit.parent!r}")
+    # Walk up from every unit; meeting a unit twice means a cycle.
+    for i, unit in enumerate(units):
+        seen_path = {unit.key}
+        cur = unit
+        while cur.parent is not None:
+            if cur.parent in seen_path:
+                raise ConfigError(f"units[{i}].parent: the tree has a cycle through {unit.key!r}")
+            seen_path.add(cur.parent)
+            cur = by_key[cur.parent]
+    if not any(u.parent is None for u in units):
+        raise ConfigError("units: no top-level unit (one without a parent)")
+    return tuple(units)
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config: file {str(p)!r} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {str(p)!r}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config: {str(p)!r} is not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {str(p)!r} is not valid TOML: {exc}") from exc
+    return parse_settings(data)
+
+
+def resolve_config_path(cli_value: str | None) -> Path:
+    value = cli_value or os.environ.get(DEFAULT_CONFIG_ENV)
+    if not value:
+        raise ConfigError(
+            f"config: give --config PATH or set {DEFAULT_CONFIG_ENV} to the TOML file"
+        )
+    return Path(value)
+
+
+def unit_tree_lines(settings: Settings) -> list[str]:
+    """The unit tree as indented lines (for check-config and logs)."""
+    children: dict[str | None, list[UnitConfig]] = {}
+    for u in settings.units:
+        children.setdefault(u.parent, []).append(u)
+    lines: list[str] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for u in children.get(parent, []):
+            chat = f" chat {u.chat_id}" if u.chat_id is not None else ""
+            lines.append(f"{'  ' * depth}{u.key}: {u.name} [{u.kind}]{chat}")
+            walk(u.key, depth + 1)
+
+    walk(None, 0)
+    return lines

@@ -1,0 +1,555 @@
+"""The single path for every change to a case.
+
+``CaseService.apply`` takes the case, the action, the actor and the payload; checks the
+permission table and the transition table; and in one transaction updates the case, appends an
+immutable event and queues the notifications that follow in the outbox. Handlers, jobs and the
+CLI all call it; nothing else writes to ``cases`` or ``events``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.config import Settings
+from bot.db import Database, Row, from_db, to_db
+from bot.domain import outbox
+from bot.domain.errors import (
+    CaseNotFound,
+    Forbidden,
+    Invalid,
+    InvalidTransition,
+    NoChat,
+    PersonNotFound,
+    StaleCase,
+)
+from bot.domain.rules import (
+    ACTION_LABELS,
+    OPEN_STATUSES,
+    PERMISSIONS,
+    PRIORITIES,
+    REQUIRED_TEXT,
+    SEES_PERSONAL_DATA,
+    SOURCES,
+    STATUS_LABELS,
+    Action,
+    DeadlinePolicy,
+    Role,
+    Status,
+    can_transition,
+    is_allowed,
+    target_status,
+)
+from bot.domain.units import UnitService
+from bot.i18n import _, ngettext, use_locale
+
+PAGE_SIZE = 10
+SUMMARY_MAX = 200
+TEXT_MAX = 3000
+
+
+@dataclass(frozen=True)
+class Actor:
+    tg_id: int
+    name: str
+    chat_id: int | None = None  # the chat the action came from
+
+
+@dataclass(frozen=True)
+class AttachmentIn:
+    kind: str  # photo | document
+    file_id: str
+    file_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    id: int
+    kind: str
+    file_id: str
+    file_name: str | None
+    purpose: str
+
+
+@dataclass
+class Draft:
+    """A case being written in /new (kept in the conversation until Create)."""
+
+    source: str = "other"
+    received_at: datetime | None = None
+    category_id: int | None = None
+    place_unit_id: int | None = None
+    summary: str = ""
+    description: str = ""
+    citizen_name: str = ""
+    citizen_contact: str = ""
+    priority: str = "normal"
+    attachments: list[AttachmentIn] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an action carries besides its name."""
+
+    text: str = ""
+    unit_key: str | None = None
+    assignee: str | None = None  # @username or Telegram id
+    attachments: tuple[AttachmentIn, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaseView:
+    id: int
+    status: Status
+    version: int
+    source: str
+    received_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    category: str
+    place_unit_id: int
+    place: str
+    unit_id: int | None
+    unit_key: str | None
+    unit_name: str | None
+    summary: str
+    description: str
+    citizen_name: str
+    citizen_contact: str
+    priority: str
+    assignee_id: int | None
+    assignee_name: str | None
+    due_at: datetime | None
+    resolved_at: datetime | None
+    n_attachments: int
+    last_actor: str | None
+    last_action: str | None
+    last_at: datetime | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def is_overdue(self, now: datetime) -> bool:
+        return self.is_open and self.due_at is not None and self.due_at < now
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    at: datetime
+    actor_id: int | None
+    actor_name: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    note: str
+    data: dict[str, Any]
+
+
+_CASE_SELECT = """
+SELECT c.*, cat.name AS category, pu.name AS place, u.key AS unit_key, u.name AS unit_name,
+       p.name AS assignee_name,
+       (SELECT COUNT(*) FROM attachments a WHERE a.case_id = c.id) AS n_attachments,
+       e.actor_name AS last_actor, e.action AS last_action, e.at AS last_at
+FROM cases c
+JOIN categories cat ON cat.id = c.category_id
+JOIN units pu ON pu.id = c.place_unit_id
+LEFT JOIN units u ON u.id = c.unit_id
+LEFT JOIN people p ON p.tg_id = c.assignee_id
+LEFT JOIN events e ON e.id = (SELECT MAX(id) FROM events WHERE case_id = c.id)
+"""
+
+
+def _view(r: Row) -> CaseView:
+    def ts(key: str) -> datetime:
+        value = from_db(r[key])
+        assert value is not None
+        return value
+
+    return CaseView(
+        id=r["id"], status=Status(r["status"]), version=r["version"], source=r["source"],
+        received_at=ts("received_at"), created_at=ts("created_at"), updated_at=ts("updated_at"),
+        category=r["category"], place_unit_id=r["place_unit_id"], place=r["place"],
+        unit_id=r["unit_id"], unit_key=r["unit_key"], unit_name=r["unit_name"],
+        summary=r["summary"], description=r["description"], citizen_name=r["citizen_name"],
+        citizen_contact=r["citizen_contact"], priority=r["priority"],
+        assignee_id=r["assignee_id"], assignee_name=r["assignee_name"],
+        due_at=from_db(r["due_at"]), resolved_at=from_db(r["resolved_at"]),
+        n_attachments=r["n_attachments"], last_actor=r["last_actor"],
+        last_action=r["last_action"], last_at=from_db(r["last_at"]),
+    )
+
+
+def _clean(text: str, limit: int = TEXT_MAX) -> str:
+    return text.strip()[:limit]
+
+
+class CaseService:
+    def __init__(
+        self, db: Database, settings: Settings, units: UnitService,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.units = units
+        self.policy = DeadlinePolicy(
+            settings.deadlines.resolve_days, settings.deadlines.urgent_resolve_days
+        )
+        self.on_commit = on_commit or (lambda: None)
+
+    # --- rights --------------------------------------------------------------------------
+
+    async def roles(self, actor: Actor, case_unit_id: int | None) -> frozenset[Role]:
+        roles: set[Role] = set()
+        if actor.tg_id in self.settings.admins:
+            roles.add(Role.ADMIN)
+        if actor.tg_id in self.settings.working_group:
+            roles.add(Role.WORKING_GROUP)
+        if case_unit_id is not None and case_unit_id in await self.units.member_unit_ids(
+            actor.tg_id, actor.chat_id
+        ):
+            roles.add(Role.UNIT_MEMBER)
+        return frozenset(roles)
+
+    def is_staff(self, actor: Actor) -> bool:
+        """Admin or working group: sees and manages every case."""
+        return actor.tg_id in self.settings.admins or actor.tg_id in self.settings.working_group
+
+    async def may(self, actor: Actor, action: Action, case: CaseView) -> bool:
+        """Whether the actor could do the action now (for showing buttons and help)."""
+        return can_transition(action, case.status) and is_allowed(
+            action, await self.roles(actor, case.unit_id)
+        )
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def get(self, case_id: int) -> CaseView:
+        row = await self.db.one(_CASE_SELECT + " WHERE c.id = ?", (case_id,))
+        if row is None:
+            raise CaseNotFound(case_id)
+        return _view(row)
+
+    async def visible(self, actor: Actor, case_id: int) -> tuple[CaseView, bool]:
+        """The case if the actor may read it, and whether personal data may be shown where
+        they asked: a group sees it only if it is the case's unit chat or the working group's."""
+        case = await self.get(case_id)
+        roles = await self.roles(actor, case.unit_id)
+        if not roles:
+            raise Forbidden()
+        chat = actor.chat_id
+        if chat is None or chat > 0:
+            return case, bool(roles & SEES_PERSONAL_DATA)
+        audience_ok = chat == await self._unit_chat(case.unit_id) or chat in (
+            await self.working_group_chats()
+        )
+        return case, audience_ok and bool(roles & SEES_PERSONAL_DATA)
+
+    async def history(self, case_id: int) -> list[Event]:
+        rows = await self.db.all(
+            "SELECT * FROM events WHERE case_id = ? ORDER BY id", (case_id,)
+        )
+        return [
+            Event(r["id"], from_db(r["at"]) or datetime.min, r["actor_id"], r["actor_name"],
+                  r["action"], r["from_status"], r["to_status"], r["note"], json.loads(r["data"]))
+            for r in rows
+        ]
+
+    async def attachments(self, case_id: int) -> list[Attachment]:
+        rows = await self.db.all(
+            "SELECT id, kind, file_id, file_name, purpose FROM attachments WHERE case_id = ?"
+            " ORDER BY id",
+            (case_id,),
+        )
+        return [Attachment(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def open_cases(
+        self, actor: Actor, page: int, now: datetime, *, overdue_only: bool = False
+    ) -> tuple[list[CaseView], int]:
+        """Open cases in the actor's scope, oldest first, one page, and the total."""
+        where = [f"c.status IN ({','.join('?' * len(OPEN_STATUSES))})"]
+        params: list[Any] = sorted(OPEN_STATUSES)
+        if not self.is_staff(actor):
+            unit_ids = await self.units.member_unit_ids(actor.tg_id, actor.chat_id)
+            if not unit_ids:
+                return [], 0
+            where.append(f"c.unit_id IN ({','.join('?' * len(unit_ids))})")
+            params += unit_ids
+        if overdue_only:
+            where.append("c.due_at IS NOT NULL AND c.due_at < ?")
+            params.append(to_db(now))
+        clause = " WHERE " + " AND ".join(where)
+        total_row = await self.db.one("SELECT COUNT(*) FROM cases c" + clause, params)
+        total = int(total_row[0]) if total_row else 0
+        rows = await self.db.all(
+            _CASE_SELECT + clause + " ORDER BY c.received_at, c.id LIMIT ? OFFSET ?",
+            [*params, PAGE_SIZE, max(page, 0) * PAGE_SIZE],
+        )
+        return [_view(r) for r in rows], total
+
+    # --- the one write path ---------------------------------------------------------------
+
+    async def create(self, actor: Actor, draft: Draft, now: datetime) -> CaseView:
+        if not is_allowed(Action.CREATE, await self.roles(actor, None)):
+            raise Forbidden()
+        self._check_draft(draft)
+        assert draft.category_id is not None and draft.place_unit_id is not None
+        received = draft.received_at or now
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO cases(status, source, received_at, created_at, updated_at,"
+                " category_id, place_unit_id, summary, description, citizen_name,"
+                " citizen_contact, priority, created_by) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (Status.NEW, draft.source, to_db(min(received, now)), to_db(now), to_db(now),
+                 draft.category_id, draft.place_unit_id, _clean(draft.summary, SUMMARY_MAX),
+                 _clean(draft.description), _clean(draft.citizen_name, 200),
+                 _clean(draft.citizen_contact, 200), draft.priority, actor.tg_id),
+            )
+            case_id = cur.lastrowid
+            assert case_id is not None
+            await self._add_attachments(conn, case_id, draft.attachments, "intake", actor, now)
+            await self._event(conn, case_id, actor, Action.CREATE, None, Status.NEW, "", now,
+                              {"source": draft.source})
+            line = _("#{n} created by {who}: {summary}").format(
+                n=case_id, who=html.escape(actor.name), summary=html.escape(draft.summary)
+            )
+            await self._tell_working_group(conn, line, now, case_id)
+        self.on_commit()
+        return await self.get(case_id)
+
+    def _check_draft(self, d: Draft) -> None:
+        if d.category_id is None:
+            raise Invalid(_("Choose a category."))
+        if d.place_unit_id is None:
+            raise Invalid(_("Choose a unit."))
+        if d.source not in SOURCES:
+            raise Invalid(_("Unknown source."))
+        if d.priority not in PRIORITIES:
+            raise Invalid(_("Unknown priority."))
+        if len(d.summary.strip()) < 3:
+            raise Invalid(_("The summary needs at least 3 characters."))
+        if not d.citizen_name.strip():
+            raise Invalid(_("The citizen's name is needed."))
+
+    async def apply(
+        self, case_id: int, action: Action, actor: Actor, change: Change, now: datetime,
+        *, expected_version: int | None = None,
+    ) -> CaseView:
+        """Do ``action`` on the case, or raise a DomainError and change nothing."""
+        if action is Action.CREATE:
+            raise Invalid(_("Use /new to create a case."))
+        text = change.text.strip()
+        async with self.db.transaction() as conn:
+            async with conn.execute(_CASE_SELECT + " WHERE c.id = ?", (case_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise CaseNotFound(case_id)
+            case = _view(row)
+            self._guard(case, action, await self.roles(actor, case.unit_id), expected_version)
+            self.check_text(action, text)
+            to = target_status(action, case.status)
+            updates: dict[str, Any] = {"status": to}
+            data: dict[str, Any] = {}
+            unit_chat: int | None = None
+            if action is Action.ASSIGN:
+                unit_chat = await self._assign(case, change, updates, data, now)
+            elif action is Action.ACCEPT:
+                await conn.execute(
+                    "INSERT OR IGNORE INTO people(tg_id, name, first_seen, last_seen) VALUES(?,?,?,?)",
+                    (actor.tg_id, actor.name, to_db(now), to_db(now)),
+                )
+                updates["assignee_id"] = actor.tg_id
+            elif action is Action.RETURN:
+                updates.update(unit_id=None, assignee_id=None, due_at=None)
+                data["unit"] = case.unit_key
+            elif action is Action.RESOLVE:
+                updates["resolved_at"] = to_db(now)
+            elif action is Action.REOPEN:
+                updates.update(resolved_at=None, due_at=to_db(self.policy.due_at(now, case.priority)))
+            if action is not Action.NOTE:
+                updates["version"] = case.version + 1
+            updates["updated_at"] = to_db(now)
+            sets = ", ".join(f"{k} = ?" for k in updates)
+            await conn.execute(f"UPDATE cases SET {sets} WHERE id = ?", [*updates.values(), case_id])
+            purpose = "evidence" if action is Action.RESOLVE else "note"
+            await self._add_attachments(conn, case_id, list(change.attachments), purpose, actor, now)
+            if change.attachments:
+                data["attachments"] = len(change.attachments)
+            await self._event(conn, case_id, actor, action, case.status, to, text, now, data)
+            await self._notify(conn, case, action, actor, text, unit_chat, now)
+        self.on_commit()
+        return await self.get(case_id)
+
+    async def check(
+        self, case_id: int, action: Action, actor: Actor, *, expected_version: int | None = None
+    ) -> CaseView:
+        """Raise what ``apply`` would raise before its text is known (to ask for it only
+        when the action can be done); changes nothing."""
+        case = await self.get(case_id)
+        self._guard(case, action, await self.roles(actor, case.unit_id), expected_version)
+        return case
+
+    @staticmethod
+    def _guard(
+        case: CaseView, action: Action, roles: frozenset[Role], expected_version: int | None
+    ) -> None:
+        if expected_version is not None and expected_version != case.version:
+            raise StaleCase(case.id)
+        if not roles & PERMISSIONS[action]:
+            raise Forbidden()
+        if not can_transition(action, case.status):
+            raise InvalidTransition(case.id, _(STATUS_LABELS[case.status]))
+
+    @staticmethod
+    def check_text(action: Action, text: str) -> None:
+        minimum = REQUIRED_TEXT.get(action, 0)
+        if len(text.strip()) >= minimum:
+            return
+        if action is Action.RESOLVE:
+            msg = _("Describe what was done in at least {n} characters.")
+        elif action in (Action.RETURN, Action.REOPEN):
+            msg = _("A reason is needed (at least {n} characters).")
+        else:
+            msg = _("Some text is needed (at least {n} characters).")
+        raise Invalid(msg.format(n=minimum))
+
+    async def refresh_cards(self, case_id: int, now: datetime) -> None:
+        """Bring every posted card of the case up to date (after a press on a stale one)."""
+        async with self.db.transaction() as conn:
+            await outbox.queue_refresh(conn, case_id, now)
+        self.on_commit()
+
+    async def _assign(
+        self, case: CaseView, change: Change, updates: dict[str, Any], data: dict[str, Any],
+        now: datetime,
+    ) -> int:
+        if not change.unit_key:
+            raise Invalid(_("Name the unit to assign to."))
+        unit = await self.units.by_key(change.unit_key)
+        if unit.kind == "external":
+            raise Invalid(
+                _("{unit} is another institution; cases are forwarded there, not assigned.")
+                .format(unit=unit.name)
+            )
+        if unit.chat_id is None:
+            raise NoChat(unit.name)
+        assignee_id = None
+        if change.assignee:
+            person = await self.units.find_person(change.assignee)
+            if person is None:
+                raise PersonNotFound(change.assignee)
+            assignee_id = person[0]
+            data["assignee"] = person[1]
+        updates.update(
+            unit_id=unit.id, assignee_id=assignee_id,
+            due_at=to_db(self.policy.due_at(now, case.priority)),
+        )
+        data.update(unit=unit.key, unit_name=unit.name, from_unit=case.unit_key)
+        return unit.chat_id
+
+    async def _add_attachments(
+        self, conn: aiosqlite.Connection, case_id: int, items: list[AttachmentIn], purpose: str,
+        actor: Actor, now: datetime,
+    ) -> None:
+        for a in items:
+            await conn.execute(
+                "INSERT INTO attachments(case_id, kind, file_id, file_name, purpose, added_by,"
+                " added_at) VALUES(?,?,?,?,?,?,?)",
+                (case_id, a.kind, a.file_id, a.file_name, purpose, actor.tg_id, to_db(now)),
+            )
+
+    @staticmethod
+    async def _event(
+        conn: aiosqlite.Connection, case_id: int, actor: Actor, action: Action,
+        from_status: Status | None, to_status: Status | None, note: str, now: datetime,
+        data: dict[str, Any],
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO events(case_id, at, actor_id, actor_name, action, from_status,"
+            " to_status, note, data) VALUES(?,?,?,?,?,?,?,?,?)",
+            (case_id, to_db(now), actor.tg_id, actor.name, action, from_status, to_status,
+             note, json.dumps(data, ensure_ascii=False)),
+        )
+
+    async def working_group_chats(self) -> list[int]:
+        chat = await self.units.wg_chat_id()
+        return [chat] if chat is not None else list(self.settings.working_group)
+
+    async def _tell_working_group(
+        self, conn: aiosqlite.Connection, text: str, now: datetime, case_id: int,
+        buttons: outbox.Buttons | None = None,
+    ) -> None:
+        for chat in await self.working_group_chats():
+            await outbox.queue_text(conn, chat, text, now, buttons=buttons, case_id=case_id)
+
+    async def _notify(
+        self, conn: aiosqlite.Connection, before: CaseView, action: Action, actor: Actor,
+        text: str, new_unit_chat: int | None, now: datetime,
+    ) -> None:
+        """Queue what follows the change: cards, the unit's notices, the working group's line."""
+        n = before.id
+        with use_locale(self.settings.default_language):
+            who = html.escape(actor.name)
+            note = html.escape(text)
+            line = _("#{n} · {action} by {who}").format(n=n, action=_(ACTION_LABELS[action]), who=who)
+            if action is Action.ASSIGN and new_unit_chat is not None:
+                await outbox.queue_refresh(conn, n, now)  # an earlier unit's card shows it moved
+                unit = await self.units.by_id(await self._unit_id_of(conn, n))
+                await outbox.queue_card(conn, new_unit_chat, n, unit.id if unit else None, now)
+                line += " → " + html.escape(unit.name if unit else "?")
+            else:
+                await outbox.queue_refresh(conn, n, now)
+            buttons: outbox.Buttons | None = None
+            unit_chat = await self._unit_chat(before.unit_id)
+            if action is Action.NEED_INFO:
+                line += "\n" + _("Needed: {what}").format(what=note)
+                buttons = [[(_("Answer…"), f"ans:{n}")]]
+            elif action is Action.PROVIDE_INFO and unit_chat is not None:
+                await outbox.queue_text(
+                    conn, unit_chat,
+                    _("Answer from the working group on #{n}: {text}").format(n=n, text=note),
+                    now, case_id=n,
+                )
+            elif action is Action.REOPEN and unit_chat is not None:
+                await outbox.queue_text(
+                    conn, unit_chat, _("#{n} is reopened: {reason}").format(n=n, reason=note),
+                    now, case_id=n,
+                )
+            elif action is Action.NOTE and unit_chat is not None and self.is_staff(actor):
+                await outbox.queue_text(
+                    conn, unit_chat,
+                    _("Note on #{n} from {who}: {text}").format(n=n, who=who, text=note),
+                    now, case_id=n,
+                )
+            if text and action is not Action.NEED_INFO:
+                line += ": " + note
+            await self._tell_working_group(conn, line, now, n, buttons)
+
+    @staticmethod
+    async def _unit_id_of(conn: aiosqlite.Connection, case_id: int) -> int:
+        async with conn.execute("SELECT unit_id FROM cases WHERE id = ?", (case_id,)) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def _unit_chat(self, unit_id: int | None) -> int | None:
+        if unit_id is None:
+            return None
+        unit = await self.units.by_id(unit_id)
+        return None if unit is None else unit.chat_id
+
+
+def days_between(start: datetime, end: datetime) -> int:
+    return max(0, (end - start).days)
+
+
+def days_label(days: int) -> str:
+    return ngettext("{n} day", "{n} days", days).format(n=days)
+
+

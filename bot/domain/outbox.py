@@ -1,0 +1,166 @@
+"""The outbox: messages owed to people, written in the same transaction as their cause.
+
+Kinds:
+- ``text``: send ``text`` (HTML) to ``chat_id``, with optional buttons in ``payload``.
+- ``card``: post the current card of ``case_id`` in ``chat_id`` for the unit in ``payload``.
+- ``refresh``: edit every posted card of ``case_id`` to its current state.
+Cards are rendered when sent, so they always show the latest state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiosqlite
+
+from bot.db import Database, from_db, to_db
+
+Buttons = list[list[tuple[str, str]]]  # rows of (label, callback data)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    kind: str
+    chat_id: int | None
+    case_id: int | None
+    text: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CardRef:
+    case_id: int
+    chat_id: int
+    message_id: int
+    unit_id: int | None
+
+
+async def queue_text(
+    conn: aiosqlite.Connection, chat_id: int, text: str, now: datetime,
+    *, buttons: Buttons | None = None, case_id: int | None = None,
+) -> None:
+    payload = {"buttons": buttons} if buttons else {}
+    await conn.execute(
+        "INSERT INTO outbox(created_at, kind, chat_id, case_id, text, payload, next_attempt_at)"
+        " VALUES(?, 'text', ?, ?, ?, ?, ?)",
+        (to_db(now), chat_id, case_id, text, json.dumps(payload), to_db(now)),
+    )
+
+
+async def queue_card(
+    conn: aiosqlite.Connection, chat_id: int, case_id: int, unit_id: int | None, now: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO outbox(created_at, kind, chat_id, case_id, payload, next_attempt_at)"
+        " VALUES(?, 'card', ?, ?, ?, ?)",
+        (to_db(now), chat_id, case_id, json.dumps({"unit_id": unit_id}), to_db(now)),
+    )
+
+
+async def queue_refresh(conn: aiosqlite.Connection, case_id: int, now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO outbox(created_at, kind, case_id, next_attempt_at)"
+        " VALUES(?, 'refresh', ?, ?)",
+        (to_db(now), case_id, to_db(now)),
+    )
+
+
+class OutboxStore:
+    """Reads and bookkeeping for the sender (bot/jobs/outbox.py)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        rows = await self.db.all(
+            "SELECT * FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+            " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (to_db(now), limit),
+        )
+        return [
+            OutboxItem(
+                r["id"], r["kind"], r["chat_id"], r["case_id"], r["text"],
+                json.loads(r["payload"]), r["attempts"], from_db(r["created_at"]) or now,
+            )
+            for r in rows
+        ]
+
+    async def pending(self) -> int:
+        row = await self.db.one(
+            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+        )
+        return int(row[0]) if row else 0
+
+    async def mark_sent(self, item_id: int, now: datetime) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+                (to_db(now), item_id),
+            )
+
+    async def retry_later(
+        self, item_id: int, at: datetime, error: str, *, count_attempt: bool = True
+    ) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET next_attempt_at = ?, last_error = ?,"
+                " attempts = attempts + ? WHERE id = ?",
+                (to_db(at), error[:500], 1 if count_attempt else 0, item_id),
+            )
+
+    async def mark_failed(self, item_id: int, now: datetime, error: str) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1"
+                " WHERE id = ?",
+                (to_db(now), error[:500], item_id),
+            )
+
+    async def record_card(
+        self, ref: CardRef, now: datetime, sent_item_id: int | None = None
+    ) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR REPLACE INTO case_cards(case_id, chat_id, message_id, unit_id,"
+                " posted_at) VALUES(?,?,?,?,?)",
+                (ref.case_id, ref.chat_id, ref.message_id, ref.unit_id, to_db(now)),
+            )
+            if sent_item_id is not None:
+                await conn.execute(
+                    "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+                    (to_db(now), sent_item_id),
+                )
+
+    async def cards(self, case_id: int) -> list[CardRef]:
+        rows = await self.db.all(
+            "SELECT case_id, chat_id, message_id, unit_id FROM case_cards WHERE case_id = ?"
+            " ORDER BY posted_at, message_id",
+            (case_id,),
+        )
+        return [CardRef(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def card_at(self, chat_id: int, message_id: int) -> CardRef | None:
+        r = await self.db.one(
+            "SELECT case_id, chat_id, message_id, unit_id FROM case_cards"
+            " WHERE chat_id = ? AND message_id = ?",
+            (chat_id, message_id),
+        )
+        return None if r is None else CardRef(r[0], r[1], r[2], r[3])
+
+    async def forget_card(self, chat_id: int, message_id: int) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM case_cards WHERE chat_id = ? AND message_id = ?",
+                (chat_id, message_id),
+            )
+
+
+def backoff(attempts: int, now: datetime) -> datetime:
+    """Retry after 5 s, 20 s, 80 s, … capped at 30 minutes."""
+    return now + timedelta(seconds=min(5 * 4**attempts, 1800))

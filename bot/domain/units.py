@@ -1,0 +1,237 @@
+"""Units (the tree of departments, provinces, districts, institutions), their chats, and people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.config import Settings
+from bot.db import Database, Row, to_db
+from bot.domain.errors import Forbidden, Invalid, UnitNotFound
+from bot.i18n import _
+
+WORKGROUP_KEY = "workgroup"  # /bindchat workgroup binds the working group's own chat
+_WG_CHAT = "wg_chat_id"
+
+_UNIT_SELECT = """
+SELECT u.id, u.key, u.name, u.kind, u.parent_id, u.config_chat_id,
+       b.chat_id AS bound_chat_id,
+       (SELECT COUNT(*) FROM units c WHERE c.parent_id = u.id AND c.active) AS n_children
+FROM units u LEFT JOIN chat_bindings b ON b.unit_id = u.id
+"""
+
+
+@dataclass(frozen=True)
+class Unit:
+    id: int
+    key: str
+    name: str
+    kind: str
+    parent_id: int | None
+    chat_id: int | None      # effective chat: the bound one wins over the config's
+    bound: bool              # bound with /bindchat (rather than taken from the config)
+    n_children: int
+
+    @classmethod
+    def from_row(cls, r: Row) -> Unit:
+        chat = r["bound_chat_id"] if r["bound_chat_id"] is not None else r["config_chat_id"]
+        return cls(
+            r["id"], r["key"], r["name"], r["kind"], r["parent_id"], chat,
+            r["bound_chat_id"] is not None, r["n_children"],
+        )
+
+
+@dataclass(frozen=True)
+class Category:
+    id: int
+    key: str
+    name: str
+
+
+class UnitService:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self._seen: dict[tuple[int, int | None], str] = {}
+
+    async def sync_from_config(self) -> None:
+        """Make the units and categories tables match the config (keys are stable)."""
+        async with self.db.transaction() as conn:
+            keys = [u.key for u in self.settings.units]
+            for unit in self.settings.units:
+                await conn.execute(
+                    "INSERT INTO units(key, name, kind, config_chat_id, active) VALUES(?,?,?,?,1)"
+                    " ON CONFLICT(key) DO UPDATE SET name=excluded.name, kind=excluded.kind,"
+                    " config_chat_id=excluded.config_chat_id, active=1",
+                    (unit.key, unit.name, unit.kind, unit.chat_id),
+                )
+            for unit in self.settings.units:
+                await conn.execute(
+                    "UPDATE units SET parent_id=(SELECT id FROM units WHERE key=?) WHERE key=?",
+                    (unit.parent, unit.key),
+                )
+            marks = ",".join("?" * len(keys))
+            await conn.execute(f"UPDATE units SET active=0 WHERE key NOT IN ({marks})", keys)
+            cat_keys = [c.key for c in self.settings.categories]
+            for cat in self.settings.categories:
+                await conn.execute(
+                    "INSERT INTO categories(key, name, active) VALUES(?,?,1)"
+                    " ON CONFLICT(key) DO UPDATE SET name=excluded.name, active=1",
+                    (cat.key, cat.name),
+                )
+            marks = ",".join("?" * len(cat_keys))
+            await conn.execute(
+                f"UPDATE categories SET active=0 WHERE key NOT IN ({marks})", cat_keys
+            )
+
+    # --- reads -------------------------------------------------------------------------
+
+    async def all(self) -> list[Unit]:
+        rows = await self.db.all(_UNIT_SELECT + " WHERE u.active ORDER BY u.id")
+        return [Unit.from_row(r) for r in rows]
+
+    async def by_key(self, key: str) -> Unit:
+        row = await self.db.one(_UNIT_SELECT + " WHERE u.key = ? AND u.active", (key.lower(),))
+        if row is None:
+            raise UnitNotFound(key)
+        return Unit.from_row(row)
+
+    async def by_id(self, unit_id: int) -> Unit | None:
+        row = await self.db.one(_UNIT_SELECT + " WHERE u.id = ? AND u.active", (unit_id,))
+        return None if row is None else Unit.from_row(row)
+
+    async def children(self, parent_id: int | None) -> list[Unit]:
+        if parent_id is None:
+            rows = await self.db.all(
+                _UNIT_SELECT + " WHERE u.parent_id IS NULL AND u.active ORDER BY u.id"
+            )
+        else:
+            rows = await self.db.all(
+                _UNIT_SELECT + " WHERE u.parent_id = ? AND u.active ORDER BY u.id", (parent_id,)
+            )
+        return [Unit.from_row(r) for r in rows]
+
+    async def unit_for_chat(self, chat_id: int) -> Unit | None:
+        row = await self.db.one(
+            _UNIT_SELECT + " WHERE u.active AND (b.chat_id = ? OR (b.chat_id IS NULL AND"
+            " u.config_chat_id = ?)) ORDER BY b.chat_id IS NULL LIMIT 1",
+            (chat_id, chat_id),
+        )
+        return None if row is None else Unit.from_row(row)
+
+    async def categories(self) -> list[Category]:
+        rows = await self.db.all("SELECT id, key, name FROM categories WHERE active ORDER BY id")
+        return [Category(r["id"], r["key"], r["name"]) for r in rows]
+
+    async def category(self, category_id: int) -> Category | None:
+        r = await self.db.one(
+            "SELECT id, key, name FROM categories WHERE id = ? AND active", (category_id,)
+        )
+        return None if r is None else Category(r["id"], r["key"], r["name"])
+
+    async def wg_chat_id(self) -> int | None:
+        row = await self.db.one("SELECT value FROM settings_kv WHERE key = ?", (_WG_CHAT,))
+        if row is not None:
+            return int(row["value"])
+        return self.settings.working_group_chat_id
+
+    async def member_unit_ids(self, tg_id: int, chat_id: int | None) -> list[int]:
+        """Units the person acts for: the unit of the chat they are in, and units whose chat
+        they have been seen in."""
+        ids: list[int] = []
+        if chat_id is not None:
+            unit = await self.unit_for_chat(chat_id)
+            if unit is not None:
+                ids.append(unit.id)
+        rows = await self.db.all(
+            "SELECT m.unit_id FROM unit_members m JOIN units u ON u.id = m.unit_id"
+            " WHERE m.tg_id = ? AND u.active ORDER BY m.unit_id",
+            (tg_id,),
+        )
+        ids.extend(r["unit_id"] for r in rows if r["unit_id"] not in ids)
+        return ids
+
+    # --- writes ------------------------------------------------------------------------
+
+    async def bind_chat(self, key: str, chat_id: int, actor_id: int, now: datetime) -> str:
+        """Bind a group to a unit (or to the working group). Returns the bound name."""
+        if actor_id not in self.settings.admins:
+            raise Forbidden()
+        if chat_id > 0:
+            raise Invalid(_("Send /bindchat in the unit's group, not in a private chat."))
+        if key.lower() == WORKGROUP_KEY:
+            async with self.db.transaction() as conn:
+                await conn.execute("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
+                await conn.execute(
+                    "INSERT INTO settings_kv(key, value) VALUES(?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (_WG_CHAT, str(chat_id)),
+                )
+            return _("the working group")
+        unit = await self.by_key(key)
+        async with self.db.transaction() as conn:
+            # A group serves one unit: binding it here unbinds it elsewhere.
+            await conn.execute("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
+            await conn.execute(
+                "INSERT INTO chat_bindings(unit_id, chat_id, bound_by, bound_at) VALUES(?,?,?,?)"
+                " ON CONFLICT(unit_id) DO UPDATE SET chat_id=excluded.chat_id,"
+                " bound_by=excluded.bound_by, bound_at=excluded.bound_at",
+                (unit.id, chat_id, actor_id, to_db(now)),
+            )
+            await conn.execute("DELETE FROM settings_kv WHERE key = ? AND value = ?",
+                               (_WG_CHAT, str(chat_id)))
+        return unit.name
+
+    async def seen(
+        self, tg_id: int, name: str, username: str | None, language: str | None,
+        chat_id: int | None, now: datetime,
+    ) -> None:
+        """Record a person (and their unit, when they speak in a unit's chat).
+
+        Called for every update, so it writes only when something is new."""
+        cache_key = (tg_id, chat_id)
+        fingerprint = f"{name}\x00{username}\x00{language}"
+        if self._seen.get(cache_key) == fingerprint:
+            return
+        unit = await self.unit_for_chat(chat_id) if chat_id is not None and chat_id < 0 else None
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen)"
+                " VALUES(?,?,?,?,?,?) ON CONFLICT(tg_id) DO UPDATE SET name=excluded.name,"
+                " username=excluded.username, language=excluded.language,"
+                " last_seen=excluded.last_seen",
+                (tg_id, name, username, language, to_db(now), to_db(now)),
+            )
+            if unit is not None:
+                await conn.execute(
+                    "INSERT OR IGNORE INTO unit_members(unit_id, tg_id, since) VALUES(?,?,?)",
+                    (unit.id, tg_id, to_db(now)),
+                )
+        self._seen[cache_key] = fingerprint
+
+    async def find_person(self, who: str) -> tuple[int, str] | None:
+        """A person by numeric id or @username, if the bot has seen them."""
+        who = who.strip()
+        if who.lstrip("-").isdigit():
+            row = await self.db.one("SELECT tg_id, name FROM people WHERE tg_id = ?", (int(who),))
+        else:
+            row = await self.db.one(
+                "SELECT tg_id, name FROM people WHERE username = ? COLLATE NOCASE",
+                (who.lstrip("@"),),
+            )
+        return None if row is None else (row["tg_id"], row["name"])
+
+    def tree_lines(self, units: list[Unit]) -> list[tuple[int, Unit]]:
+        """(depth, unit) in tree order."""
+        children: dict[int | None, list[Unit]] = {}
+        for u in units:
+            children.setdefault(u.parent_id, []).append(u)
+        out: list[tuple[int, Unit]] = []
+
+        def walk(parent: int | None, depth: int) -> None:
+            for u in children.get(parent, []):
+                out.append((depth, u))
+                walk(u.id, depth + 1)
+
+        walk(None, 0)
+        return out

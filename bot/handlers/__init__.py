@@ -1,0 +1,31 @@
+"""Telegram adapters: parse the update, call the domain, render. No SQL here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
+
+from bot.handlers import basics, cards, commands, intake
+from bot.handlers.errors import on_error
+
+
+def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    # Group -1 runs first for every update: language and who is who.
+    app.add_handler(TypeHandler(Update, basics.every_update), group=-1)
+    for handler in [
+        intake.conversation(),
+        cards.prompt_conversation(),
+        intake.forward_handler(),
+        CommandHandler("start", basics.start),
+        CommandHandler("help", basics.help_command),
+        CommandHandler("bindchat", basics.bindchat),
+        CommandHandler("units", basics.units),
+        *cards.handlers(),
+        *commands.handlers(),
+        CommandHandler("cancel", basics.nothing_to_cancel),
+        CallbackQueryHandler(cards.dead_button),
+    ]:
+        app.add_handler(handler)
+    app.add_error_handler(on_error)

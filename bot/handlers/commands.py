@@ -1,0 +1,189 @@
+"""Typed commands: /assign /status /note /resolve /reopen /answer /case /mycases /overdue."""
+
+from __future__ import annotations
+
+from html import escape
+
+from telegram import Update
+from telegram.ext import CallbackQueryHandler, CommandHandler
+
+from bot.domain.cases import Change
+from bot.domain.errors import DomainError, Invalid
+from bot.domain.rules import Action, Status
+from bot.handlers.common import Context, UsageError, actor, case_arg, now, refuse, reply, svc
+from bot.handlers.pickers import parse_ids
+from bot.i18n import N_, _
+from bot.render import card_text, history_lines, keyboard, list_line, status_label
+
+ASSIGN_USAGE = "/assign <case> <unit-key> [@official]"
+STATUS_USAGE = "/status <case> <in_progress|waiting_info> [note]"
+NOTE_USAGE = "/note <case> <text>"
+RESOLVE_USAGE = "/resolve <case> <what was done>"
+REOPEN_USAGE = "/reopen <case> <reason>"
+ANSWER_USAGE = "/answer <case> <text>"
+CASE_USAGE = "/case <number>"
+
+
+def _rest(update: Update, skip: int) -> str:
+    """The command's text after ``skip`` words, with its own spacing and line breaks kept."""
+    message = update.effective_message
+    text = (message.text or "") if message else ""
+    parts = text.split(maxsplit=skip)
+    return parts[skip].strip() if len(parts) > skip else ""
+
+
+async def _change(
+    update: Update, context: Context, case_id: int, action: Action, change: Change
+) -> None:
+    case = await svc(context).cases.apply(case_id, action, actor(update), change, now(context))
+    await reply(update, _("#{n} is now: {status}.").format(n=case.id, status=status_label(case.status)))
+
+
+async def assign(update: Update, context: Context) -> None:
+    args = context.args or []
+    try:
+        case_id = case_arg(args, ASSIGN_USAGE)
+        if len(args) < 2:
+            raise UsageError(_("To which unit? Give its key (see /units)."), ASSIGN_USAGE)
+        if len(args) > 3:
+            raise UsageError(_("Too many words."), ASSIGN_USAGE)
+        official = args[2] if len(args) == 3 else None
+        case = await svc(context).cases.apply(
+            case_id, Action.ASSIGN, actor(update), Change(unit_key=args[1], assignee=official),
+            now(context),
+        )
+    except DomainError as exc:
+        await refuse(update, exc)
+        return
+    await reply(update, _("Case <b>#{n}</b> assigned to {unit}.").format(
+        n=case.id, unit=escape(case.unit_name or "")))
+
+
+async def status(update: Update, context: Context) -> None:
+    args = context.args or []
+    try:
+        case_id = case_arg(args, STATUS_USAGE)
+        if len(args) < 2 or args[1] not in (Status.IN_PROGRESS, Status.WAITING_INFO):
+            raise UsageError(_("Give the new status: in_progress or waiting_info."), STATUS_USAGE)
+        note = _rest(update, 3)
+        services = svc(context)
+        if args[1] == Status.WAITING_INFO:
+            action = Action.NEED_INFO
+        else:
+            current = await services.cases.get(case_id)
+            action = Action.ACCEPT if current.status is Status.ASSIGNED else Action.RESUME
+        await _change(update, context, case_id, action, Change(text=note))
+    except DomainError as exc:
+        await refuse(update, exc)
+
+
+def _text_command(action: Action, usage: str, missing: str):  # type: ignore[no-untyped-def]
+    async def handler(update: Update, context: Context) -> None:
+        args = context.args or []
+        try:
+            case_id = case_arg(args, usage)
+            text = _rest(update, 2)
+            if not text:
+                raise UsageError(_(missing), usage)
+            await _change(update, context, case_id, action, Change(text=text))
+        except DomainError as exc:
+            await refuse(update, exc)
+
+    handler.__name__ = f"cmd_{action.value}"
+    return handler
+
+
+note = _text_command(Action.NOTE, NOTE_USAGE, N_("Write the note after the case number."))
+resolve = _text_command(Action.RESOLVE, RESOLVE_USAGE, N_("Say what was done after the case number."))
+reopen = _text_command(Action.REOPEN, REOPEN_USAGE, N_("Give the reason after the case number."))
+answer = _text_command(Action.PROVIDE_INFO, ANSWER_USAGE, N_("Write the answer after the case number."))
+
+
+async def case(update: Update, context: Context) -> None:
+    services = svc(context)
+    args = context.args or []
+    try:
+        if len(args) != 1:
+            raise UsageError(_("Give one case number."), CASE_USAGE)
+        case_id = case_arg(args, CASE_USAGE)
+        view, personal = await services.cases.visible(actor(update), case_id)
+    except DomainError as exc:
+        await refuse(update, exc)
+        return
+    tz = services.settings.tz
+    text = card_text(view, tz, now(context), personal=personal)
+    history = history_lines(await services.cases.history(case_id), tz)
+    await reply(update, text + "\n\n" + _("<b>History</b>") + "\n" + "\n".join(history))
+    chat = update.effective_chat
+    if chat is None or not personal:
+        return
+    for att in await services.cases.attachments(case_id):
+        caption = f"#{case_id} · " + (_("evidence") if att.purpose == "evidence" else _("attachment"))
+        if att.kind == "photo":
+            await chat.send_photo(att.file_id, caption=caption)
+        else:
+            await chat.send_document(att.file_id, caption=caption)
+
+
+async def _list(update: Update, context: Context, page: int, overdue: bool) -> None:
+    services = svc(context)
+    t = now(context)
+    cases, total = await services.cases.open_cases(actor(update), page, t, overdue_only=overdue)
+    if total == 0:
+        text = _("No overdue cases.") if overdue else _("No open cases.")
+        buttons = None
+    else:
+        pages = -(-total // 10)
+        page = min(page, pages - 1)
+        title = _("Overdue cases") if overdue else _("Open cases, oldest first")
+        lines = [f"<b>{title}</b> — " + _("page {p}/{n}, {total} in all").format(
+            p=page + 1, n=pages, total=total)]
+        lines += [list_line(c, t) for c in cases]
+        lines.append(_("/case &lt;number&gt; shows one."))
+        text = "\n".join(lines)
+        prefix = "od" if overdue else "mc"
+        nav = []
+        if page > 0:
+            nav.append((_("‹ Prev"), f"{prefix}:{page - 1}"))
+        if page < pages - 1:
+            nav.append((_("Next ›"), f"{prefix}:{page + 1}"))
+        buttons = [nav] if nav else None
+    query = update.callback_query
+    if query is not None:
+        await query.answer()
+        await query.edit_message_text(text, reply_markup=keyboard(buttons))
+    else:
+        await reply(update, text, buttons)
+
+
+async def mycases(update: Update, context: Context) -> None:
+    await _list(update, context, 0, overdue=False)
+
+
+async def overdue(update: Update, context: Context) -> None:
+    await _list(update, context, 0, overdue=True)
+
+
+async def page(update: Update, context: Context) -> None:
+    query = update.callback_query
+    assert query is not None
+    ids = parse_ids(query.data or "", 1)
+    if ids is None:
+        await refuse(update, Invalid(_("That button is not valid any more.")))
+        return
+    await _list(update, context, ids[0], overdue=(query.data or "").startswith("od:"))
+
+
+def handlers() -> list[object]:
+    return [
+        CommandHandler("assign", assign),
+        CommandHandler("status", status),
+        CommandHandler("note", note),
+        CommandHandler("resolve", resolve),
+        CommandHandler("reopen", reopen),
+        CommandHandler("answer", answer),
+        CommandHandler("case", case),
+        CommandHandler("mycases", mycases),
+        CommandHandler("overdue", overdue),
+        CallbackQueryHandler(page, pattern=r"^(mc|od):"),
+    ]

@@ -1,0 +1,92 @@
+"""Helpers shared by the Telegram adapters: services, the actor, parsing and replies."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from telegram import Message, Update
+from telegram.ext import ContextTypes
+
+from bot.app import SERVICES, Services
+from bot.domain.cases import Actor
+from bot.domain.errors import DomainError, Invalid
+from bot.domain.outbox import Buttons
+from bot.i18n import _
+from bot.render import keyboard, split_message
+
+Context = ContextTypes.DEFAULT_TYPE
+_CASE_NO = re.compile(r"^#?(\d{1,9})$")
+
+
+def svc(context: Context) -> Services:
+    services: Services = context.application.bot_data[SERVICES]
+    return services
+
+
+def now(context: Context) -> datetime:
+    return svc(context).clock()
+
+
+def actor(update: Update) -> Actor:
+    user = update.effective_user
+    assert user is not None
+    chat = update.effective_chat
+    return Actor(user.id, user.full_name, chat.id if chat else None)
+
+
+def parse_case_number(text: str) -> int | None:
+    m = _CASE_NO.match(text.strip())
+    return int(m.group(1)) if m else None
+
+
+class UsageError(Invalid):
+    """A malformed command: one sentence and the usage line."""
+
+    def __init__(self, problem: str, usage: str) -> None:
+        super().__init__(f"{problem}\n{_('Usage:')} <code>{usage}</code>")
+
+
+def case_arg(args: list[str], usage: str) -> int:
+    if not args:
+        raise UsageError(_("Which case? Give its number."), usage)
+    number = parse_case_number(args[0])
+    if number is None:
+        raise UsageError(_("“{arg}” is not a case number.").format(arg=_esc(args[0])), usage)
+    return number
+
+
+def _esc(text: str) -> str:
+    from html import escape
+
+    return escape(text[:50])
+
+
+async def reply(
+    update: Update, text: str, buttons: Buttons | None = None, **kwargs: Any
+) -> Message | None:
+    """Reply in the chat the update came from, splitting long texts."""
+    chat = update.effective_chat
+    if chat is None:
+        return None
+    parts = split_message(text)
+    sent: Message | None = None
+    for i, part in enumerate(parts):
+        markup = keyboard(buttons) if i == len(parts) - 1 else None
+        sent = await chat.send_message(part, reply_markup=markup, **kwargs)
+    return sent
+
+
+async def refuse(update: Update, error: DomainError) -> None:
+    """Answer a refused action: a toast for a button, a message for a command."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer(error.user_message()[:200], show_alert=True)
+    else:
+        await reply(update, error.user_message())
+
+
+def is_private(update: Update) -> bool:
+    chat = update.effective_chat
+    return chat is not None and chat.type == "private"

@@ -1,0 +1,38 @@
+"""The one error handler: log without personal data or the token, and tell the user."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from telegram import Update
+from telegram.error import NetworkError
+
+from bot.handlers.common import Context
+from bot.i18n import _
+
+log = logging.getLogger("bot.errors")
+
+
+async def on_error(update: object, context: Context) -> None:
+    error = context.error
+    if isinstance(error, NetworkError):
+        # Telegram unreachable or slow: PTB retries polling by itself.
+        log.warning("network error: %s", type(error).__name__)
+        return
+    where = ""
+    if isinstance(update, Update):
+        where = f"update {update.update_id}"
+    # Only the type and the traceback of our code: messages may quote user text, so no str(error).
+    frames = "".join(traceback.format_tb(error.__traceback__)) if error else ""
+    log.error("unhandled %s in %s\n%s", type(error).__name__, where or "a job", frames)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(_("Sorry, something went wrong."), show_alert=True)
+            else:
+                await update.effective_chat.send_message(
+                    _("Sorry, something went wrong. Nothing was changed; please try again.")
+                )
+        except Exception:  # the error handler must never raise
+            log.warning("could not tell the user about the error")

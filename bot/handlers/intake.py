@@ -1,0 +1,510 @@
+"""/new: the guided intake conversation, and "Create a case from this message" for forwards."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, time
+from html import escape
+from typing import Any
+
+from telegram import Message, Update
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.domain.cases import AttachmentIn, Draft
+from bot.domain.errors import DomainError, Forbidden
+from bot.domain.rules import PRIORITIES, SOURCES
+from bot.handlers.common import Context, actor, is_private, now, refuse, reply, svc
+from bot.handlers.pickers import ROOT, parse_ids, unit_picker
+from bot.i18n import _
+from bot.render import cut, when
+
+# States, in the order the questions are asked.
+SOURCE, CATEGORY, UNIT, SUMMARY, NAME, CONTACT, DESCRIPTION, ATTACH, CONFIRM, EDIT, RECEIVED = range(11)
+ORDER = [SOURCE, CATEGORY, UNIT, SUMMARY, NAME, CONTACT, DESCRIPTION, ATTACH, CONFIRM]
+
+DRAFT = "draft"
+EDITING = "editing"
+FORWARDS = "forwards"
+MAX_ATTACHMENTS = 10
+END = ConversationHandler.END
+
+
+def _draft(context: Context) -> Draft:
+    assert context.user_data is not None
+    draft = context.user_data.get(DRAFT)
+    if not isinstance(draft, Draft):
+        draft = Draft()
+        context.user_data[DRAFT] = draft
+    return draft
+
+
+# --- asking ------------------------------------------------------------------------------
+
+async def ask_source(update: Update, context: Context) -> int:
+    keys = list(SOURCES)
+    rows = [[(_(SOURCES[k]), f"ns:{k}") for k in keys[i:i + 2]] for i in range(0, len(keys), 2)]
+    await reply(update, _("New case. Where did the request come from?"), rows)
+    return SOURCE
+
+
+async def ask_category(update: Update, context: Context) -> int:
+    cats = await svc(context).units.categories()
+    rows = [[(c.name, f"nc:{c.id}") for c in cats[i:i + 2]] for i in range(0, len(cats), 2)]
+    await reply(update, _("Which category?"), rows)
+    return CATEGORY
+
+
+async def ask_unit(update: Update, context: Context, node: int = ROOT, page: int = 0) -> int:
+    text, rows = await unit_picker(svc(context).units, node, page, "np", "nu", internal_only=True)
+    query = update.callback_query
+    if query is not None and query.data and query.data.startswith("np:"):
+        await query.edit_message_text(text, reply_markup=_markup(rows))
+    else:
+        await reply(update, _("Which unit is concerned?") + "\n" + text, rows)
+    return UNIT
+
+
+def _markup(rows: list[list[tuple[str, str]]]) -> Any:
+    from bot.render import keyboard
+
+    return keyboard(rows)
+
+
+async def ask_summary(update: Update, context: Context) -> int:
+    await reply(update, _("Summary in one line: what is the problem? (/cancel to stop)"))
+    return SUMMARY
+
+
+async def ask_name(update: Update, context: Context) -> int:
+    await reply(update, _("The citizen's name?"))
+    return NAME
+
+
+async def ask_contact(update: Update, context: Context) -> int:
+    await reply(update, _("The citizen's contact (phone, Facebook profile…)?"),
+                [[(_("Skip"), "nk:contact")]])
+    return CONTACT
+
+
+async def ask_description(update: Update, context: Context) -> int:
+    draft = _draft(context)
+    rows = [[(_("Keep the forwarded text"), "nk:keep")]] if draft.description else [
+        [(_("Skip"), "nk:desc")]]
+    await reply(update, _("Describe the request in detail."), rows)
+    return DESCRIPTION
+
+
+async def ask_attach(update: Update, context: Context) -> int:
+    n = len(_draft(context).attachments)
+    await reply(
+        update,
+        _("Send photos or documents now, then tap Done. Attached so far: {n}.").format(n=n),
+        [[(_("Done"), "nd:done")]],
+    )
+    return ATTACH
+
+
+async def ask_received(update: Update, context: Context) -> int:
+    await reply(update, _("When did the citizen ask? Write the date as YYYY-MM-DD."))
+    return RECEIVED
+
+
+async def show_confirm(update: Update, context: Context) -> int:
+    services = svc(context)
+    d = _draft(context)
+    cat = await services.units.category(d.category_id) if d.category_id else None
+    unit = await services.units.by_id(d.place_unit_id) if d.place_unit_id else None
+    tz = services.settings.tz
+    lines = [
+        _("<b>Check the new case</b>"),
+        _("Source: {v}").format(v=_(SOURCES[d.source])),
+        _("Received: {v}").format(v=when(d.received_at or now(context), tz)),
+        _("Category: {v}").format(v=escape(cat.name if cat else "—")),
+        _("Unit: {v}").format(v=escape(unit.name if unit else "—")),
+        _("Priority: {v}").format(v=_(PRIORITIES[d.priority])),
+        _("Summary: {v}").format(v=escape(d.summary)),
+        _("Citizen: {v}").format(v=escape(d.citizen_name)),
+        _("Contact: {v}").format(v=escape(d.citizen_contact or "—")),
+        _("Description: {v}").format(v=escape(cut(d.description, 1500) or "—")),
+        _("Attachments: {n}").format(n=len(d.attachments)),
+    ]
+    toggle = _("Mark normal") if d.priority == "urgent" else _("Mark urgent")
+    rows = [
+        [(_("✅ Create"), "nf:create")],
+        [(_("✏️ Edit…"), "nf:edit"), (toggle, "nf:urgent")],
+        [(_("✖️ Cancel"), "nf:cancel")],
+    ]
+    await reply(update, "\n".join(lines), rows)
+    return CONFIRM
+
+
+ASKERS: dict[int, Callable[[Update, Context], Awaitable[int]]] = {
+    SOURCE: ask_source, CATEGORY: ask_category, UNIT: ask_unit, SUMMARY: ask_summary,
+    NAME: ask_name, CONTACT: ask_contact, DESCRIPTION: ask_description, ATTACH: ask_attach,
+    CONFIRM: show_confirm, RECEIVED: ask_received,
+}
+
+
+async def advance(update: Update, context: Context, done: int) -> int:
+    """Ask the next question, or go back to the confirm screen when editing one field."""
+    assert context.user_data is not None
+    if context.user_data.get(EDITING):
+        context.user_data[EDITING] = False
+        return await show_confirm(update, context)
+    nxt = ORDER[ORDER.index(done) + 1]
+    return await ASKERS[nxt](update, context)
+
+
+async def _chosen(update: Update, label: str, value: str) -> None:
+    """Turn the pressed prompt into a plain record of the answer (no stale buttons left)."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await query.edit_message_text(f"{label}: <b>{escape(value)}</b>")
+
+
+# --- entry points --------------------------------------------------------------------------
+
+async def new(update: Update, context: Context) -> int:
+    if not is_private(update):
+        await reply(update, _("Use /new in a private chat with me: a case holds personal data."))
+        return END
+    if not svc(context).cases.is_staff(actor(update)):
+        await refuse(update, Forbidden())
+        return END
+    assert context.user_data is not None
+    context.user_data[DRAFT] = Draft()
+    context.user_data[EDITING] = False
+    return await ask_source(update, context)
+
+
+async def offer_from_forward(update: Update, context: Context) -> None:
+    """A forwarded message in private: offer to create a case from it."""
+    message = update.effective_message
+    assert message is not None and context.user_data is not None
+    if not svc(context).cases.is_staff(actor(update)):
+        await refuse(update, Forbidden())
+        return
+    origin = message.forward_origin
+    forwards: dict[int, dict[str, Any]] = context.user_data.setdefault(FORWARDS, {})
+    forwards[message.message_id] = {
+        "text": message.text or message.caption or "",
+        "date": origin.date if origin else message.date,
+        "attachments": _attachments_of(message),
+    }
+    while len(forwards) > 20:  # keep only the latest offers
+        forwards.pop(next(iter(forwards)))
+    await message.reply_text(
+        _("Create a case from this message?"),
+        reply_markup=_markup([[(_("Create a case from this message"), f"fwd:{message.message_id}")]]),
+    )
+
+
+async def new_from_forward(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None and context.user_data is not None
+    ids = parse_ids(query.data or "", 1)
+    offer = context.user_data.get(FORWARDS, {}).get(ids[0]) if ids else None
+    if offer is None:
+        await query.answer(_("This offer has expired: forward the message again."), show_alert=True)
+        return END
+    if not svc(context).cases.is_staff(actor(update)):
+        await refuse(update, Forbidden())
+        return END
+    await query.answer()
+    await query.edit_message_reply_markup(None)
+    date: datetime = offer["date"]
+    context.user_data[DRAFT] = Draft(
+        source="telegram", received_at=date, description=offer["text"],
+        attachments=list(offer["attachments"]),
+    )
+    context.user_data[EDITING] = False
+    await reply(update, _("New case from the forwarded message (received {when}).").format(
+        when=when(date, svc(context).settings.tz)))
+    return await ask_category(update, context)
+
+
+def _attachments_of(message: Message) -> list[AttachmentIn]:
+    if message.photo:
+        return [AttachmentIn("photo", message.photo[-1].file_id)]
+    if message.document:
+        return [AttachmentIn("document", message.document.file_id, message.document.file_name)]
+    return []
+
+
+# --- answers ------------------------------------------------------------------------------
+
+async def got_source(update: Update, context: Context) -> int:
+    key = (update.callback_query.data or "").removeprefix("ns:") if update.callback_query else ""
+    if key not in SOURCES:
+        return await _bad_button(update, context, SOURCE)
+    _draft(context).source = key
+    await _chosen(update, _("Source"), _(SOURCES[key]))
+    return await advance(update, context, SOURCE)
+
+
+async def got_category(update: Update, context: Context) -> int:
+    ids = parse_ids(update.callback_query.data or "", 1) if update.callback_query else None
+    cat = await svc(context).units.category(ids[0]) if ids else None
+    if cat is None:
+        return await _bad_button(update, context, CATEGORY)
+    _draft(context).category_id = cat.id
+    await _chosen(update, _("Category"), cat.name)
+    return await advance(update, context, CATEGORY)
+
+
+async def browse_unit(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None
+    ids = parse_ids(query.data or "", 2)
+    if ids is None or (ids[0] != ROOT and await svc(context).units.by_id(ids[0]) is None):
+        return await _bad_button(update, context, UNIT)
+    await query.answer()
+    return await ask_unit(update, context, ids[0], ids[1])
+
+
+async def got_unit(update: Update, context: Context) -> int:
+    ids = parse_ids(update.callback_query.data or "", 1) if update.callback_query else None
+    unit = await svc(context).units.by_id(ids[0]) if ids else None
+    if unit is None or unit.kind == "external":
+        return await _bad_button(update, context, UNIT)
+    _draft(context).place_unit_id = unit.id
+    await _chosen(update, _("Unit"), unit.name)
+    return await advance(update, context, UNIT)
+
+
+async def _bad_button(update: Update, context: Context, state: int) -> int:
+    if update.callback_query is not None:
+        await update.callback_query.answer(_("That button is not valid any more."), show_alert=True)
+    return state
+
+
+def _text(update: Update) -> str:
+    message = update.effective_message
+    return (message.text or "").strip() if message else ""
+
+
+async def got_summary(update: Update, context: Context) -> int:
+    text = _text(update)
+    if not 3 <= len(text) <= 200:
+        await reply(update, _("A summary needs 3 to 200 characters; please try again."))
+        return SUMMARY
+    _draft(context).summary = text
+    return await advance(update, context, SUMMARY)
+
+
+async def got_name(update: Update, context: Context) -> int:
+    text = _text(update)
+    if not 1 <= len(text) <= 200:
+        await reply(update, _("A name needs 1 to 200 characters; please try again."))
+        return NAME
+    _draft(context).citizen_name = text
+    return await advance(update, context, NAME)
+
+
+async def got_contact(update: Update, context: Context) -> int:
+    text = _text(update)
+    if len(text) > 200:
+        await reply(update, _("A contact has at most 200 characters; please try again."))
+        return CONTACT
+    _draft(context).citizen_contact = text
+    return await advance(update, context, CONTACT)
+
+
+async def got_description(update: Update, context: Context) -> int:
+    text = _text(update)
+    if len(text) > 3000:
+        await reply(update, _("A description has at most 3000 characters; please shorten it."))
+        return DESCRIPTION
+    _draft(context).description = text
+    return await advance(update, context, DESCRIPTION)
+
+
+async def skip_contact(update: Update, context: Context) -> int:
+    await _clear_buttons(update)
+    _draft(context).citizen_contact = ""
+    return await advance(update, context, CONTACT)
+
+
+async def skip_or_keep_description(update: Update, context: Context) -> int:
+    """Skip the description, or keep the forwarded text as it is."""
+    await _clear_buttons(update)
+    if update.callback_query and update.callback_query.data == "nk:desc":
+        _draft(context).description = ""
+    return await advance(update, context, DESCRIPTION)
+
+
+async def _clear_buttons(update: Update) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await query.edit_message_reply_markup(None)
+
+
+async def got_attachment(update: Update, context: Context) -> int:
+    message = update.effective_message
+    assert message is not None
+    draft = _draft(context)
+    if len(draft.attachments) >= MAX_ATTACHMENTS:
+        await reply(update, _("At most {n} attachments; tap Done.").format(n=MAX_ATTACHMENTS),
+                    [[(_("Done"), "nd:done")]])
+        return ATTACH
+    draft.attachments.extend(_attachments_of(message))
+    await reply(update, _("Attached ({n}). Send more, or tap Done.").format(n=len(draft.attachments)),
+                [[(_("Done"), "nd:done")]])
+    return ATTACH
+
+
+async def attach_text(update: Update, context: Context) -> int:
+    await reply(update, _("Please send a photo or a document, or tap Done."),
+                [[(_("Done"), "nd:done")]])
+    return ATTACH
+
+
+async def attach_done(update: Update, context: Context) -> int:
+    await _clear_buttons(update)
+    return await advance(update, context, ATTACH)
+
+
+async def got_received(update: Update, context: Context) -> int:
+    text = _text(update)
+    tz = svc(context).settings.tz
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        await reply(update, _("“{v}” is not a date like 2026-04-30; please try again.").format(
+            v=escape(text[:30])))
+        return RECEIVED
+    received = datetime.combine(day, time(12, 0), tzinfo=tz)
+    if received.date() > now(context).astimezone(tz).date():
+        await reply(update, _("The date cannot be in the future; please try again."))
+        return RECEIVED
+    _draft(context).received_at = received
+    assert context.user_data is not None
+    context.user_data[EDITING] = False
+    return await show_confirm(update, context)
+
+
+# --- confirm and edit ------------------------------------------------------------------------
+
+EDIT_FIELDS: dict[str, tuple[str, int]] = {
+    "source": ("Source", SOURCE), "received": ("Received", RECEIVED),
+    "category": ("Category", CATEGORY), "unit": ("Unit", UNIT), "summary": ("Summary", SUMMARY),
+    "name": ("Citizen", NAME), "contact": ("Contact", CONTACT),
+    "description": ("Description", DESCRIPTION), "attachments": ("Attachments", ATTACH),
+}
+
+
+async def confirm_action(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None and context.user_data is not None
+    choice = (query.data or "").removeprefix("nf:")
+    services = svc(context)
+    draft = _draft(context)
+    if choice == "urgent":
+        draft.priority = "normal" if draft.priority == "urgent" else "urgent"
+        await query.answer(_(PRIORITIES[draft.priority]))
+        await query.edit_message_reply_markup(None)
+        return await show_confirm(update, context)
+    if choice == "cancel":
+        await query.answer()
+        await query.edit_message_reply_markup(None)
+        return await cancel(update, context)
+    if choice == "edit":
+        await query.answer()
+        await query.edit_message_reply_markup(None)
+        labels = {
+            "source": _("Source"), "received": _("Received"), "category": _("Category"),
+            "unit": _("Unit"), "summary": _("Summary"), "name": _("Citizen"),
+            "contact": _("Contact"), "description": _("Description"),
+            "attachments": _("Attachments"),
+        }
+        keys = list(EDIT_FIELDS)
+        rows = [[(labels[k], f"ne:{k}") for k in keys[i:i + 3]] for i in range(0, len(keys), 3)]
+        await reply(update, _("What do you want to change?"), rows)
+        return EDIT
+    if choice != "create":
+        return await _bad_button(update, context, CONFIRM)
+    try:
+        case = await services.cases.create(actor(update), draft, now(context))
+    except DomainError as exc:
+        await refuse(update, exc)
+        return CONFIRM
+    await query.answer()
+    await query.edit_message_reply_markup(None)
+    context.user_data.pop(DRAFT, None)
+    rows = [
+        [(_("Assign to {unit}").format(unit=case.place), f"as:{case.id}:{case.place_unit_id}")],
+        [(_("Assign to another unit…"), f"ap:{case.id}:{ROOT}:0")],
+    ]
+    await reply(update, _("Case <b>#{n}</b> created. Assign it now?").format(n=case.id), rows)
+    return END
+
+
+async def edit_field(update: Update, context: Context) -> int:
+    query = update.callback_query
+    assert query is not None and context.user_data is not None
+    key = (query.data or "").removeprefix("ne:")
+    if key not in EDIT_FIELDS:
+        return await _bad_button(update, context, EDIT)
+    await query.answer()
+    await query.edit_message_reply_markup(None)
+    context.user_data[EDITING] = True
+    state = EDIT_FIELDS[key][1]
+    if state == ATTACH:
+        _draft(context).attachments.clear()
+    return await ASKERS[state](update, context)
+
+
+async def cancel(update: Update, context: Context) -> int:
+    assert context.user_data is not None
+    context.user_data.pop(DRAFT, None)
+    context.user_data[EDITING] = False
+    await reply(update, _("Cancelled. Nothing was saved."))
+    return END
+
+
+def conversation() -> ConversationHandler[Context]:
+    text = filters.TEXT & ~filters.COMMAND
+    files = filters.PHOTO | filters.Document.ALL
+    states: dict[object, list[Any]] = {
+        SOURCE: [CallbackQueryHandler(got_source, pattern=r"^ns:")],
+        CATEGORY: [CallbackQueryHandler(got_category, pattern=r"^nc:")],
+        UNIT: [
+            CallbackQueryHandler(browse_unit, pattern=r"^np:"),
+            CallbackQueryHandler(got_unit, pattern=r"^nu:"),
+        ],
+        SUMMARY: [MessageHandler(text, got_summary)],
+        NAME: [MessageHandler(text, got_name)],
+        CONTACT: [MessageHandler(text, got_contact),
+                  CallbackQueryHandler(skip_contact, pattern=r"^nk:contact$")],
+        DESCRIPTION: [MessageHandler(text, got_description),
+                      CallbackQueryHandler(skip_or_keep_description, pattern=r"^nk:(desc|keep)$")],
+        ATTACH: [MessageHandler(files, got_attachment),
+                 MessageHandler(text, attach_text),
+                 CallbackQueryHandler(attach_done, pattern=r"^nd:")],
+        CONFIRM: [CallbackQueryHandler(confirm_action, pattern=r"^nf:")],
+        EDIT: [CallbackQueryHandler(edit_field, pattern=r"^ne:")],
+        RECEIVED: [MessageHandler(text, got_received)],
+    }
+    return ConversationHandler(
+        entry_points=[
+            CommandHandler("new", new),
+            CallbackQueryHandler(new_from_forward, pattern=r"^fwd:"),
+        ],
+        states=states,
+        fallbacks=[CommandHandler("cancel", cancel)],
+        name="intake",
+        allow_reentry=True,
+        conversation_timeout=3600,
+    )
+
+
+def forward_handler() -> MessageHandler[Context, None]:
+    return MessageHandler(filters.FORWARDED & filters.ChatType.PRIVATE, offer_from_forward)

@@ -1,0 +1,112 @@
+"""Shared fixtures: a settings object, a temporary SQLite file, domain services, a clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import Settings, parse_settings
+from bot.db import Database
+from bot.domain.cases import Actor, CaseService, Draft
+from bot.domain.outbox import OutboxStore
+from bot.domain.units import UnitService
+
+ADMIN = 1001
+WG = 1002
+OFFICIAL = 2001
+OTHER_OFFICIAL = 2002
+STRANGER = 3001
+WG_CHAT = -100900
+PP_CHAT = -100100   # Phnom Penh province
+DP_CHAT = -100101   # Daun Penh district
+SR_CHAT = -100200   # Siem Reap
+
+
+def config_dict(db_path: Path) -> dict[str, Any]:
+    return {
+        "timezone": "Asia/Phnom_Penh",
+        "admins": [ADMIN],
+        "working_group": [WG],
+        "working_group_chat_id": WG_CHAT,
+        "database": {"path": str(db_path)},
+        "categories": [
+            {"key": "land", "name": "Land dispute"},
+            {"key": "docs", "name": "Civil documents"},
+        ],
+        "units": [
+            {"key": "moi", "name": "Ministry of Interior", "kind": "ministry"},
+            {"key": "pp", "name": "Phnom Penh", "kind": "province", "parent": "moi",
+             "chat_id": PP_CHAT},
+            {"key": "pp-dp", "name": "Daun Penh", "kind": "district", "parent": "pp",
+             "chat_id": DP_CHAT},
+            {"key": "pp-ck", "name": "Chamkar Mon", "kind": "district", "parent": "pp"},
+            {"key": "sr", "name": "Siem Reap", "kind": "province", "parent": "moi",
+             "chat_id": SR_CHAT},
+            {"key": "mlm", "name": "Ministry of Land", "kind": "external"},
+        ],
+    }
+
+
+class Clock:
+    """An injected clock that tests move by hand."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 11, 2, 2, 0, tzinfo=UTC))  # a Monday, 09:00 in Phnom Penh
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return parse_settings(config_dict(tmp_path / "data" / "casebot.sqlite3"))
+
+
+@dataclass
+class Domain:
+    db: Database
+    units: UnitService
+    cases: CaseService
+    outbox: OutboxStore
+    settings: Settings
+
+    async def unit_id(self, key: str) -> int:
+        return (await self.units.by_key(key)).id
+
+    async def category_id(self, key: str) -> int:
+        return next(c.id for c in await self.units.categories() if c.key == key)
+
+    async def new_case(self, clock: Clock, **overrides: Any) -> int:
+        draft = Draft(
+            source="facebook_message", category_id=await self.category_id("land"),
+            place_unit_id=await self.unit_id("pp-dp"), summary="Boundary dispute with neighbour",
+            description="Neighbour moved the fence.", citizen_name="Sok Dara",
+            citizen_contact="012 345 678",
+        )
+        for k, v in overrides.items():
+            setattr(draft, k, v)
+        case = await self.cases.create(Actor(WG, "Wg Member", None), draft, clock())
+        return case.id
+
+
+@pytest.fixture
+async def domain(settings: Settings) -> AsyncIterator[Domain]:
+    db = await Database.open(settings.database_path)
+    units = UnitService(db, settings)
+    await units.sync_from_config()
+    cases = CaseService(db, settings, units)
+    yield Domain(db, units, cases, OutboxStore(db), settings)
+    await db.close()
