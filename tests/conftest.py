@@ -110,3 +110,11 @@ async def domain(settings: Settings) -> AsyncIterator[Domain]:
     cases = CaseService(db, settings, units)
     yield Domain(db, units, cases, OutboxStore(db), settings)
     await db.close()
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, clock: Clock) -> AsyncIterator[Any]:
+    from tests.harness import running_bot
+
+    async with running_bot(tmp_path, clock) as running:
+        yield running

@@ -1065,8 +1065,21 @@ class FakeBotAPI:
         return self.messages.get(key) or self.user_messages.get(key)
 
     @staticmethod
-    def _strip_reply(msg: JSON) -> JSON:
+    def _public(msg: JSON) -> JSON:
+        """A copy of a stored message as Telegram returns it: only inline keyboards appear as
+        ``reply_markup`` (force_reply / reply keyboards are kept in ``messages`` for tests but
+        never returned; PTB could not even parse them as a Message.reply_markup)."""
         out = copy.deepcopy(msg)
+        markup = out.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" not in markup:
+            del out["reply_markup"]
+        if isinstance(out.get("reply_to_message"), dict):
+            out["reply_to_message"] = FakeBotAPI._public(out["reply_to_message"])
+        return out
+
+    @staticmethod
+    def _strip_reply(msg: JSON) -> JSON:
+        out = FakeBotAPI._public(msg)
         out.pop("reply_to_message", None)
         return out
 
@@ -1097,14 +1110,14 @@ class FakeBotAPI:
 
     @staticmethod
     def _checked_markup(markup: Any) -> JSON | None:
-        """Validate reply_markup; return it if it is an inline keyboard (else None)."""
+        """Validate reply_markup (strictly for inline keyboards) and return a copy of it."""
         if markup is None:
             return None
         if not isinstance(markup, dict):
             raise bad_request("can't parse reply keyboard markup JSON object")
         keyboard = markup.get("inline_keyboard")
         if keyboard is None:
-            return None
+            return copy.deepcopy(markup)
         if not isinstance(keyboard, list) or not all(isinstance(r, list) for r in keyboard):
             raise bad_request('can\'t parse inline keyboard button: field "inline_keyboard"')
         for row in keyboard:
@@ -1355,7 +1368,7 @@ class FakeBotAPI:
         if markup is not None:
             msg["reply_markup"] = markup
         self.messages[(chat_id, msg["message_id"])] = msg
-        return copy.deepcopy(msg)
+        return self._public(msg)
 
     def _editable(self, params: dict[str, Any]) -> tuple[tuple[int, int], JSON] | None:
         """Return ((chat_id, message_id), message) or None for inline messages."""
@@ -1380,7 +1393,7 @@ class FakeBotAPI:
                 new[k] = v
         new["edit_date"] = int(time.time())
         self.messages[key] = new
-        return copy.deepcopy(new)
+        return self._public(new)
 
     def _m_edit_message_text(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         found = self._editable(params)
@@ -1494,7 +1507,7 @@ class FakeBotAPI:
             if markup is not None:
                 msg["reply_markup"] = markup
             self.messages[(chat_id, msg["message_id"])] = msg
-            return copy.deepcopy(msg)
+            return self._public(msg)
 
         return send
 
@@ -1540,7 +1553,7 @@ class FakeBotAPI:
                 if entities:
                     msg["caption_entities"] = entities
             self.messages[(chat_id, msg["message_id"])] = msg
-            out.append(copy.deepcopy(msg))
+            out.append(self._public(msg))
         return out
 
     def _source_message(self, params: dict[str, Any], what: str) -> JSON:
@@ -1594,7 +1607,7 @@ class FakeBotAPI:
         elif origin.get("type") == "hidden_user":
             msg["forward_sender_name"] = origin.get("sender_user_name")
         self.messages[(chat_id, msg["message_id"])] = msg
-        return copy.deepcopy(msg)
+        return self._public(msg)
 
     def _m_get_chat(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         chat = self._chat_for(self._chat_id(params))
@@ -1944,7 +1957,7 @@ class FakeBotAPI:
             query = {
                 "id": query_id,
                 "from": copy.deepcopy(from_user),
-                "message": copy.deepcopy(msg),
+                "message": self._public(msg),
                 "chat_instance": str(-(abs(chat_id) * 1_000_003 % 10**18) - 1),
                 "data": data,
             }

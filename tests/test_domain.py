@@ -20,7 +20,18 @@ from bot.domain.errors import (
     UnitNotFound,
 )
 from bot.domain.rules import PERMISSIONS, TRANSITIONS, Action, Role, Status
-from tests.conftest import ADMIN, DP_CHAT, OFFICIAL, OTHER_OFFICIAL, SR_CHAT, STRANGER, WG, WG_CHAT, Clock, Domain
+from tests.conftest import (
+    ADMIN,
+    DP_CHAT,
+    OFFICIAL,
+    OTHER_OFFICIAL,
+    SR_CHAT,
+    STRANGER,
+    WG,
+    WG_CHAT,
+    Clock,
+    Domain,
+)
 
 wg = Actor(WG, "Wg Member", WG_CHAT)
 official = Actor(OFFICIAL, "Dara Official", DP_CHAT)
@@ -205,7 +216,7 @@ async def test_open_cases_scope_and_overdue(domain: Domain, clock: Clock) -> Non
     await domain.cases.apply(b, Action.ASSIGN, wg, Change(unit_key="sr"), clock())
     mine, total = await domain.cases.open_cases(official, 0, clock())
     assert [c.id for c in mine] == [a] and total == 1
-    all_, total = await domain.cases.open_cases(wg, 0, clock())
+    _all, total = await domain.cases.open_cases(wg, 0, clock())
     assert total == 2
     assert (await domain.cases.open_cases(official, 0, clock(), overdue_only=True))[1] == 0
     clock.advance(days=16)

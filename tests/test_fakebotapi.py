@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import html
 import io
 import time
@@ -12,7 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
+from telegram import (
+    Bot,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    ReplyKeyboardMarkup,
+    Update,
+)
 from telegram.error import BadRequest, InvalidToken, RetryAfter
 from telegram.ext import (
     Application,
@@ -219,7 +228,7 @@ async def test_bad_requests_surface_in_the_bot(api: FakeBotAPI) -> None:
     ],
 )
 async def test_html_validation_rejects(bot: Bot, text: str) -> None:
-    with pytest.raises(BadRequest, match="(?i)can't parse entities"):
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
         await bot.send_message(1, text, parse_mode="HTML")
 
 
@@ -264,14 +273,14 @@ def test_parse_html_counts_utf16() -> None:
 
 async def test_length_limits(api: FakeBotAPI, bot: Bot) -> None:
     await bot.send_message(1, "x" * 4096)
-    with pytest.raises(BadRequest, match="(?i)message is too long"):
+    with pytest.raises(BadRequest, match=r"(?i)message is too long"):
         await bot.send_message(1, "x" * 4097)
-    with pytest.raises(BadRequest, match="(?i)message text is empty"):
+    with pytest.raises(BadRequest, match=r"(?i)message text is empty"):
         await bot.send_message(1, "   ")
-    with pytest.raises(BadRequest, match="(?i)message caption is too long"):
+    with pytest.raises(BadRequest, match=r"(?i)message caption is too long"):
         await bot.send_document(1, io.BytesIO(b"x"), filename="a.txt", caption="c" * 1025)
     markup = InlineKeyboardMarkup([[InlineKeyboardButton("b", callback_data="d" * 65)]])
-    with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
+    with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
         await bot.send_message(1, "hi", reply_markup=markup)
     # 64 bytes are fine, even when multi-byte
     ok = InlineKeyboardMarkup([[InlineKeyboardButton("b", callback_data="ж" * 32)]])
@@ -283,24 +292,38 @@ async def test_edit_semantics(api: FakeBotAPI, bot: Bot) -> None:
     markup = InlineKeyboardMarkup([[InlineKeyboardButton("A", callback_data="a")]])
     sent = await bot.send_message(-100500, "one", reply_markup=markup)
     assert sent.chat.type == "supergroup"
-    with pytest.raises(BadRequest, match="(?i)message to edit not found"):
+    with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
         await bot.edit_message_text("two", chat_id=-100500, message_id=999)
-    with pytest.raises(BadRequest, match="(?i)message is not modified"):
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
         await bot.edit_message_text("one", chat_id=-100500, message_id=sent.message_id,
                                     reply_markup=markup)
     edited = await bot.edit_message_text(
         "two", chat_id=-100500, message_id=sent.message_id, reply_markup=markup
     )
     assert isinstance(edited, object) and api.buttons(api.last_message(-100500)) == [("A", "a")]
-    with pytest.raises(BadRequest, match="(?i)message is not modified"):
+    with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
         await bot.edit_message_reply_markup(-100500, sent.message_id, reply_markup=markup)
     await bot.edit_message_reply_markup(-100500, sent.message_id, reply_markup=None)
     assert "reply_markup" not in api.last_message(-100500)
-    with pytest.raises(BadRequest, match="(?i)no caption in the message"):
+    with pytest.raises(BadRequest, match=r"(?i)no caption in the message"):
         await bot.edit_message_caption(-100500, sent.message_id, caption="c")
     assert await bot.delete_message(-100500, sent.message_id) is True
-    with pytest.raises(BadRequest, match="(?i)message to delete not found"):
+    with pytest.raises(BadRequest, match=r"(?i)message to delete not found"):
         await bot.delete_message(-100500, sent.message_id)
+
+
+async def test_non_inline_markup_is_stored_but_not_returned(api: FakeBotAPI, bot: Bot) -> None:
+    sent = await bot.send_message(9, "what is needed?", reply_markup=ForceReply(selective=True))
+    assert sent.reply_markup is None  # Telegram only echoes inline keyboards
+    assert api.last_message(9)["reply_markup"] == {"force_reply": True, "selective": True}
+    kb = ReplyKeyboardMarkup([["Yes", "No"]], one_time_keyboard=True)
+    await bot.send_message(9, "choose", reply_markup=kb)
+    assert api.last_message(9)["reply_markup"]["keyboard"] == [
+        [{"text": "Yes"}, {"text": "No"}]
+    ]
+    frank = api.user(9, "Frank")
+    upd = api.send_message(frank, 9, "Yes", reply_to_message_id=sent.message_id)
+    assert "reply_markup" not in upd["message"]["reply_to_message"]
 
 
 async def test_string_params_are_not_json_decoded(api: FakeBotAPI, bot: Bot) -> None:
@@ -345,7 +368,7 @@ async def test_multipart_upload_and_download(api: FakeBotAPI, bot: Bot) -> None:
     user_file = await bot.get_file(upd["message"]["document"]["file_id"])
     assert bytes(await user_file.download_as_bytearray()) == b"%PDF-1.7 scan"
 
-    with pytest.raises(BadRequest, match="(?i)invalid file_id"):
+    with pytest.raises(BadRequest, match=r"(?i)invalid file_id"):
         await bot.get_file("nope")
 
 
@@ -373,8 +396,11 @@ async def test_media_group_with_attach_uris(api: FakeBotAPI, bot: Bot) -> None:
 
 async def test_wrong_token_is_unauthorized(api: FakeBotAPI) -> None:
     wrong = Bot("999:WRONG", base_url=api.base_url, base_file_url=api.base_file_url)
-    with pytest.raises(InvalidToken):
-        await wrong.initialize()
+    try:
+        with pytest.raises(InvalidToken):
+            await wrong.initialize()
+    finally:
+        await wrong.shutdown()
     async with httpx.AsyncClient(trust_env=False) as client:
         res = await client.post(f"{api.base_url}999:WRONG/getMe")
     assert res.status_code == 401
@@ -382,13 +408,14 @@ async def test_wrong_token_is_unauthorized(api: FakeBotAPI) -> None:
     assert api.calls == []
 
 
-async def test_rate_limit_mode() -> None:
+async def test_rate_limit_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")  # RetryAfter.retry_after as timedelta, no warning
     with FakeBotAPI(rate_limits=True) as api:
         async with Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url) as bot:
             await bot.send_message(1, "first")
             with pytest.raises(RetryAfter) as info:
                 await bot.send_message(1, "second")
-            assert info.value.retry_after in (1, 1.0) or info.value.retry_after.total_seconds() == 1
+            assert info.value.retry_after == dt.timedelta(seconds=1)
             await bot.send_message(2, "another chat is fine")
             await bot.send_chat_action(1, "typing")  # not a message
             for i in range(20):
@@ -456,7 +483,7 @@ async def test_ids_replies_copy_and_forward(api: FakeBotAPI, bot: Bot) -> None:
     fwd = await bot.forward_message(group["id"], 5005, first["message_id"])
     assert fwd.forward_origin is not None
     assert fwd.forward_origin.type == "user"
-    with pytest.raises(BadRequest, match="(?i)message to copy not found"):
+    with pytest.raises(BadRequest, match=r"(?i)message to copy not found"):
         await bot.copy_message(group["id"], 5005, 999)
 
     fwd_upd = api.forward_message(erin, 5005, "forwarded text", origin_date=1_700_000_000,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from html import escape
 
-from telegram import Message, Update
+from telegram import ForceReply, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ContextTypes
 
 from bot.app import SERVICES, Services
@@ -17,6 +17,7 @@ from bot.i18n import _
 from bot.render import keyboard, split_message
 
 Context = ContextTypes.DEFAULT_TYPE
+ReplyMarkup = ForceReply | InlineKeyboardMarkup
 _CASE_NO = re.compile(r"^#?(\d{1,9})$")
 
 
@@ -45,7 +46,7 @@ class UsageError(Invalid):
     """A malformed command: one sentence and the usage line."""
 
     def __init__(self, problem: str, usage: str) -> None:
-        super().__init__(f"{problem}\n{_('Usage:')} <code>{usage}</code>")
+        super().__init__(f"{problem}\n{_('Usage:')} <code>{escape(usage)}</code>")
 
 
 def case_arg(args: list[str], usage: str) -> int:
@@ -58,23 +59,23 @@ def case_arg(args: list[str], usage: str) -> int:
 
 
 def _esc(text: str) -> str:
-    from html import escape
-
     return escape(text[:50])
 
 
 async def reply(
-    update: Update, text: str, buttons: Buttons | None = None, **kwargs: Any
+    update: Update, text: str, buttons: Buttons | None = None,
+    reply_markup: ReplyMarkup | None = None,
 ) -> Message | None:
-    """Reply in the chat the update came from, splitting long texts."""
+    """Reply in the chat the update came from, splitting long texts; the buttons (or another
+    markup, such as ForceReply) go on the last part."""
     chat = update.effective_chat
     if chat is None:
         return None
     parts = split_message(text)
+    markup = reply_markup or keyboard(buttons)
     sent: Message | None = None
     for i, part in enumerate(parts):
-        markup = keyboard(buttons) if i == len(parts) - 1 else None
-        sent = await chat.send_message(part, reply_markup=markup, **kwargs)
+        sent = await chat.send_message(part, reply_markup=markup if i == len(parts) - 1 else None)
     return sent
 
 

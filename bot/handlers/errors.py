@@ -6,7 +6,7 @@ import logging
 import traceback
 
 from telegram import Update
-from telegram.error import NetworkError
+from telegram.error import BadRequest, NetworkError
 
 from bot.handlers.common import Context
 from bot.i18n import _
@@ -16,7 +16,7 @@ log = logging.getLogger("bot.errors")
 
 async def on_error(update: object, context: Context) -> None:
     error = context.error
-    if isinstance(error, NetworkError):
+    if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
         # Telegram unreachable or slow: PTB retries polling by itself.
         log.warning("network error: %s", type(error).__name__)
         return

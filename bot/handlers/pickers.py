@@ -21,6 +21,12 @@ async def unit_picker(
     children = await units.children(parent.id if parent else None)
     if internal_only:
         children = [u for u in children if u.kind != "external"]
+    if parent is None and len(children) == 1 and children[0].n_children:
+        # One ministry at the top: open it at once, one tap fewer.
+        parent, node = children[0], children[0].id
+        children = await units.children(parent.id)
+        if internal_only:
+            children = [u for u in children if u.kind != "external"]
     pages = max(1, -(-len(children) // PAGE))
     page = min(max(page, 0), pages - 1)
     rows: Buttons = []
@@ -32,8 +38,8 @@ async def unit_picker(
         else:
             rows.append([(u.name, f"{choose}:{u.id}")])
     nav: list[tuple[str, str]] = []
-    if parent is not None:
-        nav.append((_("‹ Up"), f"{browse}:{parent.parent_id or ROOT}:0"))
+    if parent is not None and parent.parent_id is not None:
+        nav.append((_("‹ Up"), f"{browse}:{parent.parent_id}:0"))
     if page > 0:
         nav.append((_("◀ Prev"), f"{browse}:{node}:{page - 1}"))
     if page < pages - 1:

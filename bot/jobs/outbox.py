@@ -43,6 +43,7 @@ class OutboxSender:
         self.clock = clock
         self.interval = interval
         self._wake = asyncio.Event()
+        self._draining = asyncio.Lock()  # one drain at a time: an item is never sent twice
         self._task: asyncio.Task[None] | None = None
         self.language = cases.settings.default_language
         self.tz = cases.settings.tz
@@ -76,13 +77,14 @@ class OutboxSender:
     async def drain(self) -> int:
         """Deliver everything due now. Returns how many items were handled."""
         handled = 0
-        while True:
-            items = await self.store.due(self.clock())
-            if not items:
-                return handled
-            for item in items:
-                await self._deliver(item)
-                handled += 1
+        async with self._draining:
+            while True:
+                items = await self.store.due(self.clock())
+                if not items:
+                    return handled
+                for item in items:
+                    await self._deliver(item)
+                    handled += 1
 
     async def _deliver(self, item: OutboxItem) -> None:
         now = self.clock()

@@ -1,0 +1,165 @@
+"""End-to-end harness: the real Application, polling a FakeBotAPI on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from telegram.ext import Application
+
+from bot.app import SERVICES, Services, build_application
+from bot.config import Settings, parse_settings
+from tests.conftest import (
+    ADMIN,
+    DP_CHAT,
+    OFFICIAL,
+    OTHER_OFFICIAL,
+    SR_CHAT,
+    STRANGER,
+    WG,
+    WG_CHAT,
+    Clock,
+    config_dict,
+)
+from tests.fakebotapi import Call, FakeBotAPI
+
+JSON = dict[str, Any]
+
+
+@dataclass
+class Bot:
+    """The running bot and the people and chats of a small ministry."""
+
+    api: FakeBotAPI
+    app: Application  # type: ignore[type-arg]
+    settings: Settings
+    clock: Clock
+
+    def __post_init__(self) -> None:
+        u = self.api.user
+        self.admin = u(ADMIN, "Admin", username="admin")
+        self.wg = u(WG, "Sophea", username="sophea_wg")
+        self.official = u(OFFICIAL, "Dara", username="dara")
+        self.other = u(OTHER_OFFICIAL, "Vanna", username="vanna")
+        self.stranger = u(STRANGER, "Stranger")
+        self.wg_chat = self.api.group_chat(WG_CHAT, "Working group")
+        self.dp_chat = self.api.group_chat(DP_CHAT, "Daun Penh district")
+        self.sr_chat = self.api.group_chat(SR_CHAT, "Siem Reap province")
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.bot_data[SERVICES]
+        return services
+
+    def private(self, user: JSON) -> JSON:
+        return self.api.private_chat(user)
+
+    async def say(self, user: JSON, chat: JSON, text: str, *, reply_to: int | None = None) -> int:
+        """Send a message and wait until the bot has handled it and gone quiet. Returns the mark
+        from which the bot's answers can be read."""
+        mark = self.api.mark()
+        self.api.send_message(user, chat, text, reply_to_message_id=reply_to)
+        await self.settle()
+        return mark
+
+    async def press(self, user: JSON, chat_id: int, message_id: int, data: str) -> int:
+        mark = self.api.mark()
+        self.api.press(user, chat_id, message_id, data)
+        await self.settle()
+        return mark
+
+    async def settle(self) -> None:
+        """Wait until the bot has handled every update and delivered its outbox."""
+        await self.api.wait_updates_consumed()
+        await self.api.wait_idle(quiet=0.25)
+        if await self.services.sender.drain():
+            await self.api.wait_idle(quiet=0.1)
+
+    def sent_since(self, mark: int, chat_id: int | None = None, method: str = "sendMessage") -> list[Call]:
+        return [
+            c for c in self.api.calls[mark:]
+            if c.method == method and (chat_id is None or int(c.params.get("chat_id", 0)) == chat_id)
+        ]
+
+    def texts_since(self, mark: int, chat_id: int | None = None) -> list[str]:
+        return [str(c.params.get("text", "")) for c in self.sent_since(mark, chat_id)]
+
+    def answers_since(self, mark: int) -> list[str]:
+        return [str(c.params.get("text", "")) for c in self.api.calls[mark:]
+                if c.method == "answerCallbackQuery"]
+
+    def last_bot_message(self, chat_id: int) -> JSON:
+        return self.api.last_message(chat_id)
+
+    def button(self, message: JSON, label_part: str) -> str:
+        for label, data in self.api.buttons(message):
+            if label_part in label:
+                return data
+        raise AssertionError(f"no button with {label_part!r} in {self.api.buttons(message)}")
+
+    async def press_button(self, user: JSON, message: JSON, label_part: str) -> int:
+        data = self.button(message, label_part)
+        return await self.press(user, message["chat"]["id"], message["message_id"], data)
+
+    async def reply_to_last(self, user: JSON, chat: JSON, text: str) -> int:
+        """Answer the bot's last question in a chat by replying to it (as a ForceReply does)."""
+        last = self.last_bot_message(chat["id"])
+        return await self.say(user, chat, text, reply_to=last["message_id"])
+
+    def card(self, chat_id: int, case_id: int) -> JSON:
+        """The latest state of the case card posted in a chat."""
+        for (chat, _mid), msg in reversed(list(self.api.messages.items())):
+            if chat == chat_id and str(msg.get("text", "")).startswith(f"#{case_id} "):
+                return msg
+        raise AssertionError(f"no card for #{case_id} in chat {chat_id}")
+
+
+async def start_app(api: FakeBotAPI, settings: Settings, clock: Clock) -> Application:  # type: ignore[type-arg]
+    app = build_application(settings, api.token, clock=clock, rate_limiter=False)
+    # The order run_polling uses: initialize, post_init, start polling, start.
+    await app.initialize()
+    if app.post_init:
+        await app.post_init(app)
+    assert app.updater is not None
+    await app.updater.start_polling(poll_interval=0.0, timeout=1, drop_pending_updates=False)
+    await app.start()
+    return app
+
+
+async def stop_app(app: Application) -> None:  # type: ignore[type-arg]
+    assert app.updater is not None
+    await app.updater.stop()
+    await app.stop()
+    if app.post_stop:
+        await app.post_stop(app)
+    await app.shutdown()
+    if app.post_shutdown:
+        await app.post_shutdown(app)
+
+
+def e2e_settings(api: FakeBotAPI, tmp_path: Path, **overrides: Any) -> Settings:
+    data = config_dict(tmp_path / "data" / "casebot.sqlite3")
+    data["telegram"] = {"base_url": api.base_url, "base_file_url": api.base_file_url}
+    data.update(overrides)
+    return parse_settings(data)
+
+
+@asynccontextmanager
+async def running_bot(tmp_path: Path, clock: Clock, api: FakeBotAPI | None = None,
+                      **overrides: Any) -> AsyncIterator[Bot]:
+    own = api is None
+    api = api or FakeBotAPI().start()
+    settings = e2e_settings(api, tmp_path, **overrides)
+    app = await start_app(api, settings, clock)
+    try:
+        bot = Bot(api, app, settings, clock)
+        await bot.settle()
+        yield bot
+        assert not api.server_errors, api.server_errors
+    finally:
+        await stop_app(app)
+        if own:
+            api.stop()
