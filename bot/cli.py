@@ -32,6 +32,11 @@ def setup_logging(token: str = "") -> None:
     # httpx logs every request URL at INFO, and the URL holds the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # python-telegram-bot logs whole requests and updates at DEBUG, aiosqlite every statement
+    # with its parameters: citizens' names and contacts. Keep both at INFO even when casebot
+    # itself is debugged.
+    for name in ("telegram", "aiosqlite"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
     if token:
         for handler in logging.getLogger().handlers:
             handler.addFilter(TokenFilter(token))

@@ -100,6 +100,7 @@ class OutboxSender:
                 else:
                     raise ValueError(f"unknown outbox kind {item.kind}")
             await self.store.mark_sent(item.id, self.clock())
+            log.debug("delivered outbox item %s (%s)", item.id, item.kind)
         except RetryAfter as exc:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
