@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
+from telegram.warnings import PTBUserWarning
 
 from bot.handlers import basics, cards, commands, intake
 from bot.handlers.errors import on_error
@@ -14,9 +16,13 @@ from bot.handlers.errors import on_error
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     # Group -1 runs first for every update: language and who is who.
     app.add_handler(TypeHandler(Update, basics.every_update), group=-1)
+    with warnings.catch_warnings():
+        # Our conversations follow a person in a chat across several messages on purpose
+        # (per_message=False); PTB warns about that choice.
+        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
+        conversations = [intake.conversation(), cards.prompt_conversation()]
     for handler in [
-        intake.conversation(),
-        cards.prompt_conversation(),
+        *conversations,
         intake.forward_handler(),
         CommandHandler("start", basics.start),
         CommandHandler("help", basics.help_command),
