@@ -18,15 +18,24 @@ class TokenFilter(logging.Filter):
         self.token = token
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.token and self.token in record.getMessage():
-            record.msg = record.getMessage().replace(self.token, "<token>")
+        if not self.token:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed log call: let the handler report it as logging would
+            return True
+        if self.token in message:
+            record.msg = message.replace(self.token, "<token>")
             record.args = None
         return True
 
 
 def setup_logging(token: str = "") -> None:
+    level = os.environ.get("CASEBOT_LOG_LEVEL", "INFO").upper()
+    if level not in logging.getLevelNamesMapping():
+        level = "INFO"
     logging.basicConfig(
-        level=os.environ.get("CASEBOT_LOG_LEVEL", "INFO").upper(),
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # httpx logs every request URL at INFO, and the URL holds the token.

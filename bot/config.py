@@ -7,6 +7,7 @@ read from the ``BOT_TOKEN`` environment variable only.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class Settings:
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     outbox_interval_seconds: float = 5.0
+    invitation_hours: int = 72
     categories: tuple[Category, ...] = ()
     units: tuple[UnitConfig, ...] = ()
 
@@ -116,7 +118,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         data,
         {
             "timezone", "default_language", "admins", "working_group", "working_group_chat_id",
-            "telegram", "database", "deadlines", "outbox", "categories", "units",
+            "telegram", "database", "deadlines", "outbox", "invitations", "categories", "units",
         },
         "",
     )
@@ -156,8 +158,12 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
     interval = _expect(
         outbox_raw.get("interval_seconds", 5), (int, float), "outbox.interval_seconds", "a number"
     )
-    if interval <= 0:
-        raise ConfigError("outbox.interval_seconds: must be greater than 0")
+    if not math.isfinite(interval) or interval <= 0:
+        raise ConfigError(f"outbox.interval_seconds: must be a finite number greater than 0, got {interval}")
+
+    inv_raw = _expect(data.get("invitations", {}), dict, "invitations", "a table")
+    _unknown(inv_raw, {"ttl_hours"}, "invitations.")
+    invitation_hours = _positive_int(inv_raw.get("ttl_hours", 72), "invitations.ttl_hours")
 
     wg_chat = data.get("working_group_chat_id")
     if wg_chat is not None:
@@ -165,6 +171,9 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
 
     categories = _categories(data.get("categories", []))
     units = _units(data.get("units", []))
+    for i, unit in enumerate(units):
+        if wg_chat is not None and unit.chat_id == wg_chat:
+            raise ConfigError(f"units[{i}].chat_id: chat {wg_chat} is the working group's chat")
 
     return Settings(
         timezone=tz,
@@ -176,6 +185,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         telegram=telegram,
         deadlines=deadlines,
         outbox_interval_seconds=float(interval),
+        invitation_hours=invitation_hours,
         categories=categories,
         units=units,
     )
