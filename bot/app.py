@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.db import Database
 from bot.domain.cases import CaseService
 from bot.domain.outbox import OutboxStore
+from bot.domain.people import PeopleService
 from bot.domain.units import UnitService
 from bot.i18n import _, use_locale
 from bot.jobs.outbox import OutboxSender
@@ -33,6 +34,7 @@ class Services:
     settings: Settings
     db: Database
     units: UnitService
+    people: PeopleService
     cases: CaseService
     outbox: OutboxStore
     sender: OutboxSender
@@ -68,11 +70,13 @@ async def open_services(settings: Settings, app: Application, clock: Clock) -> S
     db = await Database.open(settings.database_path)
     units = UnitService(db, settings)
     await units.sync_from_config()
+    people = PeopleService(db, settings, units)
+    await people.sync_config(clock())
     store = OutboxStore(db)
-    cases = CaseService(db, settings, units)
+    cases = CaseService(db, settings, units, people, clock)
     sender = OutboxSender(app.bot, store, cases, clock, settings.outbox_interval_seconds)
     cases.on_commit = sender.wake
-    return Services(settings, db, units, cases, store, sender, clock)
+    return Services(settings, db, units, people, cases, store, sender, clock)
 
 
 async def _post_init(app: Application) -> None:

@@ -14,6 +14,7 @@ from bot.config import Settings, parse_settings
 from bot.db import Database
 from bot.domain.cases import Actor, CaseService, Draft
 from bot.domain.outbox import OutboxStore
+from bot.domain.people import PeopleService
 from bot.domain.units import UnitService
 
 ADMIN = 1001
@@ -21,6 +22,8 @@ WG = 1002
 OFFICIAL = 2001
 OTHER_OFFICIAL = 2002
 STRANGER = 3001
+SUPERVISOR = 4001   # supervisor of Phnom Penh (and so of its districts)
+LIAISON = 5001      # liaison of the Ministry of Land
 WG_CHAT = -100900
 PP_CHAT = -100100   # Phnom Penh province
 DP_CHAT = -100101   # Daun Penh district
@@ -75,10 +78,28 @@ def settings(tmp_path: Path) -> Settings:
     return parse_settings(config_dict(tmp_path / "data" / "casebot.sqlite3"))
 
 
+# The people of the test ministry besides the config's admin and working group:
+# (telegram id, name, username, role, unit key)
+PEOPLE = [
+    (OFFICIAL, "Dara", "dara", "official", "pp-dp"),
+    (OTHER_OFFICIAL, "Vanna", "vanna", "official", "sr"),
+    (SUPERVISOR, "Sokha", "sokha", "supervisor", "pp"),
+    (LIAISON, "Rith", "rith", "liaison", "mlm"),
+]
+
+
+async def register_people(people: PeopleService, now: datetime) -> None:
+    """Register the test people the way everyone is registered: an admin's invitation link."""
+    for tg_id, name, username, role, unit in PEOPLE:
+        token = await people.invite(ADMIN, unit, role, now)
+        await people.redeem(token, tg_id, name, username, "en", now)
+
+
 @dataclass
 class Domain:
     db: Database
     units: UnitService
+    people: PeopleService
     cases: CaseService
     outbox: OutboxStore
     settings: Settings
@@ -103,12 +124,15 @@ class Domain:
 
 
 @pytest.fixture
-async def domain(settings: Settings) -> AsyncIterator[Domain]:
+async def domain(settings: Settings, clock: Clock) -> AsyncIterator[Domain]:
     db = await Database.open(settings.database_path)
     units = UnitService(db, settings)
     await units.sync_from_config()
-    cases = CaseService(db, settings, units)
-    yield Domain(db, units, cases, OutboxStore(db), settings)
+    people = PeopleService(db, settings, units)
+    await people.sync_config(clock())
+    await register_people(people, clock())
+    cases = CaseService(db, settings, units, people, clock)
+    yield Domain(db, units, people, cases, OutboxStore(db), settings)
     await db.close()
 
 

@@ -15,14 +15,17 @@ from bot.config import Settings, parse_settings
 from tests.conftest import (
     ADMIN,
     DP_CHAT,
+    LIAISON,
     OFFICIAL,
     OTHER_OFFICIAL,
     SR_CHAT,
     STRANGER,
+    SUPERVISOR,
     WG,
     WG_CHAT,
     Clock,
     config_dict,
+    register_people,
 )
 from tests.fakebotapi import Call, FakeBotAPI
 
@@ -45,6 +48,8 @@ class Bot:
         self.official = u(OFFICIAL, "Dara", username="dara")
         self.other = u(OTHER_OFFICIAL, "Vanna", username="vanna")
         self.stranger = u(STRANGER, "Stranger")
+        self.supervisor = u(SUPERVISOR, "Sokha", username="sokha")
+        self.liaison = u(LIAISON, "Rith", username="rith")
         self.wg_chat = self.api.group_chat(WG_CHAT, "Working group")
         self.dp_chat = self.api.group_chat(DP_CHAT, "Daun Penh district")
         self.sr_chat = self.api.group_chat(SR_CHAT, "Siem Reap province")
@@ -156,6 +161,8 @@ async def running_bot(tmp_path: Path, clock: Clock, api: FakeBotAPI | None = Non
     app = await start_app(api, settings, clock)
     try:
         bot = Bot(api, app, settings, clock)
+        if await bot.services.people.is_registered(OFFICIAL) is False:
+            await register_people(bot.services.people, clock())
         await bot.settle()
         yield bot
         assert not api.server_errors, api.server_errors

@@ -27,6 +27,7 @@ from tests.conftest import (
     OTHER_OFFICIAL,
     SR_CHAT,
     STRANGER,
+    SUPERVISOR,
     WG,
     WG_CHAT,
     Clock,
@@ -170,11 +171,12 @@ async def test_not_ours_returns_to_queue_with_reason(domain: Domain, clock: Cloc
 
 
 async def test_urgent_deadline_and_assignee(domain: Domain, clock: Clock) -> None:
-    await domain.units.seen(OFFICIAL, "Dara Official", "dara", "en", DP_CHAT, clock())
     n = await domain.new_case(clock, priority="urgent")
+    with pytest.raises(Invalid, match="not an official of Siem Reap"):
+        await domain.cases.apply(n, Action.ASSIGN, wg, Change(unit_key="sr", assignee="@dara"), clock())
     case = await domain.cases.apply(n, Action.ASSIGN, wg, Change(unit_key="pp-dp", assignee="@Dara"), clock())
     assert case.due_at == clock() + timedelta(days=3)
-    assert case.assignee_id == OFFICIAL and case.assignee_name == "Dara Official"
+    assert case.assignee_id == OFFICIAL and case.assignee_name == "Dara"
 
 
 async def test_events_are_immutable(domain: Domain, clock: Clock) -> None:
@@ -185,28 +187,54 @@ async def test_events_are_immutable(domain: Domain, clock: Clock) -> None:
         await domain.db.conn.execute("DELETE FROM events")
 
 
-async def test_admin_may_do_everything_and_members_are_learnt_from_chats(domain: Domain, clock: Clock) -> None:
+async def test_rights_come_from_roles_not_from_the_chat(domain: Domain, clock: Clock) -> None:
     n = await domain.new_case(clock)
     admin = Actor(ADMIN, "Admin", None)
     await domain.cases.apply(n, Action.ASSIGN, admin, Change(unit_key="pp-dp"), clock())
-    # In a private chat, an official is a member only once seen in the unit's chat.
-    private = Actor(OFFICIAL, "Dara Official", OFFICIAL)
+    # Speaking in Daun Penh's chat does not make the Siem Reap official a member of Daun Penh.
     with pytest.raises(Forbidden):
-        await domain.cases.apply(n, Action.ACCEPT, private, Change(), clock())
-    await domain.units.seen(OFFICIAL, "Dara Official", None, "km", DP_CHAT, clock())
-    case = await domain.cases.apply(n, Action.ACCEPT, private, Change(), clock())
+        await domain.cases.apply(n, Action.ACCEPT, Actor(OTHER_OFFICIAL, "Vanna", DP_CHAT), Change(), clock())
+    # The Daun Penh official may act from a private chat.
+    case = await domain.cases.apply(n, Action.ACCEPT, Actor(OFFICIAL, "Dara", OFFICIAL), Change(), clock())
     assert case.status is Status.IN_PROGRESS
+    # Revoked: refused at once.
+    await domain.people.revoke(ADMIN, "@dara", None, None, clock())
+    with pytest.raises(Forbidden):
+        await domain.cases.apply(n, Action.NOTE, official, Change(text="still here"), clock())
+    refused = await domain.db.all("SELECT tg_id, action, case_id FROM refusals ORDER BY id")
+    assert [tuple(r) for r in refused] == [(OTHER_OFFICIAL, "accept", n), (OFFICIAL, "note", n)]
+
+
+async def test_supervisor_reads_subtree_and_reassigns_within_it(domain: Domain, clock: Clock) -> None:
+    sup = Actor(SUPERVISOR, "Sokha", None)
+    n = await domain.new_case(clock)
+    await domain.cases.apply(n, Action.ASSIGN, wg, Change(unit_key="pp-dp"), clock())
+    case, personal = await domain.cases.visible(sup, n, clock())
+    assert personal is True
+    assert (await domain.cases.open_cases(sup, 0, clock()))[1] == 1
+    with pytest.raises(Forbidden):
+        await domain.cases.apply(n, Action.ASSIGN, sup, Change(unit_key="sr"), clock())
+    with pytest.raises(Forbidden):
+        await domain.cases.apply(n, Action.ACCEPT, sup, Change(), clock())
+    case = await domain.cases.apply(n, Action.ASSIGN, sup, Change(unit_key="pp"), clock())
+    assert case.unit_key == "pp"
+    other = await domain.new_case(clock)
+    await domain.cases.apply(other, Action.ASSIGN, wg, Change(unit_key="sr"), clock())
+    with pytest.raises(Forbidden):
+        await domain.cases.visible(sup, other, clock())
+    with pytest.raises(Forbidden):
+        await domain.cases.apply(other, Action.ASSIGN, sup, Change(unit_key="pp"), clock())
 
 
 async def test_personal_data_only_where_allowed(domain: Domain, clock: Clock) -> None:
     n = await domain.new_case(clock)
     await domain.cases.apply(n, Action.ASSIGN, wg, Change(unit_key="pp-dp"), clock())
-    assert (await domain.cases.visible(official, n))[1] is True
-    assert (await domain.cases.visible(wg, n))[1] is True
+    assert (await domain.cases.visible(official, n, clock()))[1] is True
+    assert (await domain.cases.visible(wg, n, clock()))[1] is True
     # The working group member asking in another unit's group: the group must not see it.
-    assert (await domain.cases.visible(Actor(WG, "Wg Member", SR_CHAT), n))[1] is False
+    assert (await domain.cases.visible(Actor(WG, "Wg Member", SR_CHAT), n, clock()))[1] is False
     with pytest.raises(Forbidden):
-        await domain.cases.visible(elsewhere, n)
+        await domain.cases.visible(elsewhere, n, clock())
 
 
 async def test_open_cases_scope_and_overdue(domain: Domain, clock: Clock) -> None:

@@ -26,14 +26,16 @@ from bot.domain.errors import (
     Invalid,
     InvalidTransition,
     NoChat,
-    PersonNotFound,
     StaleCase,
 )
+from bot.domain.people import PeopleService
 from bot.domain.rules import (
     ACTION_LABELS,
+    GLOBAL_ROLES,
     OPEN_STATUSES,
     PERMISSIONS,
     PRIORITIES,
+    READ_ROLES,
     REQUIRED_TEXT,
     SEES_PERSONAL_DATA,
     SOURCES,
@@ -193,12 +195,14 @@ def _clean(text: str, limit: int = TEXT_MAX) -> str:
 
 class CaseService:
     def __init__(
-        self, db: Database, settings: Settings, units: UnitService,
-        on_commit: Callable[[], None] | None = None,
+        self, db: Database, settings: Settings, units: UnitService, people: PeopleService,
+        clock: Callable[[], datetime], on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.units = units
+        self.people = people
+        self.clock = clock
         self.policy = DeadlinePolicy(
             settings.deadlines.resolve_days, settings.deadlines.urgent_resolve_days
         )
@@ -206,27 +210,28 @@ class CaseService:
 
     # --- rights --------------------------------------------------------------------------
 
-    async def roles(self, actor: Actor, case_unit_id: int | None) -> frozenset[Role]:
+    async def roles(self, actor: Actor, case: CaseView | None) -> frozenset[Role]:
+        """The actor's roles relative to a case (None: no case, e.g. creating one)."""
         roles: set[Role] = set()
-        if actor.tg_id in self.settings.admins:
-            roles.add(Role.ADMIN)
-        if actor.tg_id in self.settings.working_group:
-            roles.add(Role.WORKING_GROUP)
-        if case_unit_id is not None and case_unit_id in await self.units.member_unit_ids(
-            actor.tg_id, actor.chat_id
-        ):
-            roles.add(Role.UNIT_MEMBER)
+        unit_id = None if case is None else case.unit_id
+        # A case in the working group's queue still belongs to its place's supervisors.
+        scope_unit = None if case is None else (case.unit_id or case.place_unit_id)
+        for g in await self.people.grants(actor.tg_id):
+            if g.role in GLOBAL_ROLES:
+                roles.add(g.role)
+            elif g.role is Role.SUPERVISOR:
+                if scope_unit is not None and g.unit_id in self.units.ancestors_or_self(scope_unit):
+                    roles.add(g.role)
+            elif unit_id is not None and g.unit_id == unit_id:
+                roles.add(g.role)
         return frozenset(roles)
 
-    def is_staff(self, actor: Actor) -> bool:
+    async def is_staff(self, actor: Actor) -> bool:
         """Admin or working group: sees and manages every case."""
-        return actor.tg_id in self.settings.admins or actor.tg_id in self.settings.working_group
+        return bool(await self.people.global_roles(actor.tg_id))
 
-    async def may(self, actor: Actor, action: Action, case: CaseView) -> bool:
-        """Whether the actor could do the action now (for showing buttons and help)."""
-        return can_transition(action, case.status) and is_allowed(
-            action, await self.roles(actor, case.unit_id)
-        )
+    async def _refused(self, actor: Actor, action: str, case_id: int | None, now: datetime) -> None:
+        await self.people.log_refusal(actor.tg_id, action, case_id, actor.chat_id, now)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -236,20 +241,20 @@ class CaseService:
             raise CaseNotFound(case_id)
         return _view(row)
 
-    async def visible(self, actor: Actor, case_id: int) -> tuple[CaseView, bool]:
+    async def visible(self, actor: Actor, case_id: int, now: datetime) -> tuple[CaseView, bool]:
         """The case if the actor may read it, and whether personal data may be shown where
         they asked: a group sees it only if it is the case's unit chat or the working group's."""
         case = await self.get(case_id)
-        roles = await self.roles(actor, case.unit_id)
-        if not roles:
+        roles = await self.roles(actor, case)
+        if not roles & READ_ROLES:
+            await self._refused(actor, "read", case_id, now)
             raise Forbidden()
+        personal = bool(roles & SEES_PERSONAL_DATA)
         chat = actor.chat_id
-        if chat is None or chat > 0:
-            return case, bool(roles & SEES_PERSONAL_DATA)
-        audience_ok = chat == await self._unit_chat(case.unit_id) or chat in (
-            await self.working_group_chats()
-        )
-        return case, audience_ok and bool(roles & SEES_PERSONAL_DATA)
+        if chat is not None and chat < 0:
+            personal = personal and (chat == await self._unit_chat(case.unit_id) or chat in (
+                await self.working_group_chats()))
+        return case, personal
 
     async def history(self, case_id: int) -> list[Event]:
         rows = await self.db.all(
@@ -275,10 +280,11 @@ class CaseService:
         """Open cases in the actor's scope, oldest first, one page, and the total."""
         where = [f"c.status IN ({','.join('?' * len(OPEN_STATUSES))})"]
         params: list[Any] = sorted(OPEN_STATUSES)
-        if not self.is_staff(actor):
-            unit_ids = await self.units.member_unit_ids(actor.tg_id, actor.chat_id)
-            if not unit_ids:
+        scope = await self.people.unit_scope(actor.tg_id)
+        if scope is not None:
+            if not scope:
                 return [], 0
+            unit_ids = sorted(scope)
             where.append(f"c.unit_id IN ({','.join('?' * len(unit_ids))})")
             params += unit_ids
         if overdue_only:
@@ -297,6 +303,7 @@ class CaseService:
 
     async def create(self, actor: Actor, draft: Draft, now: datetime) -> CaseView:
         if not is_allowed(Action.CREATE, await self.roles(actor, None)):
+            await self._refused(actor, Action.CREATE, None, now)
             raise Forbidden()
         self._check_draft(draft)
         assert draft.category_id is not None and draft.place_unit_id is not None
@@ -344,6 +351,16 @@ class CaseService:
         """Do ``action`` on the case, or raise a DomainError and change nothing."""
         if action is Action.CREATE:
             raise Invalid(_("Use /new to create a case."))
+        try:
+            return await self._apply(case_id, action, actor, change, now, expected_version)
+        except Forbidden:
+            await self._refused(actor, action, case_id, now)
+            raise
+
+    async def _apply(
+        self, case_id: int, action: Action, actor: Actor, change: Change, now: datetime,
+        expected_version: int | None,
+    ) -> CaseView:
         text = change.text.strip()
         async with self.db.transaction() as conn:
             async with conn.execute(_CASE_SELECT + " WHERE c.id = ?", (case_id,)) as cur:
@@ -351,14 +368,15 @@ class CaseService:
             if row is None:
                 raise CaseNotFound(case_id)
             case = _view(row)
-            self._guard(case, action, await self.roles(actor, case.unit_id), expected_version)
+            roles = await self.roles(actor, case)
+            self._guard(case, action, roles, expected_version)
             self.check_text(action, text)
             to = target_status(action, case.status)
             updates: dict[str, Any] = {"status": to}
             data: dict[str, Any] = {}
             unit_chat: int | None = None
             if action is Action.ASSIGN:
-                unit_chat = await self._assign(case, change, updates, data, now)
+                unit_chat = await self._assign(case, actor, roles, change, updates, data, now)
             elif action is Action.ACCEPT:
                 await conn.execute(
                     "INSERT OR IGNORE INTO people(tg_id, name, first_seen, last_seen) VALUES(?,?,?,?)",
@@ -392,7 +410,11 @@ class CaseService:
         """Raise what ``apply`` would raise before its text is known (to ask for it only
         when the action can be done); changes nothing."""
         case = await self.get(case_id)
-        self._guard(case, action, await self.roles(actor, case.unit_id), expected_version)
+        try:
+            self._guard(case, action, await self.roles(actor, case), expected_version)
+        except Forbidden:
+            await self._refused(actor, action, case_id, self.clock())
+            raise
         return case
 
     @staticmethod
@@ -426,12 +448,14 @@ class CaseService:
         self.on_commit()
 
     async def _assign(
-        self, case: CaseView, change: Change, updates: dict[str, Any], data: dict[str, Any],
-        now: datetime,
+        self, case: CaseView, actor: Actor, roles: frozenset[Role], change: Change, updates: dict[str, Any],
+        data: dict[str, Any], now: datetime,
     ) -> int:
         if not change.unit_key:
             raise Invalid(_("Name the unit to assign to."))
         unit = await self.units.by_key(change.unit_key)
+        if not roles & GLOBAL_ROLES and unit.id not in await self._supervised(actor):
+            raise Forbidden()  # a supervisor re-assigns only within their subtree
         if unit.kind == "external":
             raise Invalid(
                 _("{unit} is another institution; cases are forwarded there, not assigned.")
@@ -441,17 +465,25 @@ class CaseService:
             raise NoChat(unit.name)
         assignee_id = None
         if change.assignee:
-            person = await self.units.find_person(change.assignee)
-            if person is None:
-                raise PersonNotFound(change.assignee)
-            assignee_id = person[0]
-            data["assignee"] = person[1]
+            person = await self.people.find(change.assignee)
+            if not any(g.role is Role.OFFICIAL and g.unit_id == unit.id for g in person.grants):
+                raise Invalid(_("{who} is not an official of {unit}.").format(
+                    who=person.name, unit=unit.name))
+            assignee_id = person.tg_id
+            data["assignee"] = person.name
         updates.update(
             unit_id=unit.id, assignee_id=assignee_id,
             due_at=to_db(self.policy.due_at(now, case.priority)),
         )
         data.update(unit=unit.key, unit_name=unit.name, from_unit=case.unit_key)
         return unit.chat_id
+
+    async def _supervised(self, actor: Actor) -> set[int]:
+        units: set[int] = set()
+        for g in await self.people.grants(actor.tg_id):
+            if g.role is Role.SUPERVISOR and g.unit_id is not None:
+                units |= self.units.subtree(g.unit_id)
+        return units
 
     async def _add_attachments(
         self, conn: aiosqlite.Connection, case_id: int, items: list[AttachmentIn], purpose: str,
@@ -479,7 +511,7 @@ class CaseService:
 
     async def working_group_chats(self) -> list[int]:
         chat = await self.units.wg_chat_id()
-        return [chat] if chat is not None else list(self.settings.working_group)
+        return [chat] if chat is not None else await self.people.holders(Role.WORKING_GROUP)
 
     async def _tell_working_group(
         self, conn: aiosqlite.Connection, text: str, now: datetime, case_id: int,
@@ -521,7 +553,7 @@ class CaseService:
                     conn, unit_chat, _("#{n} is reopened: {reason}").format(n=n, reason=note),
                     now, case_id=n,
                 )
-            elif action is Action.NOTE and unit_chat is not None and self.is_staff(actor):
+            elif action is Action.NOTE and unit_chat is not None and await self.is_staff(actor):
                 await outbox.queue_text(
                     conn, unit_chat,
                     _("Note on #{n} from {who}: {text}").format(n=n, who=who, text=note),

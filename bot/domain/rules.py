@@ -39,9 +39,14 @@ class Action(StrEnum):
 
 
 class Role(StrEnum):
-    ADMIN = "admin"
-    WORKING_GROUP = "working_group"
-    UNIT_MEMBER = "unit_member"    # member of the unit the case is assigned to
+    ADMIN = "admin"                  # everything, everywhere
+    WORKING_GROUP = "working_group"  # dispatchers: every case
+    OFFICIAL = "official"            # member of the unit the case is assigned to
+    SUPERVISOR = "supervisor"        # of that unit or a unit above it
+    LIAISON = "liaison"              # of the external institution the case is with
+
+
+GLOBAL_ROLES = frozenset({Role.ADMIN, Role.WORKING_GROUP})  # held without a unit
 
 
 S = Status
@@ -60,19 +65,31 @@ TRANSITIONS: dict[Action, tuple[frozenset[Status], Status | None]] = {
 }
 
 R = Role
-# action               who may do it
+# action               who may do it (roles relative to the case; see CaseService.roles)
 PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.CREATE:       frozenset({R.ADMIN, R.WORKING_GROUP}),
-    Action.ASSIGN:       frozenset({R.ADMIN, R.WORKING_GROUP}),
-    Action.ACCEPT:       frozenset({R.ADMIN, R.UNIT_MEMBER}),
-    Action.NEED_INFO:    frozenset({R.ADMIN, R.UNIT_MEMBER}),
+    Action.ASSIGN:       frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR}),  # supervisor: own subtree
+    Action.ACCEPT:       frozenset({R.ADMIN, R.OFFICIAL}),
+    Action.NEED_INFO:    frozenset({R.ADMIN, R.OFFICIAL}),
     Action.PROVIDE_INFO: frozenset({R.ADMIN, R.WORKING_GROUP}),
-    Action.RESUME:       frozenset({R.ADMIN, R.WORKING_GROUP, R.UNIT_MEMBER}),
-    Action.RETURN:       frozenset({R.ADMIN, R.UNIT_MEMBER}),
-    Action.RESOLVE:      frozenset({R.ADMIN, R.UNIT_MEMBER}),
+    Action.RESUME:       frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL}),
+    Action.RETURN:       frozenset({R.ADMIN, R.OFFICIAL}),
+    Action.RESOLVE:      frozenset({R.ADMIN, R.OFFICIAL}),
     Action.REOPEN:       frozenset({R.ADMIN, R.WORKING_GROUP}),
-    Action.NOTE:         frozenset({R.ADMIN, R.WORKING_GROUP, R.UNIT_MEMBER}),
+    Action.NOTE:         frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVISOR}),
 }
+# Reading a case (/case, lists, exports) and seeing the citizen's name and contact.
+READ_ROLES = frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVISOR, R.LIAISON})
+SEES_PERSONAL_DATA = frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVISOR})
+
+# People: which roles a role may hand out by invitation (and take back), and where.
+#   "any": any unit (or none); "subtree": only at or below a unit the inviter supervises.
+INVITES: dict[Role, tuple[frozenset[Role], str]] = {
+    R.ADMIN:      (frozenset(Role), "any"),
+    R.SUPERVISOR: (frozenset({R.OFFICIAL}), "subtree"),
+}
+SEES_PEOPLE = frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR})  # /people (supervisors: subtree)
+
 
 # Free text an action must carry (minimum length); the rest is optional.
 REQUIRED_TEXT: dict[Action, int] = {
@@ -83,10 +100,6 @@ REQUIRED_TEXT: dict[Action, int] = {
     Action.REOPEN: 3,
     Action.NOTE: 1,
 }
-
-# Roles that see citizen name and contact.
-SEES_PERSONAL_DATA = frozenset({R.ADMIN, R.WORKING_GROUP, R.UNIT_MEMBER})
-
 
 def can_transition(action: Action, status: Status) -> bool:
     allowed_from, _ = TRANSITIONS[action]
@@ -112,6 +125,14 @@ class DeadlinePolicy:
         days = self.urgent_resolve_days if priority == "urgent" else self.resolve_days
         return assigned_at + timedelta(days=days)
 
+
+ROLE_LABELS: dict[Role, str] = {
+    R.ADMIN: N_("admin"),
+    R.WORKING_GROUP: N_("working group"),
+    R.OFFICIAL: N_("official"),
+    R.SUPERVISOR: N_("supervisor"),
+    R.LIAISON: N_("liaison"),
+}
 
 STATUS_LABELS: dict[Status, str] = {
     S.NEW: N_("New — in the working group's queue"),

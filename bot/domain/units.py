@@ -52,7 +52,9 @@ class UnitService:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self._seen: dict[tuple[int, int | None], str] = {}
+        self._seen: dict[int, str] = {}
+        self._parent: dict[int, int | None] = {}
+        self._children: dict[int | None, list[int]] = {}
 
     async def sync_from_config(self) -> None:
         """Make the units and categories tables match the config (keys are stable)."""
@@ -83,6 +85,7 @@ class UnitService:
             await conn.execute(
                 f"UPDATE categories SET active=0 WHERE key NOT IN ({marks})", cat_keys
             )
+        await self.load_tree()
 
     # --- reads -------------------------------------------------------------------------
 
@@ -135,27 +138,41 @@ class UnitService:
             return int(row["value"])
         return self.settings.working_group_chat_id
 
-    async def member_unit_ids(self, tg_id: int, chat_id: int | None) -> list[int]:
-        """Units the person acts for: the unit of the chat they are in, and units whose chat
-        they have been seen in."""
-        ids: list[int] = []
-        if chat_id is not None:
-            unit = await self.unit_for_chat(chat_id)
-            if unit is not None:
-                ids.append(unit.id)
-        rows = await self.db.all(
-            "SELECT m.unit_id FROM unit_members m JOIN units u ON u.id = m.unit_id"
-            " WHERE m.tg_id = ? AND u.active ORDER BY m.unit_id",
-            (tg_id,),
-        )
-        ids.extend(r["unit_id"] for r in rows if r["unit_id"] not in ids)
-        return ids
+    # --- the tree (units change only with the config, so it is kept in memory) -----------
+
+    async def load_tree(self) -> None:
+        rows = await self.db.all("SELECT id, parent_id FROM units WHERE active")
+        self._parent = {r["id"]: r["parent_id"] for r in rows}
+        self._children = {}
+        for uid, parent in self._parent.items():
+            self._children.setdefault(parent, []).append(uid)
+
+    def ancestors_or_self(self, unit_id: int) -> list[int]:
+        out: list[int] = []
+        cur: int | None = unit_id
+        while cur is not None and cur in self._parent and cur not in out:
+            out.append(cur)
+            cur = self._parent[cur]
+        return out
+
+    def subtree(self, unit_id: int) -> set[int]:
+        """The unit and every unit below it."""
+        out: set[int] = set()
+        stack = [unit_id]
+        while stack:
+            uid = stack.pop()
+            if uid not in out:
+                out.add(uid)
+                stack.extend(self._children.get(uid, []))
+        return out
 
     # --- writes ------------------------------------------------------------------------
 
-    async def bind_chat(self, key: str, chat_id: int, actor_id: int, now: datetime) -> str:
+    async def bind_chat(
+        self, key: str, chat_id: int, actor_id: int, is_admin: bool, now: datetime
+    ) -> str:
         """Bind a group to a unit (or to the working group). Returns the bound name."""
-        if actor_id not in self.settings.admins:
+        if not is_admin:
             raise Forbidden()
         if chat_id > 0:
             raise Invalid(_("Send /bindchat in the unit's group, not in a private chat."))
@@ -183,17 +200,15 @@ class UnitService:
         return unit.name
 
     async def seen(
-        self, tg_id: int, name: str, username: str | None, language: str | None,
-        chat_id: int | None, now: datetime,
+        self, tg_id: int, name: str, username: str | None, language: str | None, now: datetime,
     ) -> None:
-        """Record a person (and their unit, when they speak in a unit's chat).
+        """Keep a registered person's name and username current (they change them).
 
-        Called for every update, so it writes only when something is new."""
-        cache_key = (tg_id, chat_id)
+        Called for every update from a registered person, so it writes only when something
+        changed. Nothing is stored about people the bot does not know."""
         fingerprint = f"{name}\x00{username}\x00{language}"
-        if self._seen.get(cache_key) == fingerprint:
+        if self._seen.get(tg_id) == fingerprint:
             return
-        unit = await self.unit_for_chat(chat_id) if chat_id is not None and chat_id < 0 else None
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen)"
@@ -202,12 +217,7 @@ class UnitService:
                 " last_seen=excluded.last_seen",
                 (tg_id, name, username, language, to_db(now), to_db(now)),
             )
-            if unit is not None:
-                await conn.execute(
-                    "INSERT OR IGNORE INTO unit_members(unit_id, tg_id, since) VALUES(?,?,?)",
-                    (unit.id, tg_id, to_db(now)),
-                )
-        self._seen[cache_key] = fingerprint
+        self._seen[tg_id] = fingerprint
 
     async def find_person(self, who: str) -> tuple[int, str] | None:
         """A person by numeric id or @username, if the bot has seen them."""

@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
 from telegram.warnings import PTBUserWarning
 
-from bot.handlers import basics, cards, commands, intake
+from bot.handlers import basics, cards, commands, intake, people
 from bot.handlers.errors import on_error
 
 
@@ -30,6 +30,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         CommandHandler("units", basics.units),
         *cards.handlers(),
         *commands.handlers(),
+        *people.handlers(),
         CommandHandler("cancel", basics.nothing_to_cancel),
         CallbackQueryHandler(cards.dead_button),
     ]:

@@ -5,29 +5,75 @@ from __future__ import annotations
 from html import escape
 
 from telegram import Update
+from telegram.ext import ApplicationHandlerStop
 
+from bot.app import Services
 from bot.domain.errors import DomainError
+from bot.domain.rules import Role
 from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
 from bot.i18n import _, normalize, set_locale
 
 
 async def every_update(update: Update, context: Context) -> None:
-    """Set the reader's language and record who they are (and their unit, in a unit's chat)."""
+    """The gate every update passes first: the reader's language, and who may talk to the bot.
+
+    Someone the bot does not know gets one short answer on how to get access, and nothing else.
+    In a group bound to no unit, only an admin's /bindchat is answered."""
     services = svc(context)
     user = update.effective_user
     set_locale(normalize(user.language_code if user else None, services.settings.default_language))
     if user is None or user.is_bot:
-        return
+        raise ApplicationHandlerStop
+    registered = await services.people.is_registered(user.id)
+    if registered:
+        await services.units.seen(user.id, user.full_name, user.username, user.language_code,
+                                  now(context))
     chat = update.effective_chat
-    await services.units.seen(
-        user.id, user.full_name, user.username, user.language_code,
-        chat.id if chat else None, now(context),
-    )
+    if chat is not None and chat.type != "private" and not await _bound(services, chat.id):
+        if registered and _command(update) == "bindchat" and Role.ADMIN in (
+                await services.people.global_roles(user.id)):
+            return
+        raise ApplicationHandlerStop
+    if registered or (_command(update) == "start" and chat is not None and chat.type == "private"):
+        return  # /start may carry an invitation
+    text = _("I don't know you yet. Ask your administrator for an invitation link.")
+    if update.callback_query is not None:
+        await update.callback_query.answer(text, show_alert=True)
+    elif chat is not None:
+        await chat.send_message(text)
+    raise ApplicationHandlerStop
+
+
+async def _bound(services: Services, chat_id: int) -> bool:
+    return await services.units.unit_for_chat(chat_id) is not None or (
+        chat_id == await services.units.wg_chat_id())
+
+
+def _command(update: Update) -> str | None:
+    message = update.effective_message
+    text = (message.text or "") if message is not None and update.callback_query is None else ""
+    if not text.startswith("/"):
+        return None
+    return text.split()[0][1:].split("@")[0].lower()
 
 
 async def start(update: Update, context: Context) -> None:
-    await reply(update, _("Hello! I coordinate the public-requests working group's cases.")
-                + "\n\n" + await help_text(update, context))
+    services = svc(context)
+    user = update.effective_user
+    assert user is not None
+    if context.args:
+        try:
+            grant = await services.people.redeem(
+                context.args[0], user.id, user.full_name, user.username, user.language_code,
+                now(context))
+        except DomainError as exc:
+            await reply(update, exc.user_message())
+            return
+        greeting = _("Welcome, {name}! You are now {role}.").format(
+            name=escape(user.full_name), role=escape(grant.label()))
+    else:
+        greeting = _("Hello! I coordinate the public-requests working group's cases.")
+    await reply(update, greeting + "\n\n" + await help_text(update, context))
 
 
 async def help_command(update: Update, context: Context) -> None:
@@ -37,8 +83,9 @@ async def help_command(update: Update, context: Context) -> None:
 async def help_text(update: Update, context: Context) -> str:
     services = svc(context)
     who = actor(update)
+    roles = {g.role for g in await services.people.grants(who.tg_id)}
     lines = [_("<b>What you can do</b>")]
-    if services.cases.is_staff(who):
+    if roles & {Role.ADMIN, Role.WORKING_GROUP}:
         lines += [
             _("/new — create a case (in a private chat with me)"),
             _("Forward me a citizen's message — create a case from it"),
@@ -46,20 +93,33 @@ async def help_text(update: Update, context: Context) -> str:
             _("/answer &lt;case&gt; &lt;text&gt; — answer a unit's request for information"),
             _("/reopen &lt;case&gt; &lt;reason&gt; — reopen a resolved case"),
         ]
+    if roles & {Role.ADMIN, Role.OFFICIAL}:
+        lines += [
+            _("Buttons on a case card: Accept, Need info, Not ours, Resolved…"),
+            _("/status &lt;case&gt; &lt;in_progress|waiting_info&gt; [note] — change the status"),
+            _("/resolve &lt;case&gt; &lt;what was done&gt; — mark a case resolved"),
+        ]
+    if roles & {Role.SUPERVISOR}:
+        lines.append(_("/assign &lt;case&gt; &lt;unit-key&gt; — re-assign within your units"))
     lines += [
-        _("Buttons on a case card: Accept, Need info, Not ours, Resolved…"),
-        _("/status &lt;case&gt; &lt;in_progress|waiting_info&gt; [note] — change the status"),
-        _("/resolve &lt;case&gt; &lt;what was done&gt; — mark a case resolved"),
         _("/note &lt;case&gt; &lt;text&gt; — add an internal note"),
         _("/case &lt;number&gt; — a case and its history"),
         _("/mycases — open cases of your unit, oldest first"),
         _("/overdue — overdue cases"),
         _("/units — the unit tree and which chats are bound"),
+        _("/whoami — your roles"),
         _("/cancel — stop what you are doing"),
     ]
-    if who.tg_id in services.settings.admins:
+    if roles & {Role.ADMIN, Role.SUPERVISOR}:
+        lines += [
+            _("/invite &lt;unit-key&gt; &lt;role&gt; — an invitation link (in a private chat)"),
+            _("/invites — pending invitations; /people [unit-key] — who holds which role"),
+            _("/revoke &lt;@person&gt; [unit-key] [role] — take rights away at once"),
+        ]
+    if Role.ADMIN in roles:
         lines.append(_("/bindchat &lt;unit-key&gt; — (in a group) make it the unit's chat; "
                        "/bindchat workgroup for the working group"))
+        lines.append(_("/refusals — recent refused attempts"))
     return "\n".join(lines)
 
 
@@ -73,7 +133,9 @@ async def bindchat(update: Update, context: Context) -> None:
         if not context.args:
             raise UsageError(_("Which unit? Give its key."), BINDCHAT_USAGE)
         assert who.chat_id is not None
-        name = await services.units.bind_chat(context.args[0], who.chat_id, who.tg_id, now(context))
+        is_admin = Role.ADMIN in await services.people.global_roles(who.tg_id)
+        name = await services.units.bind_chat(context.args[0], who.chat_id, who.tg_id, is_admin,
+                                              now(context))
     except DomainError as exc:
         await refuse(update, exc)
         return

@@ -106,7 +106,7 @@ async def case(update: Update, context: Context) -> None:
         if len(args) != 1:
             raise UsageError(_("Give one case number."), CASE_USAGE)
         case_id = case_arg(args, CASE_USAGE)
-        view, personal = await services.cases.visible(actor(update), case_id)
+        view, personal = await services.cases.visible(actor(update), case_id, now(context))
     except DomainError as exc:
         await refuse(update, exc)
         return

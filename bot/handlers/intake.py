@@ -175,7 +175,7 @@ async def new(update: Update, context: Context) -> int:
     if not is_private(update):
         await reply(update, _("Use /new in a private chat with me: a case holds personal data."))
         return END
-    if not svc(context).cases.is_staff(actor(update)):
+    if not await svc(context).cases.is_staff(actor(update)):
         await refuse(update, Forbidden())
         return END
     assert context.user_data is not None
@@ -188,7 +188,7 @@ async def offer_from_forward(update: Update, context: Context) -> None:
     """A forwarded message in private: offer to create a case from it."""
     message = update.effective_message
     assert message is not None and context.user_data is not None
-    if not svc(context).cases.is_staff(actor(update)):
+    if not await svc(context).cases.is_staff(actor(update)):
         await refuse(update, Forbidden())
         return
     origin = message.forward_origin
@@ -214,7 +214,7 @@ async def new_from_forward(update: Update, context: Context) -> int:
     if offer is None:
         await query.answer(_("This offer has expired: forward the message again."), show_alert=True)
         return END
-    if not svc(context).cases.is_staff(actor(update)):
+    if not await svc(context).cases.is_staff(actor(update)):
         await refuse(update, Forbidden())
         return END
     await query.answer()

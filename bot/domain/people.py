@@ -1,0 +1,343 @@
+"""People and their rights: grants of roles (by invitation or from the config), invitation links
+stored only as hashes, revocation, and the log of refused attempts."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.config import Settings
+from bot.db import Database, Row, from_db, to_db
+from bot.domain.errors import Forbidden, Invalid, PersonNotFound
+from bot.domain.rules import GLOBAL_ROLES, INVITES, ROLE_LABELS, SEES_PEOPLE, Role
+from bot.domain.units import Unit, UnitService
+from bot.i18n import _
+
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_WG_MIGRATED = "working_group_migrated"
+
+
+@dataclass(frozen=True)
+class Grant:
+    id: int
+    tg_id: int
+    role: Role
+    unit_id: int | None
+    unit_key: str | None
+    unit_name: str | None
+
+    def label(self) -> str:
+        role = _(ROLE_LABELS[self.role])
+        return role if self.unit_name is None else _("{role} of {unit}").format(
+            role=role, unit=self.unit_name)
+
+
+@dataclass(frozen=True)
+class Person:
+    tg_id: int
+    name: str
+    username: str | None
+    grants: tuple[Grant, ...]
+
+
+@dataclass(frozen=True)
+class Invitation:
+    id: int
+    role: Role
+    unit_name: str | None
+    created_by: int
+    expires_at: datetime
+
+
+class InvitationProblem(Invalid):
+    """A link that cannot be used: the message says why."""
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+_GRANT_SELECT = """
+SELECT g.id, g.tg_id, g.role, g.unit_id, u.key AS unit_key, u.name AS unit_name
+FROM grants g LEFT JOIN units u ON u.id = g.unit_id
+WHERE g.revoked_at IS NULL AND (g.unit_id IS NULL OR u.active)
+"""
+
+
+def _grant(r: Row) -> Grant:
+    return Grant(r["id"], r["tg_id"], Role(r["role"]), r["unit_id"], r["unit_key"], r["unit_name"])
+
+
+class PeopleService:
+    def __init__(self, db: Database, settings: Settings, units: UnitService) -> None:
+        self.db = db
+        self.settings = settings
+        self.units = units
+
+    # --- start-up -------------------------------------------------------------------------
+
+    async def sync_config(self, now: datetime) -> None:
+        """Config admins hold the admin role (and lose it when removed from the list).
+        The config's working_group list becomes roles once; after that /invite and /revoke
+        manage the working group."""
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                "SELECT tg_id FROM grants WHERE role = 'admin' AND source = 'config'"
+                " AND revoked_at IS NULL") as cur:
+                current = {r[0] for r in await cur.fetchall()}
+            for tg_id in set(self.settings.admins) - current:
+                await conn.execute(
+                    "INSERT OR IGNORE INTO grants(tg_id, role, source, granted_at)"
+                    " VALUES(?, 'admin', 'config', ?)", (tg_id, to_db(now)))
+            for tg_id in current - set(self.settings.admins):
+                await conn.execute(
+                    "UPDATE grants SET revoked_at = ? WHERE tg_id = ? AND role = 'admin'"
+                    " AND source = 'config' AND revoked_at IS NULL", (to_db(now), tg_id))
+            async with conn.execute("SELECT 1 FROM settings_kv WHERE key = ?", (_WG_MIGRATED,)) as cur:
+                migrated = await cur.fetchone() is not None
+            if not migrated:
+                for tg_id in self.settings.working_group:
+                    await conn.execute(
+                        "INSERT OR IGNORE INTO grants(tg_id, role, source, granted_at)"
+                        " VALUES(?, 'working_group', 'config', ?)", (tg_id, to_db(now)))
+                await conn.execute("INSERT INTO settings_kv(key, value) VALUES(?, ?)",
+                                   (_WG_MIGRATED, to_db(now)))
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def grants(self, tg_id: int) -> list[Grant]:
+        rows = await self.db.all(_GRANT_SELECT + " AND g.tg_id = ? ORDER BY g.id", (tg_id,))
+        return [_grant(r) for r in rows]
+
+    async def global_roles(self, tg_id: int) -> frozenset[Role]:
+        return frozenset(g.role for g in await self.grants(tg_id) if g.role in GLOBAL_ROLES)
+
+    async def is_registered(self, tg_id: int) -> bool:
+        row = await self.db.one("SELECT 1 FROM grants WHERE tg_id = ? AND revoked_at IS NULL LIMIT 1",
+                                (tg_id,))
+        return row is not None
+
+    async def unit_scope(self, tg_id: int) -> set[int] | None:
+        """Units whose cases the person may read: None means all (admin, working group)."""
+        scope: set[int] = set()
+        for g in await self.grants(tg_id):
+            if g.role in GLOBAL_ROLES:
+                return None
+            if g.unit_id is None:
+                continue
+            if g.role is Role.SUPERVISOR:
+                scope |= self.units.subtree(g.unit_id)
+            else:
+                scope.add(g.unit_id)
+        return scope
+
+    async def holders(self, role: Role, unit_id: int | None = None) -> list[int]:
+        """Telegram ids of the people holding a role (in a unit)."""
+        rows = await self.db.all(
+            "SELECT DISTINCT tg_id FROM grants WHERE role = ? AND IFNULL(unit_id, 0) = ?"
+            " AND revoked_at IS NULL ORDER BY tg_id", (role, unit_id or 0))
+        return [int(r[0]) for r in rows]
+
+    # --- who may manage whom ----------------------------------------------------------------
+
+    async def _may_manage(self, actor_id: int, role: Role, unit: Unit | None) -> bool:
+        for g in await self.grants(actor_id):
+            rule = INVITES.get(g.role)
+            if rule is None or role not in rule[0]:
+                continue
+            if rule[1] == "any":
+                return True
+            if unit is not None and g.unit_id is not None and unit.id in self.units.subtree(g.unit_id):
+                return True
+        return False
+
+    async def _target(self, role_text: str, unit_key: str | None) -> tuple[Role, Unit | None]:
+        try:
+            role = Role(role_text.lower())
+        except ValueError:
+            raise Invalid(_("“{role}” is not a role: use one of {roles}.").format(
+                role=role_text[:30], roles=", ".join(r.value for r in Role))) from None
+        if role in GLOBAL_ROLES:
+            return role, None
+        if unit_key is None or unit_key == "-":
+            raise Invalid(_("A {role} belongs to a unit: name it.").format(role=role.value))
+        unit = await self.units.by_key(unit_key)
+        if role is Role.LIAISON and unit.kind != "external":
+            raise Invalid(_("Liaisons belong to another institution (a unit of kind external)."))
+        if role is not Role.LIAISON and unit.kind == "external":
+            raise Invalid(_("{unit} is another institution: invite a liaison there.").format(
+                unit=unit.name))
+        return role, unit
+
+    # --- invitations ------------------------------------------------------------------------
+
+    async def invite(self, actor_id: int, unit_key: str, role_text: str, now: datetime) -> str:
+        """Create a single-use invitation; returns the token (only its hash is stored)."""
+        role, unit = await self._target(role_text, unit_key)
+        if not await self._may_manage(actor_id, role, unit):
+            raise Forbidden()
+        token = secrets.token_urlsafe(24)
+        expires = now + timedelta(hours=self.settings.invitation_hours)
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO invitations(token_hash, role, unit_id, created_by, created_at,"
+                " expires_at) VALUES(?,?,?,?,?,?)",
+                (token_hash(token), role, unit.id if unit else None, actor_id, to_db(now),
+                 to_db(expires)),
+            )
+        return token
+
+    async def redeem(
+        self, token: str, tg_id: int, name: str, username: str | None, language: str | None,
+        now: datetime,
+    ) -> Grant:
+        """Register the person with the invitation's role, or raise InvitationProblem."""
+        if not TOKEN_RE.match(token):
+            raise InvitationProblem(_("This invitation link is not valid. Ask for a new one."))
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                "SELECT i.*, u.active AS unit_active FROM invitations i"
+                " LEFT JOIN units u ON u.id = i.unit_id WHERE token_hash = ?",
+                (token_hash(token),)) as cur:
+                inv = await cur.fetchone()
+            if inv is None:
+                raise InvitationProblem(_("This invitation link is not valid. Ask for a new one."))
+            if inv["used_at"] is not None:
+                raise InvitationProblem(_("This invitation link has already been used."))
+            if inv["revoked_at"] is not None:
+                raise InvitationProblem(_("This invitation link was withdrawn. Ask for a new one."))
+            expires = from_db(inv["expires_at"])
+            if expires is not None and expires <= now:
+                raise InvitationProblem(_("This invitation link has expired. Ask for a new one."))
+            if inv["unit_id"] is not None and not inv["unit_active"]:
+                raise InvitationProblem(_("The unit of this invitation no longer exists."))
+            await conn.execute(
+                "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen)"
+                " VALUES(?,?,?,?,?,?) ON CONFLICT(tg_id) DO UPDATE SET name=excluded.name,"
+                " username=excluded.username, language=excluded.language,"
+                " last_seen=excluded.last_seen",
+                (tg_id, name, username, language, to_db(now), to_db(now)))
+            await conn.execute(
+                "INSERT OR IGNORE INTO grants(tg_id, role, unit_id, source, granted_by, granted_at)"
+                " VALUES(?,?,?, 'invitation', ?, ?)",
+                (tg_id, inv["role"], inv["unit_id"], inv["created_by"], to_db(now)))
+            await conn.execute("UPDATE invitations SET used_by = ?, used_at = ? WHERE id = ?",
+                               (tg_id, to_db(now), inv["id"]))
+        grants = await self.grants(tg_id)
+        return next(g for g in grants if g.role == inv["role"] and g.unit_id == inv["unit_id"])
+
+    async def pending_invitations(self, actor_id: int, now: datetime) -> list[Invitation]:
+        if not await self._may_invite_anything(actor_id):
+            raise Forbidden()
+        admin = Role.ADMIN in await self.global_roles(actor_id)
+        rows = await self.db.all(
+            "SELECT i.id, i.role, u.name AS unit_name, i.created_by, i.expires_at FROM invitations i"
+            " LEFT JOIN units u ON u.id = i.unit_id WHERE i.used_at IS NULL AND i.revoked_at IS NULL"
+            " AND i.expires_at > ? AND (? OR i.created_by = ?) ORDER BY i.id",
+            (to_db(now), admin, actor_id))
+        return [Invitation(r[0], Role(r[1]), r[2], r[3], from_db(r[4]) or now) for r in rows]
+
+    async def _may_invite_anything(self, actor_id: int) -> bool:
+        return any(g.role in INVITES for g in await self.grants(actor_id))
+
+    async def withdraw_invitation(self, actor_id: int, invitation_id: int, now: datetime) -> None:
+        admin = Role.ADMIN in await self.global_roles(actor_id)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE invitations SET revoked_by = ?, revoked_at = ? WHERE id = ?"
+                " AND used_at IS NULL AND revoked_at IS NULL AND (? OR created_by = ?)",
+                (actor_id, to_db(now), invitation_id, admin, actor_id))
+            if cur.rowcount == 0:
+                raise Invalid(_("That invitation is no longer pending."))
+
+    # --- people and revocation -----------------------------------------------------------------
+
+    async def find(self, who: str) -> Person:
+        """A registered person by @username or Telegram id."""
+        who = who.strip()
+        if who.lstrip("-").isdigit():
+            row = await self.db.one("SELECT tg_id, name, username FROM people WHERE tg_id = ?",
+                                    (int(who),))
+        else:
+            row = await self.db.one(
+                "SELECT tg_id, name, username FROM people WHERE username = ? COLLATE NOCASE",
+                (who.lstrip("@"),))
+        if row is None:
+            raise PersonNotFound(who[:40])
+        return Person(row[0], row[1], row[2], tuple(await self.grants(row[0])))
+
+    async def people(self, actor_id: int, unit_key: str | None) -> list[Person]:
+        """Registered people (in a unit, or in the actor's scope) with their roles."""
+        grants = await self.grants(actor_id)
+        if not any(g.role in SEES_PEOPLE for g in grants):
+            raise Forbidden()
+        scope = await self.unit_scope(actor_id)
+        unit_ids: set[int] | None = scope
+        if unit_key is not None:
+            unit = await self.units.by_key(unit_key)
+            if scope is not None and unit.id not in scope:
+                raise Forbidden()
+            unit_ids = {unit.id}
+        rows = await self.db.all(
+            _GRANT_SELECT.replace("SELECT g.id", "SELECT p.name, p.username, g.id")
+            .replace("FROM grants g", "FROM grants g LEFT JOIN people p ON p.tg_id = g.tg_id")
+            + " ORDER BY p.name, g.tg_id, g.id")
+        people: dict[int, tuple[str, str | None, list[Grant]]] = {}
+        for r in rows:
+            g = _grant(r)
+            if unit_ids is not None and g.unit_id not in unit_ids:
+                continue
+            entry = people.setdefault(g.tg_id, (r["name"] or str(g.tg_id), r["username"], []))
+            entry[2].append(g)
+        return [Person(tg, name, user, tuple(gs)) for tg, (name, user, gs) in people.items()]
+
+    async def revoke(
+        self, actor_id: int, who: str, unit_key: str | None, role_text: str | None, now: datetime,
+    ) -> list[Grant]:
+        """Remove the matching active grants the actor may manage. Returns what was removed."""
+        person = await self.find(who)
+        unit = await self.units.by_key(unit_key) if unit_key and unit_key != "-" else None
+        role = None
+        if role_text is not None:
+            try:
+                role = Role(role_text.lower())
+            except ValueError:
+                raise Invalid(_("“{role}” is not a role: use one of {roles}.").format(
+                    role=role_text[:30], roles=", ".join(r.value for r in Role))) from None
+        targets = [g for g in person.grants
+                   if (unit is None or g.unit_id == unit.id) and (role is None or g.role is role)]
+        allowed = []
+        for g in targets:
+            g_unit = await self.units.by_id(g.unit_id) if g.unit_id is not None else None
+            if await self._may_manage(actor_id, g.role, g_unit):
+                allowed.append(g)
+        if not targets:
+            raise Invalid(_("{who} holds no such role.").format(who=person.name))
+        if not allowed:
+            raise Forbidden()
+        async with self.db.transaction() as conn:
+            for g in allowed:
+                await conn.execute(
+                    "UPDATE grants SET revoked_by = ?, revoked_at = ? WHERE id = ?",
+                    (actor_id, to_db(now), g.id))
+        return allowed
+
+    # --- refusals -----------------------------------------------------------------------------
+
+    async def log_refusal(
+        self, tg_id: int, action: str, case_id: int | None, chat_id: int | None, now: datetime
+    ) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO refusals(at, tg_id, action, case_id, chat_id) VALUES(?,?,?,?,?)",
+                (to_db(now), tg_id, action, case_id, chat_id))
+
+    async def refusals(self, actor_id: int, limit: int = 20) -> list[Row]:
+        if Role.ADMIN not in await self.global_roles(actor_id):
+            raise Forbidden()
+        return await self.db.all(
+            "SELECT r.at, r.tg_id, p.name, r.action, r.case_id FROM refusals r"
+            " LEFT JOIN people p ON p.tg_id = r.tg_id ORDER BY r.id DESC LIMIT ?", (limit,))
