@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from telegram import Update
 from telegram.ext import Application
 
 from bot.app import SERVICES, Services, build_application
@@ -41,6 +43,8 @@ class Bot:
     settings: Settings
     clock: Clock
 
+    handled: set[int] = field(default_factory=set)
+
     def __post_init__(self) -> None:
         u = self.api.user
         self.admin = u(ADMIN, "Admin", username="admin")
@@ -63,8 +67,8 @@ class Bot:
         return self.api.private_chat(user)
 
     async def say(self, user: JSON, chat: JSON, text: str, *, reply_to: int | None = None) -> int:
-        """Send a message and wait until the bot has handled it and gone quiet. Returns the mark
-        from which the bot's answers can be read."""
+        """Send a message and wait until the bot has handled it and delivered what it owes.
+        Returns the mark from which the bot's answers can be read."""
         mark = self.api.mark()
         self.api.send_message(user, chat, text, reply_to_message_id=reply_to)
         await self.settle()
@@ -76,12 +80,18 @@ class Bot:
         await self.settle()
         return mark
 
-    async def settle(self) -> None:
-        """Wait until the bot has handled every update and delivered its outbox."""
-        await self.api.wait_updates_consumed()
-        await self.api.wait_idle(quiet=0.25)
-        if await self.services.sender.drain():
-            await self.api.wait_idle(quiet=0.1)
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until every injected update went through Application.process_update (handlers
+        and their replies included), then deliver the outbox."""
+        last = self.api._next_update_id - 1
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not all(i in self.handled for i in range(1, last + 1)):
+            if asyncio.get_running_loop().time() > deadline:
+                missing = [i for i in range(1, last + 1) if i not in self.handled]
+                raise AssertionError(f"updates not handled: {missing}\n{self.api.dump_calls()}")
+            await asyncio.sleep(0.005)
+        while await self.services.sender.drain():
+            pass
 
     def sent_since(self, mark: int, chat_id: int | None = None, method: str = "sendMessage") -> list[Call]:
         return [
@@ -161,6 +171,16 @@ async def running_bot(tmp_path: Path, clock: Clock, api: FakeBotAPI | None = Non
     app = await start_app(api, settings, clock)
     try:
         bot = Bot(api, app, settings, clock)
+        process = app.process_update
+
+        async def process_and_record(update: object) -> None:
+            try:
+                await process(update)
+            finally:
+                if isinstance(update, Update):
+                    bot.handled.add(update.update_id)
+
+        app.process_update = process_and_record  # type: ignore[method-assign]
         if await bot.services.people.is_registered(OFFICIAL) is False:
             await register_people(bot.services.people, clock())
         await bot.settle()

@@ -36,12 +36,16 @@ async def every_update(update: Update, context: Context) -> None:
         raise ApplicationHandlerStop
     if registered or (_command(update) == "start" and chat is not None and chat.type == "private"):
         return  # /start may carry an invitation
-    text = _("I don't know you yet. Ask your administrator for an invitation link.")
+    text = access_hint()
     if update.callback_query is not None:
         await update.callback_query.answer(text, show_alert=True)
     elif chat is not None:
         await chat.send_message(text)
     raise ApplicationHandlerStop
+
+
+def access_hint() -> str:
+    return _("I don't know you yet. Ask your administrator for an invitation link.")
 
 
 async def _bound(services: Services, chat_id: int) -> bool:
@@ -71,6 +75,9 @@ async def start(update: Update, context: Context) -> None:
             return
         greeting = _("Welcome, {name}! You are now {role}.").format(
             name=escape(user.full_name), role=escape(grant.label()))
+    elif not await services.people.is_registered(user.id):
+        await reply(update, access_hint())
+        return
     else:
         greeting = _("Hello! I coordinate the public-requests working group's cases.")
     await reply(update, greeting + "\n\n" + await help_text(update, context))

@@ -1,0 +1,160 @@
+"""Every command and button × every kind of person, through Telegram: allowed or refused exactly
+as the permission table says, and nothing changes on a refusal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from bot.domain.cases import Actor, Change
+from bot.domain.rules import PERMISSIONS, READ_ROLES, Action, Role
+from tests.conftest import ADMIN, DP_CHAT, OFFICIAL
+from tests.harness import JSON, Bot
+from tests.test_e2e_inputs import make_case
+
+REVOKED = 2003
+NOT_ALLOWED = "You are not allowed to do that."
+UNKNOWN = "I don't know you yet. Ask your administrator for an invitation link."
+
+# Who may do what, written out by hand (the test of the tables, not a copy of them).
+# "unit": pp-dp (the case's unit); supervisor of pp (above it); official and liaison elsewhere.
+EXPECTED: dict[str, set[str]] = {
+    "assign":    {"admin", "wg", "supervisor"},
+    "accept":    {"admin", "official"},
+    "need_info": {"admin", "official"},
+    "return":    {"admin", "official"},
+    "resolve":   {"admin", "official"},
+    "status":    {"admin", "official"},
+    "note":      {"admin", "wg", "official", "supervisor"},
+    "resolve_cmd": {"admin", "official"},
+    "reopen":    {"admin", "wg"},
+    "answer":    {"admin", "wg"},
+    "view":      {"admin", "wg", "official", "supervisor"},
+    "new":       {"admin", "wg"},
+}
+PERSONAS = ["admin", "wg", "official", "other_official", "supervisor", "liaison", "unknown", "revoked"]
+
+
+def test_expected_matrix_agrees_with_the_permission_table() -> None:
+    role_of = {"admin": Role.ADMIN, "wg": Role.WORKING_GROUP, "official": Role.OFFICIAL,
+               "supervisor": Role.SUPERVISOR}
+    as_action = {"assign": Action.ASSIGN, "accept": Action.ACCEPT, "need_info": Action.NEED_INFO,
+                 "return": Action.RETURN, "resolve": Action.RESOLVE, "status": Action.ACCEPT,
+                 "note": Action.NOTE, "resolve_cmd": Action.RESOLVE, "reopen": Action.REOPEN,
+                 "answer": Action.PROVIDE_INFO, "new": Action.CREATE}
+    for name, action in as_action.items():
+        assert {role_of[p] for p in EXPECTED[name]} == set(PERMISSIONS[action]) - {Role.LIAISON}, name
+    assert {role_of[p] for p in EXPECTED["view"]} == set(READ_ROLES) - {Role.LIAISON}
+
+
+@dataclass
+class Persona:
+    user: JSON
+    chat: JSON  # where they type commands
+
+
+async def personas(bot: Bot) -> dict[str, Persona]:
+    revoked = bot.api.user(REVOKED, "Kosal", username="kosal")
+    people = bot.services.people
+    token = await people.invite(ADMIN, "pp-dp", "official", bot.clock())
+    await people.redeem(token, REVOKED, "Kosal", "kosal", "en", bot.clock())
+    await people.revoke(ADMIN, "@kosal", None, None, bot.clock())
+    return {
+        "admin": Persona(bot.admin, bot.private(bot.admin)),
+        "wg": Persona(bot.wg, bot.wg_chat),
+        "official": Persona(bot.official, bot.dp_chat),
+        "other_official": Persona(bot.other, bot.sr_chat),
+        "supervisor": Persona(bot.supervisor, bot.private(bot.supervisor)),
+        "liaison": Persona(bot.liaison, bot.private(bot.liaison)),
+        "unknown": Persona(bot.stranger, bot.dp_chat),
+        "revoked": Persona(revoked, bot.dp_chat),
+    }
+
+
+async def fingerprint(bot: Bot) -> tuple[int, ...]:
+    db = bot.services.db
+    out = []
+    for sql in ("SELECT COALESCE(SUM(version), 0) FROM cases", "SELECT COUNT(*) FROM events",
+                "SELECT COUNT(*) FROM cases", "SELECT COUNT(*) FROM attachments"):
+        row = await db.one(sql)
+        assert row is not None
+        out.append(int(row[0]))
+    return tuple(out)
+
+
+async def case_in(bot: Bot, status: str) -> int:
+    cases = bot.services.cases
+    admin = Actor(ADMIN, "Admin", None)
+    official = Actor(OFFICIAL, "Dara", DP_CHAT)
+    n = await make_case(bot, unit=None if status == "new" else "pp-dp")
+    if status == "waiting_info":
+        await cases.apply(n, Action.NEED_INFO, official, Change(text="which plot?"), bot.clock())
+    if status == "resolved":
+        await cases.apply(n, Action.RESOLVE, admin, Change(text="cleared the drain fully"), bot.clock())
+    await bot.settle()
+    return n
+
+
+@dataclass(frozen=True)
+class Attempt:
+    status: str            # the case is prepared in this status
+    command: str = ""      # typed by the persona in their chat ({n}: the case number)
+    button: str = ""       # or: pressed on the case's card in the unit's chat
+    private: bool = False  # typed in a private chat with the bot, whoever types it
+
+    async def run(self, bot: Bot, p: Persona, n: int) -> int:
+        if self.command:
+            chat = bot.private(p.user) if self.private else p.chat
+            return await bot.say(p.user, chat, self.command.format(n=n))
+        card = bot.card(DP_CHAT, n)
+        return await bot.press(p.user, DP_CHAT, card["message_id"], bot.button(card, self.button))
+
+
+ATTEMPTS: dict[str, Attempt] = {
+    "assign": Attempt("new", "/assign {n} pp-dp"),
+    "accept": Attempt("assigned", button="Accept"),
+    "need_info": Attempt("assigned", button="Need info"),
+    "return": Attempt("assigned", button="Not ours"),
+    "resolve": Attempt("assigned", button="Resolved"),
+    "status": Attempt("assigned", "/status {n} in_progress"),
+    "note": Attempt("assigned", "/note {n} checked the file"),
+    "resolve_cmd": Attempt("assigned", "/resolve {n} cleared the drain and the road"),
+    "reopen": Attempt("resolved", "/reopen {n} water is back again"),
+    "answer": Attempt("waiting_info", "/answer {n} plot 12"),
+    "view": Attempt("assigned", "/case {n}"),
+    "new": Attempt("assigned", "/new", private=True),
+}
+
+
+def allowed_outcome(bot: Bot, m: int, what: str) -> bool:
+    texts = bot.texts_since(m) + bot.answers_since(m)
+    if NOT_ALLOWED in texts or UNKNOWN in texts:
+        return False
+    if what == "view":
+        return any("History" in t for t in texts)
+    if what == "new":
+        return any("Where did the request come from?" in t for t in texts)
+    if what in ("need_info", "return", "resolve"):  # the bot asks for the words first
+        return any(c.params.get("reply_markup", {}).get("force_reply") for c in bot.sent_since(m))
+    return True
+
+
+@pytest.mark.parametrize("what", list(ATTEMPTS))
+async def test_matrix(bot: Bot, what: str) -> None:
+    people = await personas(bot)
+    attempt = ATTEMPTS[what]
+    for name in PERSONAS:
+        p = people[name]
+        n = await case_in(bot, attempt.status)
+        before = await fingerprint(bot)
+        m = await attempt.run(bot, p, n)
+        texts = bot.texts_since(m) + bot.answers_since(m)
+        expected = name in EXPECTED[what]
+        assert allowed_outcome(bot, m, what) == expected, (what, name, texts)
+        if not expected:
+            want = UNKNOWN if name in ("unknown", "revoked") else NOT_ALLOWED
+            assert texts == [want], (what, name, texts)  # one short reply, nothing else
+            assert await fingerprint(bot) == before, (what, name)
+        if expected and (attempt.button or attempt.private):
+            await bot.say(p.user, bot.private(p.user) if attempt.private else p.chat, "/cancel")
