@@ -256,3 +256,11 @@ async def test_migrations_are_tracked(domain: Domain) -> None:
     assert await domain.db.schema_version() >= 1
     payload = await domain.db.one("SELECT payload FROM outbox LIMIT 1")
     assert payload is None or isinstance(json.loads(payload[0]), dict)
+
+
+async def test_no_field_for_political_affiliation_or_the_like(domain: Domain) -> None:
+    banned = ("party", "politic", "affiliation", "ethnic", "religion", "vote")
+    tables = [r[0] for r in await domain.db.all("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for table in tables:
+        for col in await domain.db.all(f"PRAGMA table_info({table})"):
+            assert not any(b in col["name"].lower() for b in banned), (table, col["name"])
