@@ -34,6 +34,9 @@ class TelegramSettings:
 class DeadlineSettings:
     resolve_days: int = 15
     urgent_resolve_days: int = 3
+    ack_days: int = 3
+    verify_days: int = 7
+    bouncing_after: int = 3
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class UnitConfig:
     kind: str
     parent: str | None = None
     chat_id: int | None = None
+    ack_days: int | None = None  # institutions only: days to acknowledge a forward
 
 
 @dataclass(frozen=True)
@@ -146,12 +150,11 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         db_path = base_dir / db_path
 
     dl_raw = _expect(data.get("deadlines", {}), dict, "deadlines", "a table")
-    _unknown(dl_raw, {"resolve_days", "urgent_resolve_days"}, "deadlines.")
+    known = {"resolve_days": 15, "urgent_resolve_days": 3, "ack_days": 3, "verify_days": 7,
+             "bouncing_after": 3}
+    _unknown(dl_raw, set(known), "deadlines.")
     deadlines = DeadlineSettings(
-        resolve_days=_positive_int(dl_raw.get("resolve_days", 15), "deadlines.resolve_days"),
-        urgent_resolve_days=_positive_int(
-            dl_raw.get("urgent_resolve_days", 3), "deadlines.urgent_resolve_days"
-        ),
+        **{k: _positive_int(dl_raw.get(k, v), f"deadlines.{k}") for k, v in known.items()}
     )
     outbox_raw = _expect(data.get("outbox", {}), dict, "outbox", "a table")
     _unknown(outbox_raw, {"interval_seconds"}, "outbox.")
@@ -225,7 +228,7 @@ def _units(raw: Any) -> tuple[UnitConfig, ...]:
     for i, item in enumerate(raw):
         where = f"units[{i}]"
         _expect(item, dict, where, "a table with key, name and kind")
-        _unknown(item, {"key", "name", "kind", "parent", "chat_id"}, f"{where}.")
+        _unknown(item, {"key", "name", "kind", "parent", "chat_id", "ack_days"}, f"{where}.")
         key = _key(item.get("key"), f"{where}.key")
         if key in seen:
             raise ConfigError(f"{where}.key: {key!r} is defined twice")
@@ -241,7 +244,14 @@ def _units(raw: Any) -> tuple[UnitConfig, ...]:
         chat_id = item.get("chat_id")
         if chat_id is not None:
             _expect(chat_id, int, f"{where}.chat_id", "a Telegram chat id")
-        units.append(UnitConfig(key, _text(item.get("name"), f"{where}.name"), kind, parent, chat_id))
+        ack_days = item.get("ack_days")
+        if ack_days is not None:
+            ack_days = _positive_int(ack_days, f"{where}.ack_days")
+            if kind != "external":
+                raise ConfigError(f"{where}.ack_days: only institutions (kind external) acknowledge")
+        units.append(
+            UnitConfig(key, _text(item.get("name"), f"{where}.name"), kind, parent, chat_id, ack_days)
+        )
     chats: dict[int, str] = {}
     for i, unit in enumerate(units):
         if unit.chat_id is not None:

@@ -124,7 +124,8 @@ def _split_sql(script: str) -> list[str]:
             continue
         buf.append(line)
         candidate = "\n".join(buf)
-        if stripped.endswith(";") and sqlite3.complete_statement(candidate):
+        code = stripped.split("--", 1)[0].rstrip()  # a trailing comment may follow the ";"
+        if code.endswith(";") and sqlite3.complete_statement(candidate):
             statements.append(candidate)
             buf = []
     if "".join(buf).strip():

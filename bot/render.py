@@ -11,12 +11,28 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain.cases import CaseView, Event, days_between, days_label
 from bot.domain.outbox import Buttons
-from bot.domain.rules import ACTION_LABELS, PRIORITIES, SOURCES, STATUS_LABELS, Action, Status
-from bot.i18n import _, current_locale
+from bot.domain.rules import (
+    ACTION_LABELS,
+    CHANNEL_LABELS,
+    OUTCOME_LABELS,
+    PRIORITIES,
+    SOURCES,
+    STATUS_LABELS,
+    UNFINISHED_STATUSES,
+    Action,
+    Status,
+)
+from bot.i18n import N_, _, current_locale
 
 MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
 DESCRIPTION_ON_CARD = 600
+
+
+DUE_LABELS: dict[Status, str] = {
+    Status.FORWARDED: N_("Acknowledge by {when}"),
+    Status.RESOLVED: N_("Verify by {when}"),
+}
 
 
 def when(dt: datetime | None, tz: ZoneInfo, *, with_time: bool = True) -> str:
@@ -37,7 +53,10 @@ def status_label(status: Status) -> str:
 # Callback data: ids only. c:<case>:<version>:<action code>
 CARD_ACTIONS: dict[str, Action] = {
     "acc": Action.ACCEPT, "inf": Action.NEED_INFO, "ret": Action.RETURN, "res": Action.RESOLVE,
+    "ack": Action.ACKNOWLEDGE, "dec": Action.DECLINE,
+    "cfm": Action.VERIFY, "unr": Action.VERIFY, "dis": Action.REOPEN, "reo": Action.REOPEN,
 }
+DIRECT_CODES = frozenset({"acc", "ack", "cfm", "unr"})  # done at once; the others ask for words
 
 
 def card_action_data(case_id: int, version: int, code: str) -> str:
@@ -55,6 +74,11 @@ def card_buttons(case: CaseView) -> Buttons:
         rows.append([(_("❓ Need info"), card_action_data(n, v, "inf"))])
     if case.status in (Status.ASSIGNED, Status.IN_PROGRESS, Status.WAITING_INFO):
         rows.append([(_("↩️ Not ours"), card_action_data(n, v, "ret")),
+                     (_("✔️ Resolved…"), card_action_data(n, v, "res"))])
+    if case.status is Status.FORWARDED:
+        rows.append([(_("📥 Acknowledge"), card_action_data(n, v, "ack"))])
+    if case.status in (Status.FORWARDED, Status.ACKNOWLEDGED):
+        rows.append([(_("↩️ Decline (not ours)"), card_action_data(n, v, "dec")),
                      (_("✔️ Resolved…"), card_action_data(n, v, "res"))])
     return rows
 
@@ -83,8 +107,15 @@ def card_text(case: CaseView, tz: ZoneInfo, now: datetime, *, personal: bool) ->
         source=_(SOURCES.get(case.source, SOURCES["other"])),
     )
     lines.append("🕓 " + received)
-    if case.due_at is not None and case.is_open:
-        due = _("Due {when}").format(when=when(case.due_at, tz, with_time=False))
+    if case.is_away:
+        line = "📨 " + _("Forwarded via {channel}").format(
+            channel=_(CHANNEL_LABELS.get(case.forward_channel or "telegram", "telegram")))
+        if case.their_reference:
+            line += " · " + _("their reference: {ref}").format(ref=escape(case.their_reference))
+        lines.append(line)
+    if case.due_at is not None and case.status in UNFINISHED_STATUSES:
+        due = (_(DUE_LABELS[case.status]) if case.status in DUE_LABELS else _("Due {when}")).format(
+            when=when(case.due_at, tz, with_time=False))
         if case.is_overdue(now):
             due += " · ⚠️ " + _("overdue by {days}").format(
                 days=days_label(max(1, days_between(case.due_at, now)))
@@ -104,6 +135,14 @@ def card_text(case: CaseView, tz: ZoneInfo, now: datetime, *, personal: bool) ->
             n=case.n_attachments, id=case.id))
     lines.append("")
     status = "<b>" + status_label(case.status) + "</b>"
+    if case.outcome:
+        status += " · " + _(OUTCOME_LABELS[case.outcome])
+    if case.merged_into:
+        status += f" → #{case.merged_into}"
+    if case.reopen_count:
+        status += " · " + _("reopened {n}×").format(n=case.reopen_count)
+    if case.bouncing:
+        status += " · ⚠️ " + _("bouncing")
     if case.assignee_name and case.status is not Status.NEW:
         status += " · " + _("handled by {who}").format(who=escape(case.assignee_name))
     lines.append(status)
@@ -154,6 +193,20 @@ def history_lines(events: list[Event], tz: ZoneInfo) -> list[str]:
             line += " → " + escape(str(extra))
         if e.data.get("assignee"):
             line += " (" + escape(str(e.data["assignee"])) + ")"
+        if e.data.get("channel") and e.data["channel"] != "telegram":
+            line += " (" + _(CHANNEL_LABELS.get(e.data["channel"], "letter")) + ")"
+        if e.data.get("reference"):
+            line += " · " + _("their reference: {ref}").format(ref=escape(str(e.data["reference"])))
+        if e.data.get("outcome"):
+            line += " · " + _(OUTCOME_LABELS.get(e.data["outcome"], "confirmed"))
+        if e.data.get("disputed"):
+            line += " · " + _("the citizen disputes")
+        if e.data.get("into"):
+            line += f" → #{e.data['into']}"
+        if e.data.get("merged_from"):
+            line += " · " + _("#{n} merged into this case").format(n=e.data["merged_from"])
+        if e.data.get("bouncing"):
+            line += " · ⚠️ " + _("bouncing")
         if e.note:
             line += ": " + escape(e.note)
         out.append(line)

@@ -218,12 +218,19 @@ async def test_supervisor_reads_subtree_and_reassigns_within_it(domain: Domain, 
         await domain.cases.apply(n, Action.ACCEPT, sup, Change(), clock())
     case = await domain.cases.apply(n, Action.ASSIGN, sup, Change(unit_key="pp"), clock())
     assert case.unit_key == "pp"
-    other = await domain.new_case(clock)
+    other = await domain.new_case(clock, place_unit_id=await domain.unit_id("sr"))
     await domain.cases.apply(other, Action.ASSIGN, wg, Change(unit_key="sr"), clock())
     with pytest.raises(Forbidden):
         await domain.cases.visible(sup, other, clock())
     with pytest.raises(Forbidden):
         await domain.cases.apply(other, Action.ASSIGN, sup, Change(unit_key="pp"), clock())
+    # A Phnom Penh case assigned to Siem Reap still concerns Phnom Penh: readable, but it is
+    # not the supervisor's to move.
+    third = await domain.new_case(clock)
+    await domain.cases.apply(third, Action.ASSIGN, wg, Change(unit_key="sr"), clock())
+    assert (await domain.cases.visible(sup, third, clock()))[0].id == third
+    with pytest.raises(Forbidden):
+        await domain.cases.apply(third, Action.ASSIGN, sup, Change(unit_key="pp"), clock())
 
 
 async def test_personal_data_only_where_allowed(domain: Domain, clock: Clock) -> None:

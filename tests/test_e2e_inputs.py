@@ -126,7 +126,7 @@ async def test_typed_commands_walk(bot: Bot) -> None:
     await bot.say(bot.wg, bot.wg_chat, f"/answer {n} Map sent by email")
     await bot.say(official, dp, f"/note #{n} visited the site <today>")
     m = await bot.say(official, dp, f"/resolve {n} Drain cleared and road reopened")
-    assert bot.texts_since(m, DP_CHAT) == [f"#{n} is now: Resolved."]
+    assert bot.texts_since(m, DP_CHAT) == [f"#{n} is now: Resolved — awaiting verification."]
     m = await bot.say(bot.wg, bot.wg_chat, f"/reopen {n} Citizen says water is back")
     assert any(f"#{n} is reopened: Citizen says water is back" in t for t in bot.texts_since(m, DP_CHAT))
     actions = [e.action for e in await bot.services.cases.history(n)]

@@ -9,7 +9,7 @@ import pytest
 
 from bot.domain.cases import Actor, Change
 from bot.domain.rules import PERMISSIONS, READ_ROLES, Action, Role
-from tests.conftest import ADMIN, DP_CHAT, OFFICIAL
+from tests.conftest import ADMIN, DP_CHAT, OFFICIAL, WG_CHAT
 from tests.harness import JSON, Bot
 from tests.test_e2e_inputs import make_case
 
@@ -28,24 +28,42 @@ EXPECTED: dict[str, set[str]] = {
     "status":    {"admin", "official"},
     "note":      {"admin", "wg", "official", "supervisor"},
     "resolve_cmd": {"admin", "official"},
-    "reopen":    {"admin", "wg"},
+    "reopen":    {"admin", "wg", "supervisor"},
+    "verify":    {"admin", "wg", "supervisor"},
+    "confirm_button": {"admin", "wg", "supervisor"},
     "answer":    {"admin", "wg"},
     "view":      {"admin", "wg", "official", "supervisor"},
     "new":       {"admin", "wg"},
+    "forward":   {"admin", "wg"},
+    "merge":     {"admin", "wg"},
+    # On a case forwarded to the Ministry of Land (its liaison's institution):
+    "ack":       {"admin", "liaison"},
+    "decline":   {"admin", "liaison"},
+    "resolve_away": {"admin", "liaison"},
+    "outcome":   {"admin", "wg"},
+    "view_away": {"admin", "wg", "supervisor", "liaison"},
 }
 PERSONAS = ["admin", "wg", "official", "other_official", "supervisor", "liaison", "unknown", "revoked"]
 
 
 def test_expected_matrix_agrees_with_the_permission_table() -> None:
     role_of = {"admin": Role.ADMIN, "wg": Role.WORKING_GROUP, "official": Role.OFFICIAL,
-               "supervisor": Role.SUPERVISOR}
+               "supervisor": Role.SUPERVISOR, "liaison": Role.LIAISON}
     as_action = {"assign": Action.ASSIGN, "accept": Action.ACCEPT, "need_info": Action.NEED_INFO,
                  "return": Action.RETURN, "resolve": Action.RESOLVE, "status": Action.ACCEPT,
                  "note": Action.NOTE, "resolve_cmd": Action.RESOLVE, "reopen": Action.REOPEN,
-                 "answer": Action.PROVIDE_INFO, "new": Action.CREATE}
+                 "verify": Action.VERIFY, "confirm_button": Action.VERIFY,
+                 "answer": Action.PROVIDE_INFO, "new": Action.CREATE, "forward": Action.FORWARD,
+                 "merge": Action.MERGE, "ack": Action.ACKNOWLEDGE, "decline": Action.DECLINE,
+                 "resolve_away": Action.RESOLVE, "outcome": Action.OUTCOME}
+    # On a ministry unit's case a liaison has no role; on a forwarded case no official has one.
     for name, action in as_action.items():
-        assert {role_of[p] for p in EXPECTED[name]} == set(PERMISSIONS[action]) - {Role.LIAISON}, name
+        roles = set(PERMISSIONS[action])
+        roles -= {Role.OFFICIAL} if name in ("ack", "decline", "resolve_away", "outcome") else {Role.LIAISON}
+        assert {role_of[p] for p in EXPECTED[name]} == roles, name
     assert {role_of[p] for p in EXPECTED["view"]} == set(READ_ROLES) - {Role.LIAISON}
+    assert {role_of[p] for p in EXPECTED["view_away"]} == set(READ_ROLES) - {Role.OFFICIAL}
+    assert set(EXPECTED) == set(ATTEMPTS)
 
 
 @dataclass
@@ -87,11 +105,14 @@ async def case_in(bot: Bot, status: str) -> int:
     cases = bot.services.cases
     admin = Actor(ADMIN, "Admin", None)
     official = Actor(OFFICIAL, "Dara", DP_CHAT)
-    n = await make_case(bot, unit=None if status == "new" else "pp-dp")
+    n = await make_case(bot, unit=None if status in ("new", "forwarded") else "pp-dp")
     if status == "waiting_info":
         await cases.apply(n, Action.NEED_INFO, official, Change(text="which plot?"), bot.clock())
-    if status == "resolved":
-        await cases.apply(n, Action.RESOLVE, admin, Change(text="cleared the drain fully"), bot.clock())
+    if status == "resolved":  # resolved by the official, so that others may verify
+        await cases.apply(n, Action.RESOLVE, official, Change(text="cleared the drain fully"), bot.clock())
+    if status == "forwarded":
+        await cases.apply(n, Action.FORWARD, admin, Change(text="land title matter", unit_key="mlm",
+                                                           channel="letter"), bot.clock())
     await bot.settle()
     return n
 
@@ -100,15 +121,16 @@ async def case_in(bot: Bot, status: str) -> int:
 class Attempt:
     status: str            # the case is prepared in this status
     command: str = ""      # typed by the persona in their chat ({n}: the case number)
-    button: str = ""       # or: pressed on the case's card in the unit's chat
+    button: str = ""       # or: pressed on the case's card (or message) in a chat
     private: bool = False  # typed in a private chat with the bot, whoever types it
+    where: int = DP_CHAT   # the chat of the pressed message
 
     async def run(self, bot: Bot, p: Persona, n: int) -> int:
         if self.command:
             chat = bot.private(p.user) if self.private else p.chat
             return await bot.say(p.user, chat, self.command.format(n=n))
-        card = bot.card(DP_CHAT, n)
-        return await bot.press(p.user, DP_CHAT, card["message_id"], bot.button(card, self.button))
+        msg = bot.card(DP_CHAT, n) if self.where == DP_CHAT else bot.last_bot_message(self.where)
+        return await bot.press(p.user, self.where, msg["message_id"], bot.button(msg, self.button))
 
 
 ATTEMPTS: dict[str, Attempt] = {
@@ -121,9 +143,18 @@ ATTEMPTS: dict[str, Attempt] = {
     "note": Attempt("assigned", "/note {n} checked the file"),
     "resolve_cmd": Attempt("assigned", "/resolve {n} cleared the drain and the road"),
     "reopen": Attempt("resolved", "/reopen {n} water is back again"),
+    "verify": Attempt("resolved", "/verify {n} confirmed"),
+    "confirm_button": Attempt("resolved", button="Citizen confirmed", where=WG_CHAT),
     "answer": Attempt("waiting_info", "/answer {n} plot 12"),
     "view": Attempt("assigned", "/case {n}"),
     "new": Attempt("assigned", "/new", private=True),
+    "forward": Attempt("assigned", "/forward {n} mlm letter their land registry decides"),
+    "merge": Attempt("assigned", "/merge {n} 1"),
+    "ack": Attempt("forwarded", "/ack {n} MLM-2026-17"),
+    "decline": Attempt("forwarded", "/decline {n} this is the province's matter"),
+    "resolve_away": Attempt("forwarded", "/resolve {n} title corrected in the land registry"),
+    "outcome": Attempt("forwarded", "/outcome {n} the ministry corrected the land title"),
+    "view_away": Attempt("forwarded", "/case {n}"),
 }
 
 
@@ -142,6 +173,7 @@ def allowed_outcome(bot: Bot, m: int, what: str) -> bool:
 
 @pytest.mark.parametrize("what", list(ATTEMPTS))
 async def test_matrix(bot: Bot, what: str) -> None:
+    await make_case(bot)  # #1: what /merge merges into
     people = await personas(bot)
     attempt = ATTEMPTS[what]
     for name in PERSONAS:

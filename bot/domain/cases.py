@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import aiosqlite
+from babel.dates import format_date
 
 from bot.config import Settings
 from bot.db import Database, Row, from_db, to_db
@@ -26,13 +27,21 @@ from bot.domain.errors import (
     Invalid,
     InvalidTransition,
     NoChat,
+    OwnResolution,
     StaleCase,
 )
 from bot.domain.people import PeopleService
 from bot.domain.rules import (
     ACTION_LABELS,
+    AWAY,
+    CHANNEL_LABELS,
+    FORWARD_CHANNELS,
     GLOBAL_ROLES,
+    HANDOFFS,
+    NOT_BY_RESOLVER,
     OPEN_STATUSES,
+    OUTCOME_LABELS,
+    OUTCOMES,
     PERMISSIONS,
     PRIORITIES,
     READ_ROLES,
@@ -40,6 +49,7 @@ from bot.domain.rules import (
     SEES_PERSONAL_DATA,
     SOURCES,
     STATUS_LABELS,
+    UNFINISHED_STATUSES,
     Action,
     DeadlinePolicy,
     Role,
@@ -49,7 +59,7 @@ from bot.domain.rules import (
     target_status,
 )
 from bot.domain.units import UnitService
-from bot.i18n import _, ngettext, use_locale
+from bot.i18n import _, current_locale, ngettext, use_locale
 
 PAGE_SIZE = 10
 SUMMARY_MAX = 200
@@ -100,9 +110,13 @@ class Change:
     """What an action carries besides its name."""
 
     text: str = ""
-    unit_key: str | None = None
-    assignee: str | None = None  # @username or Telegram id
+    unit_key: str | None = None   # assign: the unit; forward: the institution
+    assignee: str | None = None   # @username or Telegram id
     attachments: tuple[AttachmentIn, ...] = ()
+    outcome: str | None = None    # verify: confirmed | unreachable; reopen: "disputed" or None
+    channel: str | None = None    # forward to an institution without a chat: letter, phone, …
+    reference: str | None = None  # acknowledge: the institution's own reference
+    into: int | None = None       # merge: the surviving case
 
 
 @dataclass(frozen=True)
@@ -133,13 +147,28 @@ class CaseView:
     last_actor: str | None
     last_action: str | None
     last_at: datetime | None
+    unit_kind: str | None = None
+    outcome: str | None = None
+    closed_at: datetime | None = None
+    resolved_by: int | None = None
+    reopen_count: int = 0
+    handoffs: int = 0
+    bouncing: bool = False
+    merged_into: int | None = None
+    forward_channel: str | None = None
+    their_reference: str | None = None
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 
+    @property
+    def is_away(self) -> bool:
+        """With another institution (forwarded), still on the working group's books."""
+        return self.status in AWAY
+
     def is_overdue(self, now: datetime) -> bool:
-        return self.is_open and self.due_at is not None and self.due_at < now
+        return self.status in UNFINISHED_STATUSES and self.due_at is not None and self.due_at < now
 
 
 @dataclass(frozen=True)
@@ -155,8 +184,27 @@ class Event:
     data: dict[str, Any]
 
 
+@dataclass
+class _Step:
+    """One change in the making, inside its transaction."""
+
+    conn: aiosqlite.Connection
+    case: CaseView
+    action: Action
+    actor: Actor
+    roles: frozenset[Role]
+    change: Change
+    text: str
+    now: datetime
+    updates: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    new_unit_chat: int | None = None  # a card goes there
+    new_unit_id: int | None = None
+
+
 _CASE_SELECT = """
 SELECT c.*, cat.name AS category, pu.name AS place, u.key AS unit_key, u.name AS unit_name,
+       u.kind AS unit_kind,
        p.name AS assignee_name,
        (SELECT COUNT(*) FROM attachments a WHERE a.case_id = c.id) AS n_attachments,
        e.actor_name AS last_actor, e.action AS last_action, e.at AS last_at
@@ -185,7 +233,11 @@ def _view(r: Row) -> CaseView:
         assignee_id=r["assignee_id"], assignee_name=r["assignee_name"],
         due_at=from_db(r["due_at"]), resolved_at=from_db(r["resolved_at"]),
         n_attachments=r["n_attachments"], last_actor=r["last_actor"],
-        last_action=r["last_action"], last_at=from_db(r["last_at"]),
+        last_action=r["last_action"], last_at=from_db(r["last_at"]), unit_kind=r["unit_kind"],
+        outcome=r["outcome"], closed_at=from_db(r["closed_at"]), resolved_by=r["resolved_by"],
+        reopen_count=r["reopen_count"], handoffs=r["handoffs"], bouncing=bool(r["bouncing"]),
+        merged_into=r["merged_into"], forward_channel=r["forward_channel"],
+        their_reference=r["their_reference"],
     )
 
 
@@ -214,13 +266,18 @@ class CaseService:
         """The actor's roles relative to a case (None: no case, e.g. creating one)."""
         roles: set[Role] = set()
         unit_id = None if case is None else case.unit_id
-        # A case in the working group's queue still belongs to its place's supervisors.
-        scope_unit = None if case is None else (case.unit_id or case.place_unit_id)
+        # Supervisors see what is with their units and what concerns their area (its place),
+        # even while it sits in the working group's queue or with another institution.
+        above: set[int] = set()
+        if case is not None:
+            for u in (case.unit_id, case.place_unit_id):
+                if u is not None:
+                    above.update(self.units.ancestors_or_self(u))
         for g in await self.people.grants(actor.tg_id):
             if g.role in GLOBAL_ROLES:
                 roles.add(g.role)
             elif g.role is Role.SUPERVISOR:
-                if scope_unit is not None and g.unit_id in self.units.ancestors_or_self(scope_unit):
+                if g.unit_id in above:
                     roles.add(g.role)
             elif unit_id is not None and g.unit_id == unit_id:
                 roles.add(g.role)
@@ -229,6 +286,11 @@ class CaseService:
     async def is_staff(self, actor: Actor) -> bool:
         """Admin or working group: sees and manages every case."""
         return bool(await self.people.global_roles(actor.tg_id))
+
+    async def may(self, actor: Actor, action: Action, case: CaseView) -> bool:
+        """Whether the actor could do the action now (to offer its button)."""
+        return can_transition(action, case.status) and is_allowed(
+            action, await self.roles(actor, case))
 
     async def _refused(self, actor: Actor, action: str, case_id: int | None, now: datetime) -> None:
         await self.people.log_refusal(actor.tg_id, action, case_id, actor.chat_id, now)
@@ -256,6 +318,23 @@ class CaseService:
                 await self.working_group_chats()))
         return case, personal
 
+    async def contacts(self, case_id: int) -> list[str]:
+        """Further citizens behind the case (from merged duplicates): personal data."""
+        rows = await self.db.all(
+            "SELECT name, contact, from_case FROM case_contacts WHERE case_id = ? ORDER BY id",
+            (case_id,))
+        return [f"{r[0]}" + (f" · {r[1]}" if r[1] else "") + f" (#{r[2]})" for r in rows]
+
+    async def bouncing(self, actor: Actor) -> list[CaseView]:
+        """Unfinished cases handed off again and again, in the actor's scope."""
+        scope = await self.people.unit_scope(actor.tg_id)
+        rows = await self.db.all(_CASE_SELECT + " WHERE c.bouncing = 1 ORDER BY c.received_at, c.id")
+        out = [_view(r) for r in rows if Status(r["status"]) in UNFINISHED_STATUSES]
+        if scope is None:
+            return out
+        return [c for c in out
+                if scope & set(self.units.ancestors_or_self(c.unit_id or c.place_unit_id))]
+
     async def history(self, case_id: int) -> list[Event]:
         rows = await self.db.all(
             "SELECT * FROM events WHERE case_id = ? ORDER BY id", (case_id,)
@@ -278,8 +357,8 @@ class CaseService:
         self, actor: Actor, page: int, now: datetime, *, overdue_only: bool = False
     ) -> tuple[list[CaseView], int]:
         """Open cases in the actor's scope, oldest first, one page, and the total."""
-        where = [f"c.status IN ({','.join('?' * len(OPEN_STATUSES))})"]
-        params: list[Any] = sorted(OPEN_STATUSES)
+        where = [f"c.status IN ({','.join('?' * len(UNFINISHED_STATUSES))})"]
+        params: list[Any] = sorted(UNFINISHED_STATUSES)
         scope = await self.people.unit_scope(actor.tg_id)
         if scope is not None:
             if not scope:
@@ -369,40 +448,141 @@ class CaseService:
                 raise CaseNotFound(case_id)
             case = _view(row)
             roles = await self.roles(actor, case)
-            self._guard(case, action, roles, expected_version)
+            self._guard(case, action, roles, expected_version, actor)
             self.check_text(action, text)
-            to = target_status(action, case.status)
-            updates: dict[str, Any] = {"status": to}
-            data: dict[str, Any] = {}
-            unit_chat: int | None = None
-            if action is Action.ASSIGN:
-                unit_chat = await self._assign(case, actor, roles, change, updates, data, now)
-            elif action is Action.ACCEPT:
-                await conn.execute(
-                    "INSERT OR IGNORE INTO people(tg_id, name, first_seen, last_seen) VALUES(?,?,?,?)",
-                    (actor.tg_id, actor.name, to_db(now), to_db(now)),
-                )
-                updates["assignee_id"] = actor.tg_id
-            elif action is Action.RETURN:
-                updates.update(unit_id=None, assignee_id=None, due_at=None)
-                data["unit"] = case.unit_key
-            elif action is Action.RESOLVE:
-                updates["resolved_at"] = to_db(now)
-            elif action is Action.REOPEN:
-                updates.update(resolved_at=None, due_at=to_db(self.policy.due_at(now, case.priority)))
+            step = _Step(conn, case, action, actor, roles, change, text, now,
+                         {"status": target_status(action, case.status)})
+            effect = self._effects.get(action)
+            if effect is not None:
+                await effect(self, step)
+            if action in HANDOFFS:
+                self._count_handoff(step)
             if action is not Action.NOTE:
-                updates["version"] = case.version + 1
-            updates["updated_at"] = to_db(now)
-            sets = ", ".join(f"{k} = ?" for k in updates)
-            await conn.execute(f"UPDATE cases SET {sets} WHERE id = ?", [*updates.values(), case_id])
-            purpose = "evidence" if action is Action.RESOLVE else "note"
+                step.updates["version"] = case.version + 1
+            step.updates["updated_at"] = to_db(now)
+            sets = ", ".join(f"{k} = ?" for k in step.updates)
+            await conn.execute(f"UPDATE cases SET {sets} WHERE id = ?", [*step.updates.values(), case_id])
+            purpose = "evidence" if action in (Action.RESOLVE, Action.OUTCOME) else "note"
             await self._add_attachments(conn, case_id, list(change.attachments), purpose, actor, now)
             if change.attachments:
-                data["attachments"] = len(change.attachments)
-            await self._event(conn, case_id, actor, action, case.status, to, text, now, data)
-            await self._notify(conn, case, action, actor, text, unit_chat, now)
+                step.data["attachments"] = len(change.attachments)
+            to = step.updates["status"]
+            await self._event(conn, case_id, actor, action, case.status, to, text, now, step.data)
+            await self._notify(step)
         self.on_commit()
         return await self.get(case_id)
+
+    # --- what each action does besides its status (the transition table gives the status) ---
+
+    async def _do_assign(self, st: _Step) -> None:
+        st.new_unit_chat = await self._assign(st.case, st.actor, st.roles, st.change, st.updates,
+                                              st.data, st.now)
+        st.new_unit_id = st.updates["unit_id"]
+
+    async def _do_accept(self, st: _Step) -> None:
+        await st.conn.execute(
+            "INSERT OR IGNORE INTO people(tg_id, name, first_seen, last_seen) VALUES(?,?,?,?)",
+            (st.actor.tg_id, st.actor.name, to_db(st.now), to_db(st.now)))
+        st.updates["assignee_id"] = st.actor.tg_id
+
+    async def _do_back_to_queue(self, st: _Step) -> None:  # Not ours; an institution declines
+        st.updates.update(unit_id=None, assignee_id=None, due_at=None)
+        st.data.update(unit=st.case.unit_key, unit_name=st.case.unit_name)
+
+    async def _do_forward(self, st: _Step) -> None:
+        if not st.change.unit_key:
+            raise Invalid(_("Name the institution to forward to."))
+        inst = await self.units.by_key(st.change.unit_key)
+        if inst.kind != "external":
+            raise Invalid(_("{unit} is a unit of the ministry: assign the case instead.").format(
+                unit=inst.name))
+        if inst.chat_id is not None:
+            channel = "telegram"
+        elif st.change.channel in FORWARD_CHANNELS and st.change.channel != "telegram":
+            channel = st.change.channel
+        else:
+            raise Invalid(_("{unit} has no chat here: say how it was sent (letter, phone, email "
+                            "or in_person).").format(unit=inst.name))
+        due = self.policy.ack_due(st.now, inst.ack_days)
+        st.updates.update(unit_id=inst.id, assignee_id=None, due_at=to_db(due),
+                          forward_channel=channel, their_reference=None)
+        st.data.update(unit=inst.key, unit_name=inst.name, channel=channel,
+                       from_unit=st.case.unit_key)
+        st.new_unit_chat = inst.chat_id
+        st.new_unit_id = inst.id
+
+    async def _do_acknowledge(self, st: _Step) -> None:
+        reference = (st.change.reference or "").strip()[:100] or None
+        st.updates.update(their_reference=reference,
+                          due_at=to_db(self.policy.due_at(st.now, st.case.priority)))
+        if reference:
+            st.data["reference"] = reference
+
+    async def _do_resolve(self, st: _Step) -> None:  # also an institution's reported outcome
+        st.updates.update(resolved_at=to_db(st.now), resolved_by=st.actor.tg_id,
+                          due_at=to_db(self.policy.verify_due(st.now)))
+
+    async def _do_verify(self, st: _Step) -> None:
+        if st.change.outcome not in OUTCOMES:
+            raise Invalid(_("Say how it ended: confirmed or unreachable."))
+        st.updates.update(outcome=st.change.outcome, closed_at=to_db(st.now), due_at=None)
+        st.data["outcome"] = st.change.outcome
+
+    async def _do_reopen(self, st: _Step) -> None:
+        case = st.case
+        to = Status.ACKNOWLEDGED if case.unit_kind == "external" else Status.ASSIGNED
+        if case.unit_id is None:
+            to = Status.NEW
+        st.updates.update(status=to, resolved_at=None, resolved_by=None, closed_at=None,
+                          outcome=None, reopen_count=case.reopen_count + 1,
+                          due_at=to_db(self.policy.due_at(st.now, case.priority)))
+        if st.change.outcome == "disputed":
+            st.data["disputed"] = True
+
+    async def _do_merge(self, st: _Step) -> None:
+        into = st.change.into
+        if into is None or into == st.case.id:
+            raise Invalid(_("Name another case to merge into."))
+        async with st.conn.execute("SELECT status FROM cases WHERE id = ?", (into,)) as cur:
+            target = await cur.fetchone()
+        if target is None:
+            raise CaseNotFound(into)
+        if Status(target[0]) not in UNFINISHED_STATUSES:
+            raise Invalid(_("Case #{n} is finished: merge into a case still being handled.").format(
+                n=into))
+        conn, now, case = st.conn, to_db(st.now), st.case
+        await conn.execute("UPDATE attachments SET case_id = ? WHERE case_id = ?", (into, case.id))
+        await conn.execute("UPDATE case_contacts SET case_id = ? WHERE case_id = ?", (into, case.id))
+        await conn.execute(
+            "INSERT INTO case_contacts(case_id, name, contact, from_case, added_at) VALUES(?,?,?,?,?)",
+            (into, case.citizen_name, case.citizen_contact, case.id, now))
+        await conn.execute("UPDATE cases SET version = version + 1, updated_at = ? WHERE id = ?",
+                           (now, into))
+        await self._event(conn, into, st.actor, Action.MERGE, None, None, st.text, st.now,
+                          {"merged_from": case.id})
+        st.updates.update(merged_into=into, outcome="merged", closed_at=now, due_at=None)
+        st.data["into"] = into
+
+    _effects: ClassVar[dict[Action, Callable[[CaseService, _Step], Awaitable[None]]]] = {
+        Action.ASSIGN: _do_assign,
+        Action.ACCEPT: _do_accept,
+        Action.RETURN: _do_back_to_queue,
+        Action.DECLINE: _do_back_to_queue,
+        Action.FORWARD: _do_forward,
+        Action.ACKNOWLEDGE: _do_acknowledge,
+        Action.RESOLVE: _do_resolve,
+        Action.OUTCOME: _do_resolve,
+        Action.VERIFY: _do_verify,
+        Action.REOPEN: _do_reopen,
+        Action.MERGE: _do_merge,
+    }
+
+    def _count_handoff(self, st: _Step) -> None:
+        handoffs = st.case.handoffs + 1
+        st.updates["handoffs"] = handoffs
+        if not st.case.bouncing and handoffs >= self.settings.deadlines.bouncing_after:
+            st.updates["bouncing"] = 1
+            st.data["bouncing"] = True
 
     async def check(
         self, case_id: int, action: Action, actor: Actor, *, expected_version: int | None = None
@@ -411,7 +591,7 @@ class CaseService:
         when the action can be done); changes nothing."""
         case = await self.get(case_id)
         try:
-            self._guard(case, action, await self.roles(actor, case), expected_version)
+            self._guard(case, action, await self.roles(actor, case), expected_version, actor)
         except Forbidden:
             await self._refused(actor, action, case_id, self.clock())
             raise
@@ -419,7 +599,8 @@ class CaseService:
 
     @staticmethod
     def _guard(
-        case: CaseView, action: Action, roles: frozenset[Role], expected_version: int | None
+        case: CaseView, action: Action, roles: frozenset[Role], expected_version: int | None,
+        actor: Actor,
     ) -> None:
         if expected_version is not None and expected_version != case.version:
             raise StaleCase(case.id)
@@ -427,6 +608,9 @@ class CaseService:
             raise Forbidden()
         if not can_transition(action, case.status):
             raise InvalidTransition(case.id, _(STATUS_LABELS[case.status]))
+        if action in NOT_BY_RESOLVER and case.status is Status.RESOLVED and (
+                case.resolved_by == actor.tg_id):
+            raise OwnResolution()
 
     @staticmethod
     def check_text(action: Action, text: str) -> None:
@@ -454,8 +638,10 @@ class CaseService:
         if not change.unit_key:
             raise Invalid(_("Name the unit to assign to."))
         unit = await self.units.by_key(change.unit_key)
-        if not roles & GLOBAL_ROLES and unit.id not in await self._supervised(actor):
-            raise Forbidden()  # a supervisor re-assigns only within their subtree
+        if not roles & GLOBAL_ROLES:  # a supervisor re-assigns only within their subtree
+            supervised = await self._supervised(actor)
+            if unit.id not in supervised or (case.unit_id or case.place_unit_id) not in supervised:
+                raise Forbidden()
         if unit.kind == "external":
             raise Invalid(
                 _("{unit} is another institution; cases are forwarded there, not assigned.")
@@ -520,55 +706,67 @@ class CaseService:
         for chat in await self.working_group_chats():
             await outbox.queue_text(conn, chat, text, now, buttons=buttons, case_id=case_id)
 
-    async def _notify(
-        self, conn: aiosqlite.Connection, before: CaseView, action: Action, actor: Actor,
-        text: str, new_unit_chat: int | None, now: datetime,
-    ) -> None:
+    async def _notify(self, st: _Step) -> None:
         """Queue what follows the change: cards, the unit's notices, the working group's line."""
-        n = before.id
+        conn, now, action, n = st.conn, st.now, st.action, st.case.id
         with use_locale(self.settings.default_language):
-            who = html.escape(actor.name)
-            note = html.escape(text)
+            who = html.escape(st.actor.name)
+            note = html.escape(st.text)
             line = _("#{n} · {action} by {who}").format(n=n, action=_(ACTION_LABELS[action]), who=who)
-            if action is Action.ASSIGN and new_unit_chat is not None:
-                await outbox.queue_refresh(conn, n, now)  # an earlier unit's card shows it moved
-                unit = await self.units.by_id(await self._unit_id_of(conn, n))
-                await outbox.queue_card(conn, new_unit_chat, n, unit.id if unit else None, now)
-                line += " → " + html.escape(unit.name if unit else "?")
-            else:
-                await outbox.queue_refresh(conn, n, now)
+            await outbox.queue_refresh(conn, n, now)  # every posted card shows the new state
+            if st.new_unit_id is not None:
+                line += " → " + html.escape(str(st.data.get("unit_name", "")))
+                if st.new_unit_chat is not None:
+                    await outbox.queue_card(conn, st.new_unit_chat, n, st.new_unit_id, now)
+            if action is Action.FORWARD and st.new_unit_chat is None:
+                line += " (" + _("by {channel}; follow up by {when}").format(
+                    channel=_(CHANNEL_LABELS[st.data["channel"]]),
+                    when=format_date(datetime.fromisoformat(st.updates["due_at"]).astimezone(
+                        self.settings.tz), "d MMM y", locale=current_locale())) + ")"
+            if st.data.get("reference"):
+                line += " · " + _("their reference: {ref}").format(ref=html.escape(st.data["reference"]))
+            if action is Action.VERIFY:
+                line += " · " + _(OUTCOME_LABELS[st.data["outcome"]])
+            if action is Action.MERGE:
+                line += " → #" + str(st.data["into"])
             buttons: outbox.Buttons | None = None
-            unit_chat = await self._unit_chat(before.unit_id)
+            unit_chat = await self._unit_chat(st.case.unit_id)
+            to_unit: str | None = None
             if action is Action.NEED_INFO:
                 line += "\n" + _("Needed: {what}").format(what=note)
                 buttons = [[(_("Answer…"), f"ans:{n}")]]
-            elif action is Action.PROVIDE_INFO and unit_chat is not None:
-                await outbox.queue_text(
-                    conn, unit_chat,
-                    _("Answer from the working group on #{n}: {text}").format(n=n, text=note),
-                    now, case_id=n,
-                )
-            elif action is Action.REOPEN and unit_chat is not None:
-                await outbox.queue_text(
-                    conn, unit_chat, _("#{n} is reopened: {reason}").format(n=n, reason=note),
-                    now, case_id=n,
-                )
-            elif action is Action.NOTE and unit_chat is not None and await self.is_staff(actor):
-                await outbox.queue_text(
-                    conn, unit_chat,
-                    _("Note on #{n} from {who}: {text}").format(n=n, who=who, text=note),
-                    now, case_id=n,
-                )
-            if text and action is not Action.NEED_INFO:
+            elif action in (Action.RESOLVE, Action.OUTCOME):
+                line += ": " + note + "\n" + _("Verify with the citizen:")
+                buttons = verification_buttons(n, st.case.version + 1)
+            elif action is Action.PROVIDE_INFO:
+                to_unit = _("Answer from the working group on #{n}: {text}").format(n=n, text=note)
+            elif action is Action.REOPEN:
+                to_unit = (_("#{n} is reopened: the citizen disputes the resolution: {reason}")
+                           if st.data.get("disputed") else _("#{n} is reopened: {reason}")).format(
+                    n=n, reason=note)
+            elif action is Action.VERIFY:
+                to_unit = _("#{n} is {outcome}.").format(n=n, outcome=_(OUTCOME_LABELS[st.data["outcome"]]))
+            elif action is Action.NOTE and await self.is_staff(st.actor):
+                to_unit = _("Note on #{n} from {who}: {text}").format(n=n, who=who, text=note)
+            if to_unit and unit_chat is not None:
+                await outbox.queue_text(conn, unit_chat, to_unit, now, case_id=n)
+            if st.text and action not in (Action.NEED_INFO, Action.RESOLVE, Action.OUTCOME):
                 line += ": " + note
             await self._tell_working_group(conn, line, now, n, buttons)
+            if st.data.get("bouncing"):
+                await self._flag_bouncing(st)
 
-    @staticmethod
-    async def _unit_id_of(conn: aiosqlite.Connection, case_id: int) -> int:
-        async with conn.execute("SELECT unit_id FROM cases WHERE id = ?", (case_id,)) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row[0])
+    async def _flag_bouncing(self, st: _Step) -> None:
+        """Three hand-offs (configurable): the working group and the supervisors concerned hear at once."""
+        n, case = st.case.id, st.case
+        text = "⚠️ " + _("#{n} is bouncing: handed off {count} times. /bouncing lists such cases.").format(
+            n=n, count=st.updates["handoffs"])
+        await self._tell_working_group(st.conn, text, st.now, n)
+        supervisors: set[int] = set()
+        for unit_id in self.units.ancestors_or_self(case.place_unit_id):
+            supervisors.update(await self.people.holders(Role.SUPERVISOR, unit_id))
+        for tg_id in sorted(supervisors):
+            await outbox.queue_text(st.conn, tg_id, text, st.now, case_id=n)
 
     async def _unit_chat(self, unit_id: int | None) -> int | None:
         if unit_id is None:
@@ -585,3 +783,14 @@ def days_label(days: int) -> str:
     return ngettext("{n} day", "{n} days", days).format(n=days)
 
 
+
+
+def verification_buttons(case_id: int, version: int) -> outbox.Buttons:
+    """Under a resolution, for whoever verifies it with the citizen."""
+    def data(code: str) -> str:
+        return f"c:{case_id}:{version}:{code}"
+
+    return [
+        [(_("✅ Citizen confirmed"), data("cfm")), (_("📵 Could not reach"), data("unr"))],
+        [(_("⚠️ Citizen disputes…"), data("dis")), (_("↩️ Reopen…"), data("reo"))],
+    ]

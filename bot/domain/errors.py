@@ -50,6 +50,12 @@ class Forbidden(DomainError):
         return _("You are not allowed to do that.")
 
 
+class OwnResolution(Forbidden):
+    def user_message(self) -> str:
+        return _("Nobody verifies their own resolution: another member of the working group "
+                 "or a supervisor must.")
+
+
 class InvalidTransition(DomainError):
     def __init__(self, case_id: int, status_label: str) -> None:
         super().__init__(case_id, status_label)

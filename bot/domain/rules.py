@@ -18,10 +18,16 @@ class Status(StrEnum):
     ASSIGNED = "assigned"          # pushed to a unit, not yet accepted
     IN_PROGRESS = "in_progress"
     WAITING_INFO = "waiting_info"  # the unit asked the working group / citizen for information
-    RESOLVED = "resolved"
+    FORWARDED = "forwarded"        # sent to another institution, not yet acknowledged
+    ACKNOWLEDGED = "acknowledged"  # the institution took it on; still on the working group's books
+    RESOLVED = "resolved"          # resolved, awaiting verification with the citizen: not closed
+    CLOSED = "closed"              # verified; outcome: confirmed or unreachable
+    MERGED = "merged"              # a duplicate, closed into another case; never counts as resolved
 
 
-OPEN_STATUSES = frozenset({Status.NEW, Status.ASSIGNED, Status.IN_PROGRESS, Status.WAITING_INFO})
+OPEN_STATUSES = frozenset({Status.NEW, Status.ASSIGNED, Status.IN_PROGRESS, Status.WAITING_INFO,
+                           Status.FORWARDED, Status.ACKNOWLEDGED})
+UNFINISHED_STATUSES = OPEN_STATUSES | {Status.RESOLVED}  # what lists show: work still owed
 ALL_STATUSES = frozenset(Status)
 
 
@@ -33,8 +39,14 @@ class Action(StrEnum):
     PROVIDE_INFO = "provide_info"
     RESUME = "resume"
     RETURN = "return"              # "Not ours": back to the working group's queue
+    FORWARD = "forward"            # to another institution (a unit of kind external)
+    ACKNOWLEDGE = "acknowledge"    # the institution takes it on
+    DECLINE = "decline"            # the institution: "not ours"
+    OUTCOME = "outcome"            # what an institution without a chat reported
     RESOLVE = "resolve"
-    REOPEN = "reopen"
+    VERIFY = "verify"              # confirmed with the citizen, or the citizen unreachable
+    REOPEN = "reopen"              # includes a citizen disputing the resolution
+    MERGE = "merge"                # a duplicate into another case
     NOTE = "note"
 
 
@@ -50,19 +62,28 @@ GLOBAL_ROLES = frozenset({Role.ADMIN, Role.WORKING_GROUP})  # held without a uni
 
 
 S = Status
-# action               allowed from                                       -> to (None: unchanged)
+WORKING = frozenset({S.ASSIGNED, S.IN_PROGRESS, S.WAITING_INFO})  # with a unit of the ministry
+AWAY = frozenset({S.FORWARDED, S.ACKNOWLEDGED})                    # with another institution
+# action               allowed from                                  -> to (None: unchanged)
 TRANSITIONS: dict[Action, tuple[frozenset[Status], Status | None]] = {
-    Action.CREATE:       (frozenset(),                                      S.NEW),
-    Action.ASSIGN:       (frozenset({S.NEW, S.ASSIGNED, S.IN_PROGRESS, S.WAITING_INFO}), S.ASSIGNED),
-    Action.ACCEPT:       (frozenset({S.ASSIGNED}),                          S.IN_PROGRESS),
-    Action.NEED_INFO:    (frozenset({S.ASSIGNED, S.IN_PROGRESS}),           S.WAITING_INFO),
-    Action.PROVIDE_INFO: (frozenset({S.WAITING_INFO}),                      S.IN_PROGRESS),
-    Action.RESUME:       (frozenset({S.WAITING_INFO}),                      S.IN_PROGRESS),
-    Action.RETURN:       (frozenset({S.ASSIGNED, S.IN_PROGRESS, S.WAITING_INFO}), S.NEW),
-    Action.RESOLVE:      (frozenset({S.ASSIGNED, S.IN_PROGRESS, S.WAITING_INFO}), S.RESOLVED),
-    Action.REOPEN:       (frozenset({S.RESOLVED}),                          S.ASSIGNED),
-    Action.NOTE:         (ALL_STATUSES,                                     None),
+    Action.CREATE:       (frozenset(),                                 S.NEW),
+    Action.ASSIGN:       (WORKING | {S.NEW},                           S.ASSIGNED),
+    Action.ACCEPT:       (frozenset({S.ASSIGNED}),                     S.IN_PROGRESS),
+    Action.NEED_INFO:    (frozenset({S.ASSIGNED, S.IN_PROGRESS}),      S.WAITING_INFO),
+    Action.PROVIDE_INFO: (frozenset({S.WAITING_INFO}),                 S.IN_PROGRESS),
+    Action.RESUME:       (frozenset({S.WAITING_INFO}),                 S.IN_PROGRESS),
+    Action.RETURN:       (WORKING,                                     S.NEW),
+    Action.FORWARD:      (WORKING | {S.NEW},                           S.FORWARDED),
+    Action.ACKNOWLEDGE:  (frozenset({S.FORWARDED}),                    S.ACKNOWLEDGED),
+    Action.DECLINE:      (AWAY,                                        S.NEW),
+    Action.OUTCOME:      (AWAY,                                        S.RESOLVED),
+    Action.RESOLVE:      (WORKING | AWAY,                              S.RESOLVED),
+    Action.VERIFY:       (frozenset({S.RESOLVED}),                     S.CLOSED),
+    Action.REOPEN:       (frozenset({S.RESOLVED, S.CLOSED}),           S.ASSIGNED),  # ACKNOWLEDGED if away
+    Action.MERGE:        (OPEN_STATUSES | {S.RESOLVED},                S.MERGED),
+    Action.NOTE:         (ALL_STATUSES,                                None),
 }
+HANDOFFS = frozenset({Action.FORWARD, Action.DECLINE, Action.RETURN})  # counted towards "bouncing"
 
 R = Role
 # action               who may do it (roles relative to the case; see CaseService.roles)
@@ -74,10 +95,17 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.PROVIDE_INFO: frozenset({R.ADMIN, R.WORKING_GROUP}),
     Action.RESUME:       frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL}),
     Action.RETURN:       frozenset({R.ADMIN, R.OFFICIAL}),
-    Action.RESOLVE:      frozenset({R.ADMIN, R.OFFICIAL}),
-    Action.REOPEN:       frozenset({R.ADMIN, R.WORKING_GROUP}),
-    Action.NOTE:         frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVISOR}),
+    Action.FORWARD:      frozenset({R.ADMIN, R.WORKING_GROUP}),
+    Action.ACKNOWLEDGE:  frozenset({R.ADMIN, R.LIAISON}),
+    Action.DECLINE:      frozenset({R.ADMIN, R.LIAISON}),
+    Action.OUTCOME:      frozenset({R.ADMIN, R.WORKING_GROUP}),
+    Action.RESOLVE:      frozenset({R.ADMIN, R.OFFICIAL, R.LIAISON}),
+    Action.VERIFY:       frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR}),  # never the resolver
+    Action.REOPEN:       frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR}),  # never the resolver
+    Action.MERGE:        frozenset({R.ADMIN, R.WORKING_GROUP}),
+    Action.NOTE:         frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVISOR, R.LIAISON}),
 }
+NOT_BY_RESOLVER = frozenset({Action.VERIFY, Action.REOPEN})  # a second person verifies
 # Reading a case (/case, lists, exports) and seeing the citizen's name and contact.
 READ_ROLES = frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVISOR, R.LIAISON})
 SEES_PERSONAL_DATA = frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVISOR})
@@ -96,10 +124,16 @@ REQUIRED_TEXT: dict[Action, int] = {
     Action.NEED_INFO: 3,
     Action.PROVIDE_INFO: 1,
     Action.RETURN: 3,
+    Action.FORWARD: 3,
+    Action.DECLINE: 3,
+    Action.OUTCOME: 10,
     Action.RESOLVE: 10,
     Action.REOPEN: 3,
     Action.NOTE: 1,
 }
+
+OUTCOMES = ("confirmed", "unreachable")              # how a verified case is closed
+FORWARD_CHANNELS = ("telegram", "letter", "phone", "email", "in_person")
 
 def can_transition(action: Action, status: Status) -> bool:
     allowed_from, _ = TRANSITIONS[action]
@@ -115,15 +149,23 @@ def is_allowed(action: Action, roles: frozenset[Role]) -> bool:
     return bool(PERMISSIONS[action] & roles)
 
 
-# Deadline policy: calendar days to resolve, counted from assignment.
+# Deadline policy: the deadline of the step a case is at (calendar days).
 @dataclass(frozen=True)
 class DeadlinePolicy:
-    resolve_days: int = 15
+    resolve_days: int = 15           # from assignment (or reopening, or acknowledgment)
     urgent_resolve_days: int = 3
+    ack_days: int = 3                # an institution acknowledges a forward (per institution)
+    verify_days: int = 7             # the working group verifies a resolution
 
     def due_at(self, assigned_at: datetime, priority: str) -> datetime:
         days = self.urgent_resolve_days if priority == "urgent" else self.resolve_days
         return assigned_at + timedelta(days=days)
+
+    def ack_due(self, forwarded_at: datetime, institution_days: int | None) -> datetime:
+        return forwarded_at + timedelta(days=institution_days or self.ack_days)
+
+    def verify_due(self, resolved_at: datetime) -> datetime:
+        return resolved_at + timedelta(days=self.verify_days)
 
 
 ROLE_LABELS: dict[Role, str] = {
@@ -139,7 +181,17 @@ STATUS_LABELS: dict[Status, str] = {
     S.ASSIGNED: N_("Assigned — awaiting acceptance"),
     S.IN_PROGRESS: N_("In progress"),
     S.WAITING_INFO: N_("Waiting for information"),
-    S.RESOLVED: N_("Resolved"),
+    S.FORWARDED: N_("Forwarded — awaiting acknowledgment"),
+    S.ACKNOWLEDGED: N_("With the institution"),
+    S.RESOLVED: N_("Resolved — awaiting verification"),
+    S.CLOSED: N_("Closed"),
+    S.MERGED: N_("Merged into another case"),
+}
+
+OUTCOME_LABELS: dict[str, str] = {
+    "confirmed": N_("closed, citizen confirmed"),
+    "unreachable": N_("closed, citizen could not be reached"),
+    "merged": N_("merged as a duplicate"),
 }
 
 ACTION_LABELS: dict[Action, str] = {
@@ -153,6 +205,20 @@ ACTION_LABELS: dict[Action, str] = {
     Action.RESOLVE: N_("resolved"),
     Action.REOPEN: N_("reopened"),
     Action.NOTE: N_("note"),
+    Action.FORWARD: N_("forwarded"),
+    Action.ACKNOWLEDGE: N_("acknowledged"),
+    Action.DECLINE: N_("declined as not theirs"),
+    Action.OUTCOME: N_("outcome reported"),
+    Action.VERIFY: N_("verified"),
+    Action.MERGE: N_("merged"),
+}
+
+CHANNEL_LABELS: dict[str, str] = {
+    "telegram": N_("Telegram"),
+    "letter": N_("letter"),
+    "phone": N_("phone"),
+    "email": N_("email"),
+    "in_person": N_("in person"),
 }
 
 SOURCES: dict[str, str] = {

@@ -14,7 +14,7 @@ WORKGROUP_KEY = "workgroup"  # /bindchat workgroup binds the working group's own
 _WG_CHAT = "wg_chat_id"
 
 _UNIT_SELECT = """
-SELECT u.id, u.key, u.name, u.kind, u.parent_id, u.config_chat_id,
+SELECT u.id, u.key, u.name, u.kind, u.parent_id, u.config_chat_id, u.ack_days,
        b.chat_id AS bound_chat_id,
        (SELECT COUNT(*) FROM units c WHERE c.parent_id = u.id AND c.active) AS n_children
 FROM units u LEFT JOIN chat_bindings b ON b.unit_id = u.id
@@ -31,13 +31,14 @@ class Unit:
     chat_id: int | None      # effective chat: the bound one wins over the config's
     bound: bool              # bound with /bindchat (rather than taken from the config)
     n_children: int
+    ack_days: int | None = None
 
     @classmethod
     def from_row(cls, r: Row) -> Unit:
         chat = r["bound_chat_id"] if r["bound_chat_id"] is not None else r["config_chat_id"]
         return cls(
             r["id"], r["key"], r["name"], r["kind"], r["parent_id"], chat,
-            r["bound_chat_id"] is not None, r["n_children"],
+            r["bound_chat_id"] is not None, r["n_children"], r["ack_days"],
         )
 
 
@@ -62,10 +63,11 @@ class UnitService:
             keys = [u.key for u in self.settings.units]
             for unit in self.settings.units:
                 await conn.execute(
-                    "INSERT INTO units(key, name, kind, config_chat_id, active) VALUES(?,?,?,?,1)"
-                    " ON CONFLICT(key) DO UPDATE SET name=excluded.name, kind=excluded.kind,"
-                    " config_chat_id=excluded.config_chat_id, active=1",
-                    (unit.key, unit.name, unit.kind, unit.chat_id),
+                    "INSERT INTO units(key, name, kind, config_chat_id, ack_days, active)"
+                    " VALUES(?,?,?,?,?,1) ON CONFLICT(key) DO UPDATE SET name=excluded.name,"
+                    " kind=excluded.kind, config_chat_id=excluded.config_chat_id,"
+                    " ack_days=excluded.ack_days, active=1",
+                    (unit.key, unit.name, unit.kind, unit.chat_id, unit.ack_days),
                 )
             for unit in self.settings.units:
                 await conn.execute(
@@ -102,6 +104,10 @@ class UnitService:
     async def by_id(self, unit_id: int) -> Unit | None:
         row = await self.db.one(_UNIT_SELECT + " WHERE u.id = ? AND u.active", (unit_id,))
         return None if row is None else Unit.from_row(row)
+
+    async def institutions(self) -> list[Unit]:
+        rows = await self.db.all(_UNIT_SELECT + " WHERE u.kind = 'external' AND u.active ORDER BY u.name")
+        return [Unit.from_row(r) for r in rows]
 
     async def children(self, parent_id: int | None) -> list[Unit]:
         if parent_id is None:

@@ -11,22 +11,29 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandl
 
 from bot.domain.cases import AttachmentIn, Change
 from bot.domain.errors import DomainError, StaleCase
-from bot.domain.rules import Action
+from bot.domain.rules import CHANNEL_LABELS, FORWARD_CHANNELS, Action
 from bot.handlers.common import Context, actor, now, refuse, reply, svc
 from bot.handlers.pickers import parse_ids, unit_picker
 from bot.i18n import _
-from bot.render import CARD_ACTIONS, keyboard
+from bot.render import CARD_ACTIONS, DIRECT_CODES, keyboard
 
-ASK_TEXT, ASK_EVIDENCE = range(2)
+ASK_TEXT, ASK_EVIDENCE, ASK_CHANNEL = range(3)
 END = ConversationHandler.END
+OUTCOME_OF_CODE = {"cfm": "confirmed", "unr": "unreachable", "dis": "disputed"}
+
 
 def _done(action: Action, n: int) -> str:
     return {
         Action.ACCEPT: _("#{n} accepted: it is in progress."),
         Action.NEED_INFO: _("#{n}: your question went to the working group."),
         Action.RETURN: _("#{n} went back to the working group."),
-        Action.RESOLVE: _("#{n} is resolved."),
+        Action.RESOLVE: _("#{n} is resolved; the working group will verify it with the citizen."),
         Action.PROVIDE_INFO: _("#{n}: your answer went to the unit."),
+        Action.ACKNOWLEDGE: _("#{n} acknowledged."),
+        Action.DECLINE: _("#{n} went back to the working group."),
+        Action.VERIFY: _("#{n} is closed."),
+        Action.REOPEN: _("#{n} is reopened and back with the unit."),
+        Action.FORWARD: _("#{n} is forwarded."),
     }[action].format(n=n)
 
 
@@ -41,67 +48,95 @@ async def _fail(update: Update, context: Context, exc: DomainError, case_id: int
         await svc(context).cases.refresh_cards(case_id, now(context))
 
 
-def _parse_card(data: str) -> tuple[int, int, Action] | None:
+def _parse_card(data: str) -> tuple[int, int, str] | None:
+    """``c:<case>:<version>:<code>`` → (case, version, code), or None when forged."""
     parts = data.split(":")
     if len(parts) != 4 or not (parts[1].isdigit() and parts[2].isdigit()) or len(data) > 64:
         return None
-    action = CARD_ACTIONS.get(parts[3])
-    return (int(parts[1]), int(parts[2]), action) if action else None
+    return (int(parts[1]), int(parts[2]), parts[3]) if parts[3] in CARD_ACTIONS else None
 
 
-async def accept(update: Update, context: Context) -> None:
+async def direct(update: Update, context: Context) -> None:
+    """Buttons done at once: Accept, Acknowledge, Citizen confirmed, Could not reach."""
     query = update.callback_query
     assert query is not None
     parsed = _parse_card(query.data or "")
-    if parsed is None or parsed[2] is not Action.ACCEPT:
+    if parsed is None or parsed[2] not in DIRECT_CODES:
         await query.answer(_("That button is not valid any more."), show_alert=True)
         return
-    case_id, version, action = parsed
+    case_id, version, code = parsed
+    action = CARD_ACTIONS[code]
     try:
-        await svc(context).cases.apply(case_id, action, actor(update), Change(), now(context),
+        await svc(context).cases.apply(case_id, action, actor(update),
+                                       Change(outcome=OUTCOME_OF_CODE.get(code)), now(context),
                                        expected_version=version)
     except DomainError as exc:
         await _fail(update, context, exc, case_id)
         return
     await query.answer(_done(action, case_id))
+    if action is Action.VERIFY:  # the verification buttons have done their work
+        await query.edit_message_reply_markup(None)
 
 
-def _prompt_text(action: Action, who: str, n: int) -> str:
-    text = {
-        Action.NEED_INFO: _("{who}, what information is needed for #{n}?"),
-        Action.RETURN: _("{who}, why is #{n} not for your unit?"),
-        Action.RESOLVE: _("{who}, what was done to resolve #{n}? (at least 10 characters)"),
-        Action.PROVIDE_INFO: _("{who}, your answer to the unit about #{n}?"),
-    }[action]
+def _prompt_text(action: Action, code: str, who: str, n: int) -> str:
+    if code == "dis":
+        text = _("{who}, what does the citizen dispute about #{n}?")
+    else:
+        text = {
+            Action.NEED_INFO: _("{who}, what information is needed for #{n}?"),
+            Action.RETURN: _("{who}, why is #{n} not for your unit?"),
+            Action.DECLINE: _("{who}, why is #{n} not for your institution?"),
+            Action.RESOLVE: _("{who}, what was done to resolve #{n}? (at least 10 characters)"),
+            Action.PROVIDE_INFO: _("{who}, your answer to the unit about #{n}?"),
+            Action.REOPEN: _("{who}, why is #{n} reopened?"),
+            Action.FORWARD: _("{who}, why does #{n} go to this institution?"),
+        }[action]
     return text.format(who=who, n=n) + " " + _("(/cancel to stop)")
 
 
-async def start_prompt(update: Update, context: Context) -> int:
-    """A card button that needs words first (Need info, Not ours, Resolved…, Answer…)."""
-    query = update.callback_query
-    assert query is not None and context.user_data is not None
-    data = query.data or ""
-    parsed: tuple[int, int | None, Action] | None
+def _parse_prompt(data: str) -> dict[str, Any] | None:
+    """What a button that asks for words first stands for, or None when forged."""
     if data.startswith("ans:"):
         ids = parse_ids(data, 1)
-        parsed = (ids[0], None, Action.PROVIDE_INFO) if ids else None
-    else:
-        parsed = _parse_card(data)
-    if parsed is None or parsed[2] is Action.ACCEPT:
+        return {"case": ids[0], "version": None, "action": Action.PROVIDE_INFO.value,
+                "code": "ans"} if ids else None
+    if data.startswith("fw:"):
+        ids = parse_ids(data, 2)
+        return {"case": ids[0], "version": None, "action": Action.FORWARD.value, "code": "fw",
+                "unit": ids[1]} if ids else None
+    parsed = _parse_card(data)
+    if parsed is None or parsed[2] in DIRECT_CODES:
+        return None
+    case_id, version, code = parsed
+    return {"case": case_id, "version": version, "action": CARD_ACTIONS[code].value, "code": code}
+
+
+async def start_prompt(update: Update, context: Context) -> int:
+    """A button that needs words first (Need info, Not ours, Resolved…, Answer…, Decline,
+    Citizen disputes…, Reopen…, an institution to forward to)."""
+    query = update.callback_query
+    assert query is not None and context.user_data is not None
+    pending = _parse_prompt(query.data or "")
+    services = svc(context)
+    if pending is not None and "unit" in pending:
+        unit = await services.units.by_id(pending["unit"])
+        pending["unit_key"] = unit.key if unit is not None and unit.kind == "external" else None
+        if pending["unit_key"] is None:
+            pending = None
+    if pending is None:
         await query.answer(_("That button is not valid any more."), show_alert=True)
         return END
-    case_id, expected, action = parsed
+    action, case_id = Action(pending["action"]), int(pending["case"])
     who = actor(update)
     try:
-        await svc(context).cases.check(case_id, action, who, expected_version=expected)
+        await services.cases.check(case_id, action, who, expected_version=pending["version"])
     except DomainError as exc:
         await _fail(update, context, exc, case_id)
         return END
     await query.answer()
-    context.user_data[_prompt_key(update)] = {"case": case_id, "version": expected,
-                                              "action": action.value}
+    context.user_data[_prompt_key(update)] = pending
     mention = f'<a href="tg://user?id={who.tg_id}">{escape(who.name)}</a>'
-    await reply(update, _prompt_text(action, mention, case_id),
+    await reply(update, _prompt_text(action, pending["code"], mention, case_id),
                 reply_markup=ForceReply(selective=True))
     return ASK_TEXT
 
@@ -132,6 +167,29 @@ async def got_text(update: Update, context: Context) -> int:
             reply_markup=keyboard([[(_("Skip"), "ev:skip")]]),
         )
         return ASK_EVIDENCE
+    if action is Action.FORWARD:
+        unit = await svc(context).units.by_key(pending["unit_key"])
+        if unit.chat_id is None:
+            channels = [c for c in FORWARD_CHANNELS if c != "telegram"]
+            await message.reply_text(
+                _("{unit} has no chat here. How was it sent?").format(unit=escape(unit.name)),
+                reply_markup=keyboard([[(_(CHANNEL_LABELS[c]), f"fc:{c}") for c in channels]]),
+            )
+            return ASK_CHANNEL
+    return await _finish(update, context, pending, ())
+
+
+async def got_channel(update: Update, context: Context) -> int:
+    query = update.callback_query
+    pending = _pending(update, context)
+    assert query is not None
+    channel = (query.data or "").removeprefix("fc:")
+    if pending is None or channel not in FORWARD_CHANNELS:
+        await query.answer(_("That button is not valid any more."), show_alert=True)
+        return END
+    await query.answer()
+    await query.edit_message_reply_markup(None)
+    pending["channel"] = channel
     return await _finish(update, context, pending, ())
 
 
@@ -174,11 +232,11 @@ async def _finish(
     context.user_data.pop(_prompt_key(update), None)
     action = Action(pending["action"])
     case_id = int(pending["case"])
+    change = Change(text=pending["text"], attachments=items, unit_key=pending.get("unit_key"),
+                    channel=pending.get("channel"), outcome=OUTCOME_OF_CODE.get(pending["code"]))
     try:
-        await svc(context).cases.apply(
-            case_id, action, actor(update), Change(text=pending["text"], attachments=items),
-            now(context), expected_version=pending["version"],
-        )
+        await svc(context).cases.apply(case_id, action, actor(update), change, now(context),
+                                       expected_version=pending["version"])
     except DomainError as exc:
         await _fail(update, context, exc, case_id)
         return END
@@ -197,8 +255,8 @@ def prompt_conversation() -> ConversationHandler[Context]:
     text = filters.TEXT & ~filters.COMMAND
     return ConversationHandler(
         entry_points=[
-            CallbackQueryHandler(start_prompt, pattern=r"^c:\d+:\d+:(inf|ret|res)$"),
-            CallbackQueryHandler(start_prompt, pattern=r"^ans:"),
+            CallbackQueryHandler(start_prompt, pattern=r"^c:\d+:\d+:(inf|ret|res|dec|dis|reo)$"),
+            CallbackQueryHandler(start_prompt, pattern=r"^(ans|fw):"),
         ],
         states={
             ASK_TEXT: [MessageHandler(text, got_text)],
@@ -207,6 +265,7 @@ def prompt_conversation() -> ConversationHandler[Context]:
                 MessageHandler(text, evidence_text),
                 CallbackQueryHandler(skip_evidence, pattern=r"^ev:skip$"),
             ],
+            ASK_CHANNEL: [CallbackQueryHandler(got_channel, pattern=r"^fc:")],
         },
         fallbacks=[CommandHandler("cancel", cancel_prompt)],
         name="card-prompts",
@@ -271,9 +330,33 @@ async def dead_button(update: Update, context: Context) -> None:
         await query.answer(_("That button is not valid any more."), show_alert=True)
 
 
+async def forward_picker(update: Update, context: Context) -> None:
+    """``fp:<case>``: the institutions to forward to, as buttons."""
+    query = update.callback_query
+    assert query is not None
+    ids = parse_ids(query.data or "", 1)
+    services = svc(context)
+    if ids is None:
+        await query.answer(_("That button is not valid any more."), show_alert=True)
+        return
+    try:
+        await services.cases.check(ids[0], Action.FORWARD, actor(update))
+    except DomainError as exc:
+        await refuse(update, exc)
+        return
+    rows = [[(u.name, f"fw:{ids[0]}:{u.id}")] for u in await services.units.institutions()]
+    await query.answer()
+    if not rows:
+        await query.edit_message_text(_("No other institution is configured."))
+        return
+    await query.edit_message_text(_("Forward #{n} to which institution?").format(n=ids[0]),
+                                  reply_markup=keyboard(rows))
+
+
 def handlers() -> list[Any]:
     return [
-        CallbackQueryHandler(accept, pattern=r"^c:\d+:\d+:acc$"),
+        CallbackQueryHandler(direct, pattern=r"^c:\d+:\d+:(acc|ack|cfm|unr)$"),
+        CallbackQueryHandler(forward_picker, pattern=r"^fp:"),
         CallbackQueryHandler(assign_button, pattern=r"^as:"),
         CallbackQueryHandler(assign_picker, pattern=r"^ap:"),
     ]

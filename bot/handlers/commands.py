@@ -7,9 +7,10 @@ from html import escape
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot.domain.cases import Change
+from bot.domain.cases import Actor, CaseService, CaseView, Change, verification_buttons
 from bot.domain.errors import DomainError, Invalid
-from bot.domain.rules import Action, Status
+from bot.domain.outbox import Buttons
+from bot.domain.rules import FORWARD_CHANNELS, Action, Status
 from bot.handlers.common import Context, UsageError, actor, case_arg, now, refuse, reply, svc
 from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _
@@ -22,6 +23,12 @@ RESOLVE_USAGE = "/resolve <case> <what was done>"
 REOPEN_USAGE = "/reopen <case> <reason>"
 ANSWER_USAGE = "/answer <case> <text>"
 CASE_USAGE = "/case <number>"
+FORWARD_USAGE = "/forward <case> <institution-key> [letter|phone|email|in_person] <reason>"
+ACK_USAGE = "/ack <case> [their reference]"
+DECLINE_USAGE = "/decline <case> <reason>"
+OUTCOME_USAGE = "/outcome <case> <what the institution reported>"
+VERIFY_USAGE = "/verify <case> <confirmed|unreachable|disputed> [reason]"
+MERGE_USAGE = "/merge <case> <into-case>"
 
 
 def _rest(update: Update, skip: int) -> str:
@@ -94,6 +101,77 @@ def _text_command(action: Action, usage: str, missing: str):  # type: ignore[no-
 
 
 note = _text_command(Action.NOTE, NOTE_USAGE, N_("Write the note after the case number."))
+decline = _text_command(Action.DECLINE, DECLINE_USAGE, N_("Give the reason after the case number."))
+outcome = _text_command(Action.OUTCOME, OUTCOME_USAGE,
+                        N_("Write what the institution reported after the case number."))
+
+
+async def forward(update: Update, context: Context) -> None:
+    args = context.args or []
+    try:
+        case_id = case_arg(args, FORWARD_USAGE)
+        if len(args) < 3:
+            raise UsageError(_("Name the institution and give the reason."), FORWARD_USAGE)
+        channel = args[2].lower() if args[2].lower() in FORWARD_CHANNELS else None
+        reason = _rest(update, 4 if channel else 3)
+        await _change(update, context, case_id, Action.FORWARD,
+                      Change(text=reason, unit_key=args[1], channel=channel))
+    except DomainError as exc:
+        await refuse(update, exc)
+
+
+async def ack(update: Update, context: Context) -> None:
+    args = context.args or []
+    try:
+        case_id = case_arg(args, ACK_USAGE)
+        await _change(update, context, case_id, Action.ACKNOWLEDGE,
+                      Change(reference=_rest(update, 2) or None))
+    except DomainError as exc:
+        await refuse(update, exc)
+
+
+async def verify(update: Update, context: Context) -> None:
+    args = context.args or []
+    try:
+        case_id = case_arg(args, VERIFY_USAGE)
+        result = args[1].lower() if len(args) > 1 else ""
+        if result not in ("confirmed", "unreachable", "disputed"):
+            raise UsageError(_("Say how it ended: confirmed, unreachable or disputed."), VERIFY_USAGE)
+        if result == "disputed":
+            reason = _rest(update, 3)
+            if not reason:
+                raise UsageError(_("Say what the citizen disputes."), VERIFY_USAGE)
+            await _change(update, context, case_id, Action.REOPEN,
+                          Change(text=reason, outcome="disputed"))
+        else:
+            await _change(update, context, case_id, Action.VERIFY,
+                          Change(text=_rest(update, 3), outcome=result))
+    except DomainError as exc:
+        await refuse(update, exc)
+
+
+async def merge(update: Update, context: Context) -> None:
+    args = context.args or []
+    try:
+        case_id = case_arg(args, MERGE_USAGE)
+        if len(args) != 2:
+            raise UsageError(_("Name the case to merge into."), MERGE_USAGE)
+        into = case_arg(args[1:], MERGE_USAGE)
+        await _change(update, context, case_id, Action.MERGE, Change(into=into))
+    except DomainError as exc:
+        await refuse(update, exc)
+
+
+async def bouncing(update: Update, context: Context) -> None:
+    services = svc(context)
+    t = now(context)
+    cases = await services.cases.bouncing(actor(update))
+    if not cases:
+        await reply(update, _("No bouncing cases."))
+        return
+    lines = [_("<b>Bouncing cases</b> (handed off again and again)")]
+    lines += [list_line(c, t) + " · " + _("{n} hand-offs").format(n=c.handoffs) for c in cases]
+    await reply(update, "\n".join(lines))
 resolve = _text_command(Action.RESOLVE, RESOLVE_USAGE, N_("Say what was done after the case number."))
 reopen = _text_command(Action.REOPEN, REOPEN_USAGE, N_("Give the reason after the case number."))
 answer = _text_command(Action.PROVIDE_INFO, ANSWER_USAGE, N_("Write the answer after the case number."))
@@ -112,8 +190,12 @@ async def case(update: Update, context: Context) -> None:
         return
     tz = services.settings.tz
     text = card_text(view, tz, now(context), personal=personal)
+    if personal:
+        for extra in await services.cases.contacts(case_id):
+            text += "\n👤 " + escape(extra)
     history = history_lines(await services.cases.history(case_id), tz)
-    await reply(update, text + "\n\n" + _("<b>History</b>") + "\n" + "\n".join(history))
+    await reply(update, text + "\n\n" + _("<b>History</b>") + "\n" + "\n".join(history),
+                await _office_buttons(services.cases, actor(update), view))
     chat = update.effective_chat
     if chat is None or not personal:
         return
@@ -123,6 +205,18 @@ async def case(update: Update, context: Context) -> None:
             await chat.send_photo(att.file_id, caption=caption)
         else:
             await chat.send_document(att.file_id, caption=caption)
+
+
+async def _office_buttons(cases: CaseService, who: Actor, view: CaseView) -> Buttons | None:
+    """Under /case, for the working group and verifiers: what they can do next."""
+    rows: Buttons = []
+    if await cases.may(who, Action.ASSIGN, view):
+        rows.append([(_("Assign to another unit…"), f"ap:{view.id}:0:0")])
+    if await cases.may(who, Action.FORWARD, view):
+        rows.append([(_("Forward to another institution…"), f"fp:{view.id}")])
+    if await cases.may(who, Action.VERIFY, view) and view.resolved_by != who.tg_id:
+        rows += verification_buttons(view.id, view.version)
+    return rows or None
 
 
 async def _list(update: Update, context: Context, page: int, overdue: bool) -> None:
@@ -183,6 +277,13 @@ def handlers() -> list[object]:
         CommandHandler("reopen", reopen),
         CommandHandler("answer", answer),
         CommandHandler("case", case),
+        CommandHandler("forward", forward),
+        CommandHandler("ack", ack),
+        CommandHandler("decline", decline),
+        CommandHandler("outcome", outcome),
+        CommandHandler("verify", verify),
+        CommandHandler("merge", merge),
+        CommandHandler("bouncing", bouncing),
         CommandHandler("mycases", mycases),
         CommandHandler("overdue", overdue),
         CallbackQueryHandler(page, pattern=r"^(mc|od):"),

@@ -442,6 +442,7 @@ async def confirm_action(update: Update, context: Context) -> int:
     rows = [
         [(_("Assign to {unit}").format(unit=case.place), f"as:{case.id}:{case.place_unit_id}")],
         [(_("Assign to another unit…"), f"ap:{case.id}:{ROOT}:0")],
+        [(_("Forward to another institution…"), f"fp:{case.id}")],
     ]
     await reply(update, _("Case <b>#{n}</b> created. Assign it now?").format(n=case.id), rows)
     return END

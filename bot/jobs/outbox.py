@@ -132,7 +132,9 @@ class OutboxSender:
         now = self.clock()
         if unit_id is not None and unit_id != case.unit_id:
             return moved_card_text(case), []
-        return card_text(case, self.tz, now, personal=True), card_buttons(case)
+        # Another institution's liaisons do not see the citizen's name and contact.
+        personal = case.unit_kind != "external"
+        return card_text(case, self.tz, now, personal=personal), card_buttons(case)
 
     async def _post_card(self, item: OutboxItem) -> None:
         assert item.chat_id is not None and item.case_id is not None
