@@ -127,7 +127,7 @@ class Bot:
     def card(self, chat_id: int, case_id: int) -> JSON:
         """The latest state of the case card posted in a chat."""
         for (chat, _mid), msg in reversed(list(self.api.messages.items())):
-            if chat == chat_id and str(msg.get("text", "")).startswith(f"#{case_id} "):
+            if chat == chat_id and str(msg.get("text", "")).startswith(f"#{case_id} · "):
                 return msg
         raise AssertionError(f"no card for #{case_id} in chat {chat_id}")
 
