@@ -14,6 +14,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 from bot.config import Settings
 from bot.db import Database
 from bot.domain.cases import CaseService
+from bot.domain.digest import DigestService
 from bot.domain.outbox import OutboxStore
 from bot.domain.people import PeopleService
 from bot.domain.units import UnitService
@@ -39,10 +40,12 @@ class Services:
     outbox: OutboxStore
     sender: OutboxSender
     clock: Clock
+    digests: DigestService
 
 
 def build_application(
     settings: Settings, token: str, *, clock: Clock = utcnow, rate_limiter: bool = True,
+    jobs: bool = True,
 ) -> Application:
     builder = (
         ApplicationBuilder()
@@ -59,6 +62,7 @@ def build_application(
     app = builder.build()
     app.bot_data["settings"] = settings
     app.bot_data["clock"] = clock
+    app.bot_data["jobs"] = jobs  # tests run the repeating job by hand, with their own clock
 
     from bot.handlers import register  # handlers import the app's types; avoid a cycle
 
@@ -76,7 +80,8 @@ async def open_services(settings: Settings, app: Application, clock: Clock) -> S
     cases = CaseService(db, settings, units, people, clock)
     sender = OutboxSender(app.bot, store, cases, clock, settings.outbox_interval_seconds)
     cases.on_commit = sender.wake
-    return Services(settings, db, units, people, cases, store, sender, clock)
+    digests = DigestService(db, settings, units, people, on_commit=sender.wake)
+    return Services(settings, db, units, people, cases, store, sender, clock, digests)
 
 
 async def _post_init(app: Application) -> None:
@@ -85,6 +90,14 @@ async def _post_init(app: Application) -> None:
     app.bot_data[SERVICES] = services
     await _set_commands(app, settings)
     services.sender.start()
+    if app.bot_data.get("jobs", True):  # today's digest, if missed while the bot was down
+        await services.digests.send_due(services.clock())
+    from bot.jobs.reminders import tick
+
+    assert app.job_queue is not None
+    if app.bot_data.get("jobs", True):
+        app.job_queue.run_repeating(tick, interval=settings.reminders.interval_minutes * 60, first=0,
+                                    name="reminders-and-digests")
     log.info("casebot started: %d units, database %s", len(settings.units), settings.database_path)
 
 

@@ -11,6 +11,7 @@ import math
 import os
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,19 +31,44 @@ class TelegramSettings:
     base_file_url: str = "https://api.telegram.org/file/bot"
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 @dataclass(frozen=True)
 class DeadlineSettings:
     resolve_days: int = 15
     urgent_resolve_days: int = 3
+    accept_days: int = 1
     ack_days: int = 3
     verify_days: int = 7
     bouncing_after: int = 3
+    working_days: tuple[int, ...] | None = None  # ISO weekdays (1 = Monday); None: every day counts
+    holidays: tuple[date, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    interval_minutes: float = 5
+    quiet_start: time = time(20, 0)
+    quiet_end: time = time(7, 0)
+    escalate_after_days: int = 2        # E1: the unit's supervisors
+    escalate_again_after_days: int = 5  # E2: the parent unit's supervisors and the working group
+    max_snoozes: int = 2
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    overall_per_second: float = 30
+    per_chat_per_second: float = 1
+    group_per_minute: float = 20
 
 
 @dataclass(frozen=True)
 class Category:
     key: str
     name: str
+    resolve_days: int | None = None         # overrides deadlines.resolve_days
+    urgent_resolve_days: int | None = None  # overrides deadlines.urgent_resolve_days
 
 
 @dataclass(frozen=True)
@@ -65,6 +91,9 @@ class Settings:
     working_group_chat_id: int | None = None
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    digest_time: time = time(7, 30)
     outbox_interval_seconds: float = 5.0
     invitation_hours: int = 72
     categories: tuple[Category, ...] = ()
@@ -122,7 +151,8 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         data,
         {
             "timezone", "default_language", "admins", "working_group", "working_group_chat_id",
-            "telegram", "database", "deadlines", "outbox", "invitations", "categories", "units",
+            "telegram", "database", "deadlines", "reminders", "digest", "delivery", "outbox",
+            "invitations", "categories", "units",
         },
         "",
     )
@@ -150,11 +180,34 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         db_path = base_dir / db_path
 
     dl_raw = _expect(data.get("deadlines", {}), dict, "deadlines", "a table")
-    known = {"resolve_days": 15, "urgent_resolve_days": 3, "ack_days": 3, "verify_days": 7,
-             "bouncing_after": 3}
-    _unknown(dl_raw, set(known), "deadlines.")
+    known = {"resolve_days": 15, "urgent_resolve_days": 3, "accept_days": 1, "ack_days": 3,
+             "verify_days": 7, "bouncing_after": 3}
+    _unknown(dl_raw, {*known, "working_days", "holidays"}, "deadlines.")
     deadlines = DeadlineSettings(
-        **{k: _positive_int(dl_raw.get(k, v), f"deadlines.{k}") for k, v in known.items()}
+        **{k: _positive_int(dl_raw.get(k, v), f"deadlines.{k}") for k, v in known.items()},
+        working_days=_weekdays(dl_raw.get("working_days")),
+        holidays=_dates(dl_raw.get("holidays", []), "deadlines.holidays"),
+    )
+    rem_raw = _expect(data.get("reminders", {}), dict, "reminders", "a table")
+    rem_known = {"escalate_after_days": 2, "escalate_again_after_days": 5, "max_snoozes": 2}
+    _unknown(rem_raw, {*rem_known, "interval_minutes", "quiet_start", "quiet_end"}, "reminders.")
+    rem_ints = {k: _positive_int(rem_raw.get(k, v), f"reminders.{k}") for k, v in rem_known.items()}
+    if rem_ints["escalate_again_after_days"] <= rem_ints["escalate_after_days"]:
+        raise ConfigError("reminders.escalate_again_after_days: must be more than escalate_after_days")
+    reminders = ReminderSettings(
+        interval_minutes=_positive_number(rem_raw.get("interval_minutes", 5), "reminders.interval_minutes"),
+        quiet_start=_clock(rem_raw.get("quiet_start", "20:00"), "reminders.quiet_start"),
+        quiet_end=_clock(rem_raw.get("quiet_end", "07:00"), "reminders.quiet_end"),
+        **rem_ints,
+    )
+    digest_raw = _expect(data.get("digest", {}), dict, "digest", "a table")
+    _unknown(digest_raw, {"time"}, "digest.")
+    digest_time = _clock(digest_raw.get("time", "07:30"), "digest.time")
+    del_raw = _expect(data.get("delivery", {}), dict, "delivery", "a table")
+    del_known = {"overall_per_second": 30, "per_chat_per_second": 1, "group_per_minute": 20}
+    _unknown(del_raw, set(del_known), "delivery.")
+    delivery = DeliverySettings(
+        **{k: _positive_number(del_raw.get(k, v), f"delivery.{k}") for k, v in del_known.items()}
     )
     outbox_raw = _expect(data.get("outbox", {}), dict, "outbox", "a table")
     _unknown(outbox_raw, {"interval_seconds"}, "outbox.")
@@ -187,11 +240,57 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         working_group_chat_id=wg_chat,
         telegram=telegram,
         deadlines=deadlines,
+        reminders=reminders,
+        delivery=delivery,
+        digest_time=digest_time,
         outbox_interval_seconds=float(interval),
         invitation_hours=invitation_hours,
         categories=categories,
         units=units,
     )
+
+
+def _positive_number(raw: Any, key: str) -> float:
+    _expect(raw, (int, float), key, "a number")
+    if not math.isfinite(raw) or raw <= 0:
+        raise ConfigError(f"{key}: must be a finite number greater than 0, got {raw}")
+    return float(raw)
+
+
+def _clock(raw: Any, key: str) -> time:
+    text = _text(raw, key)
+    try:
+        return datetime.strptime(text, "%H:%M").time()
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not a time like 07:30") from None
+
+
+def _weekdays(raw: Any) -> tuple[int, ...] | None:
+    if raw is None:
+        return None
+    _expect(raw, list, "deadlines.working_days", "a list of days like [\"mon\", \"tue\"]")
+    days = []
+    for i, v in enumerate(raw):
+        if not isinstance(v, str) or v.lower()[:3] not in WEEKDAYS:
+            raise ConfigError(f"deadlines.working_days[{i}]: {v!r} is not one of {', '.join(WEEKDAYS)}")
+        days.append(WEEKDAYS.index(v.lower()[:3]) + 1)
+    if not days:
+        raise ConfigError("deadlines.working_days: at least one working day is needed")
+    return tuple(sorted(set(days)))
+
+
+def _dates(raw: Any, key: str) -> tuple[date, ...]:
+    _expect(raw, list, key, "a list of dates like [\"2026-04-14\"]")
+    out = []
+    for i, v in enumerate(raw):
+        if isinstance(v, date) and not isinstance(v, datetime):
+            out.append(v)
+            continue
+        try:
+            out.append(date.fromisoformat(str(v)))
+        except ValueError:
+            raise ConfigError(f"{key}[{i}]: {v!r} is not a date like 2026-04-14") from None
+    return tuple(sorted(set(out)))
 
 
 def _url(raw: Any, key: str) -> str:
@@ -210,12 +309,14 @@ def _categories(raw: Any) -> tuple[Category, ...]:
     for i, item in enumerate(raw):
         where = f"categories[{i}]"
         _expect(item, dict, where, "a table with key and name")
-        _unknown(item, {"key", "name"}, f"{where}.")
+        _unknown(item, {"key", "name", "resolve_days", "urgent_resolve_days"}, f"{where}.")
         key = _key(item.get("key"), f"{where}.key")
         if key in seen:
             raise ConfigError(f"{where}.key: {key!r} is defined twice")
         seen.add(key)
-        out.append(Category(key=key, name=_text(item.get("name"), f"{where}.name")))
+        days = {k: _positive_int(item[k], f"{where}.{k}")
+                for k in ("resolve_days", "urgent_resolve_days") if k in item}
+        out.append(Category(key=key, name=_text(item.get("name"), f"{where}.name"), **days))
     return tuple(out)
 
 

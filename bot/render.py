@@ -55,6 +55,7 @@ CARD_ACTIONS: dict[str, Action] = {
     "acc": Action.ACCEPT, "inf": Action.NEED_INFO, "ret": Action.RETURN, "res": Action.RESOLVE,
     "ack": Action.ACKNOWLEDGE, "dec": Action.DECLINE,
     "cfm": Action.VERIFY, "unr": Action.VERIFY, "dis": Action.REOPEN, "reo": Action.REOPEN,
+    "snz": Action.SNOOZE, "hlp": Action.HELP,
 }
 DIRECT_CODES = frozenset({"acc", "ack", "cfm", "unr"})  # done at once; the others ask for words
 

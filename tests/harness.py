@@ -133,7 +133,7 @@ class Bot:
 
 
 async def start_app(api: FakeBotAPI, settings: Settings, clock: Clock) -> Application:  # type: ignore[type-arg]
-    app = build_application(settings, api.token, clock=clock, rate_limiter=False)
+    app = build_application(settings, api.token, clock=clock, rate_limiter=False, jobs=False)
     # The order run_polling uses: initialize, post_init, start polling, start.
     await app.initialize()
     if app.post_init:
@@ -158,6 +158,9 @@ async def stop_app(app: Application) -> None:  # type: ignore[type-arg]
 def e2e_settings(api: FakeBotAPI, tmp_path: Path, **overrides: Any) -> Settings:
     data = config_dict(tmp_path / "data" / "casebot.sqlite3")
     data["telegram"] = {"base_url": api.base_url, "base_file_url": api.base_file_url}
+    # Real limits make a test wait seconds per chat; the limits have tests of their own.
+    data["delivery"] = {"overall_per_second": 10000, "per_chat_per_second": 10000,
+                        "group_per_minute": 100000}
     data.update(overrides)
     return parse_settings(data)
 

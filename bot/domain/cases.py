@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import aiosqlite
@@ -38,6 +38,7 @@ from bot.domain.rules import (
     FORWARD_CHANNELS,
     GLOBAL_ROLES,
     HANDOFFS,
+    KEEPS_VERSION,
     NOT_BY_RESOLVER,
     OPEN_STATUSES,
     OUTCOME_LABELS,
@@ -52,6 +53,7 @@ from bot.domain.rules import (
     UNFINISHED_STATUSES,
     Action,
     DeadlinePolicy,
+    ReminderPolicy,
     Role,
     Status,
     can_transition,
@@ -71,6 +73,9 @@ class Actor:
     tg_id: int
     name: str
     chat_id: int | None = None  # the chat the action came from
+
+
+SYSTEM = Actor(0, "casebot")  # the bot's own jobs act under this name
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,8 @@ class Change:
     channel: str | None = None    # forward to an institution without a chat: letter, phone, …
     reference: str | None = None  # acknowledge: the institution's own reference
     into: int | None = None       # merge: the surviving case
+    due: datetime | None = None   # set_due: the new deadline
+    level: int | None = None      # escalate: 2 (the unit's supervisors) or 3 (those above)
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,12 @@ class CaseView:
     merged_into: int | None = None
     forward_channel: str | None = None
     their_reference: str | None = None
+    category_key: str | None = None
+    accept_due_at: datetime | None = None
+    paused_at: datetime | None = None
+    next_action_at: datetime | None = None
+    reminder_level: int = 0
+    snoozes: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -203,7 +216,8 @@ class _Step:
 
 
 _CASE_SELECT = """
-SELECT c.*, cat.name AS category, pu.name AS place, u.key AS unit_key, u.name AS unit_name,
+SELECT c.*, cat.name AS category, cat.key AS category_key, pu.name AS place, u.key AS unit_key,
+       u.name AS unit_name,
        u.kind AS unit_kind,
        p.name AS assignee_name,
        (SELECT COUNT(*) FROM attachments a WHERE a.case_id = c.id) AS n_attachments,
@@ -237,7 +251,10 @@ def _view(r: Row) -> CaseView:
         outcome=r["outcome"], closed_at=from_db(r["closed_at"]), resolved_by=r["resolved_by"],
         reopen_count=r["reopen_count"], handoffs=r["handoffs"], bouncing=bool(r["bouncing"]),
         merged_into=r["merged_into"], forward_channel=r["forward_channel"],
-        their_reference=r["their_reference"],
+        their_reference=r["their_reference"], category_key=r["category_key"],
+        accept_due_at=from_db(r["accept_due_at"]), paused_at=from_db(r["paused_at"]),
+        next_action_at=from_db(r["next_action_at"]), reminder_level=r["reminder_level"],
+        snoozes=r["snoozes"],
     )
 
 
@@ -255,8 +272,16 @@ class CaseService:
         self.units = units
         self.people = people
         self.clock = clock
+        d, r = settings.deadlines, settings.reminders
         self.policy = DeadlinePolicy(
-            settings.deadlines.resolve_days, settings.deadlines.urgent_resolve_days
+            settings.tz, d.resolve_days, d.urgent_resolve_days, d.accept_days, d.ack_days,
+            d.verify_days, frozenset(d.working_days) if d.working_days else None,
+            frozenset(d.holidays),
+            tuple((c.key, c.resolve_days, c.urgent_resolve_days) for c in settings.categories),
+        )
+        self.reminders = ReminderPolicy(
+            self.policy, r.quiet_start, r.quiet_end, r.escalate_after_days,
+            r.escalate_again_after_days, r.max_snoozes,
         )
         self.on_commit = on_commit or (lambda: None)
 
@@ -264,6 +289,8 @@ class CaseService:
 
     async def roles(self, actor: Actor, case: CaseView | None) -> frozenset[Role]:
         """The actor's roles relative to a case (None: no case, e.g. creating one)."""
+        if actor.tg_id == SYSTEM.tg_id:
+            return frozenset({Role.SYSTEM})
         roles: set[Role] = set()
         unit_id = None if case is None else case.unit_id
         # Supervisors see what is with their units and what concerns their area (its place),
@@ -457,8 +484,9 @@ class CaseService:
                 await effect(self, step)
             if action in HANDOFFS:
                 self._count_handoff(step)
-            if action is not Action.NOTE:
+            if action not in KEEPS_VERSION:
                 step.updates["version"] = case.version + 1
+                self._reschedule(step)
             step.updates["updated_at"] = to_db(now)
             sets = ", ".join(f"{k} = ?" for k in step.updates)
             await conn.execute(f"UPDATE cases SET {sets} WHERE id = ?", [*step.updates.values(), case_id])
@@ -483,10 +511,11 @@ class CaseService:
         await st.conn.execute(
             "INSERT OR IGNORE INTO people(tg_id, name, first_seen, last_seen) VALUES(?,?,?,?)",
             (st.actor.tg_id, st.actor.name, to_db(st.now), to_db(st.now)))
-        st.updates["assignee_id"] = st.actor.tg_id
+        st.updates.update(assignee_id=st.actor.tg_id, accept_due_at=None)
 
     async def _do_back_to_queue(self, st: _Step) -> None:  # Not ours; an institution declines
-        st.updates.update(unit_id=None, assignee_id=None, due_at=None)
+        st.updates.update(unit_id=None, assignee_id=None, due_at=None, accept_due_at=None,
+                          paused_at=None)
         st.data.update(unit=st.case.unit_key, unit_name=st.case.unit_name)
 
     async def _do_forward(self, st: _Step) -> None:
@@ -504,7 +533,7 @@ class CaseService:
             raise Invalid(_("{unit} has no chat here: say how it was sent (letter, phone, email "
                             "or in_person).").format(unit=inst.name))
         due = self.policy.ack_due(st.now, inst.ack_days)
-        st.updates.update(unit_id=inst.id, assignee_id=None, due_at=to_db(due),
+        st.updates.update(unit_id=inst.id, assignee_id=None, due_at=to_db(due), accept_due_at=None,
                           forward_channel=channel, their_reference=None)
         st.data.update(unit=inst.key, unit_name=inst.name, channel=channel,
                        from_unit=st.case.unit_key)
@@ -513,14 +542,13 @@ class CaseService:
 
     async def _do_acknowledge(self, st: _Step) -> None:
         reference = (st.change.reference or "").strip()[:100] or None
-        st.updates.update(their_reference=reference,
-                          due_at=to_db(self.policy.due_at(st.now, st.case.priority)))
+        st.updates.update(their_reference=reference, due_at=to_db(self._resolve_due(st.case, st.now)))
         if reference:
             st.data["reference"] = reference
 
     async def _do_resolve(self, st: _Step) -> None:  # also an institution's reported outcome
-        st.updates.update(resolved_at=to_db(st.now), resolved_by=st.actor.tg_id,
-                          due_at=to_db(self.policy.verify_due(st.now)))
+        st.updates.update(resolved_at=to_db(st.now), resolved_by=st.actor.tg_id, paused_at=None,
+                          accept_due_at=None, due_at=to_db(self.policy.verify_due(st.now)))
 
     async def _do_verify(self, st: _Step) -> None:
         if st.change.outcome not in OUTCOMES:
@@ -535,7 +563,9 @@ class CaseService:
             to = Status.NEW
         st.updates.update(status=to, resolved_at=None, resolved_by=None, closed_at=None,
                           outcome=None, reopen_count=case.reopen_count + 1,
-                          due_at=to_db(self.policy.due_at(st.now, case.priority)))
+                          due_at=to_db(self._resolve_due(case, st.now)),
+                          accept_due_at=to_db(self.policy.accept_due(st.now)) if to is Status.ASSIGNED
+                          else None)
         if st.change.outcome == "disputed":
             st.data["disputed"] = True
 
@@ -563,6 +593,46 @@ class CaseService:
         st.updates.update(merged_into=into, outcome="merged", closed_at=now, due_at=None)
         st.data["into"] = into
 
+    async def _do_pause(self, st: _Step) -> None:  # waiting for information stops the clock
+        st.updates["paused_at"] = to_db(st.now)
+
+    async def _do_unpause(self, st: _Step) -> None:
+        """The information came back: the resolution deadline moves by the time spent waiting."""
+        case = st.case
+        if case.paused_at is not None and case.due_at is not None:
+            waited = st.now - case.paused_at
+            st.updates["due_at"] = to_db(case.due_at + waited)
+            st.data["paused_hours"] = round(waited.total_seconds() / 3600, 1)
+        st.updates["paused_at"] = None
+
+    async def _do_set_due(self, st: _Step) -> None:
+        if st.change.due is None:
+            raise Invalid(_("Give the new deadline as YYYY-MM-DD."))
+        if st.change.due <= st.now:
+            raise Invalid(_("The deadline must be in the future."))
+        st.updates.update(due_at=to_db(st.change.due), accept_due_at=None)
+        st.data["due"] = to_db(st.change.due)
+
+    async def _do_snooze(self, st: _Step) -> None:
+        if st.case.snoozes >= self.reminders.max_snoozes:
+            raise Invalid(_("#{n} was already snoozed {count} times: update its status or ask for "
+                            "help.").format(n=st.case.id, count=st.case.snoozes))
+        st.updates.update(snoozes=st.case.snoozes + 1,
+                          next_action_at=to_db(self.reminders.next_allowed(st.now + timedelta(days=1))))
+
+    async def _do_remind(self, st: _Step) -> None:
+        st.updates.update(
+            reminder_level=max(st.case.reminder_level, 1),
+            next_action_at=to_db(self.reminders.next_allowed(st.now + timedelta(days=1))))
+        deadline = self._deadline(st.case)
+        st.data.update(step=self._step_name(st.case),
+                       overdue_days=(st.now - deadline).days if deadline else 0)
+
+    async def _do_escalate(self, st: _Step) -> None:
+        level = st.change.level or 2
+        st.updates["reminder_level"] = max(st.case.reminder_level, level)
+        st.data["level"] = level
+
     _effects: ClassVar[dict[Action, Callable[[CaseService, _Step], Awaitable[None]]]] = {
         Action.ASSIGN: _do_assign,
         Action.ACCEPT: _do_accept,
@@ -575,7 +645,75 @@ class CaseService:
         Action.VERIFY: _do_verify,
         Action.REOPEN: _do_reopen,
         Action.MERGE: _do_merge,
+        Action.NEED_INFO: _do_pause,
+        Action.PROVIDE_INFO: _do_unpause,
+        Action.RESUME: _do_unpause,
+        Action.SET_DUE: _do_set_due,
+        Action.SNOOZE: _do_snooze,
+        Action.REMIND: _do_remind,
+        Action.ESCALATE: _do_escalate,
     }
+
+    # --- deadlines and the reminder ladder ----------------------------------------------------
+
+    def _resolve_due(self, case: CaseView, now: datetime) -> datetime:
+        return self.policy.resolve_due(now, case.priority, case.category_key)
+
+    @staticmethod
+    def _step_name(case: CaseView) -> str:
+        if case.status is Status.ASSIGNED and case.accept_due_at is not None:
+            return "accept"
+        return {Status.FORWARDED: "acknowledge", Status.RESOLVED: "verify"}.get(case.status, "resolve")
+
+    @staticmethod
+    def _deadline(case: CaseView) -> datetime | None:
+        """The deadline reminders chase at the case's current step (None: nothing to chase)."""
+        if case.status is Status.ASSIGNED and case.accept_due_at is not None:
+            return case.accept_due_at
+        if case.status in (Status.ASSIGNED, Status.IN_PROGRESS, Status.FORWARDED,
+                           Status.ACKNOWLEDGED, Status.RESOLVED):
+            return case.due_at
+        return None  # in the queue, waiting for information (paused), finished
+
+    def _reschedule(self, st: _Step) -> None:
+        """After a change of step: the first reminder falls at the new deadline."""
+        merged = {k: st.updates.get(k, getattr(st.case, k)) for k in ("due_at", "accept_due_at")}
+        after = replace(
+            st.case, status=Status(st.updates["status"]),
+            due_at=from_db(merged["due_at"]) if isinstance(merged["due_at"], str) else merged["due_at"],
+            accept_due_at=from_db(merged["accept_due_at"]) if isinstance(merged["accept_due_at"], str)
+            else merged["accept_due_at"],
+        )
+        deadline = self._deadline(after)
+        st.updates.update(
+            reminder_level=0, snoozes=0 if st.action is not Action.SET_DUE else st.case.snoozes,
+            next_action_at=to_db(self.reminders.next_allowed(deadline)) if deadline else None)
+
+    async def due_reminders(self, now: datetime, limit: int = 200) -> list[int]:
+        """Cases whose next reminder or escalation is due: an indexed range, whatever the total."""
+        rows = await self.db.all(
+            "SELECT id FROM cases WHERE next_action_at IS NOT NULL AND next_action_at <= ?"
+            " ORDER BY next_action_at LIMIT ?", (to_db(now), limit))
+        return [int(r[0]) for r in rows]
+
+    async def run_reminder(self, case_id: int, now: datetime) -> None:
+        """One step of the ladder for one case: remind; escalate when overdue long enough;
+        or hold until quiet hours and non-working days are over."""
+        case = await self.get(case_id)
+        allowed = self.reminders.next_allowed(now)
+        deadline = self._deadline(case)
+        if deadline is None or deadline > now or allowed > now:
+            later = None if deadline is None else max(allowed, self.reminders.next_allowed(deadline))
+            async with self.db.transaction() as conn:  # scheduling only: no change to the case
+                await conn.execute("UPDATE cases SET next_action_at = ? WHERE id = ?",
+                                   (to_db(later) if later else None, case_id))
+            return
+        await self.apply(case_id, Action.REMIND, SYSTEM, Change(), now)
+        overdue = (now - deadline).days
+        due_level = (3 if overdue >= self.reminders.escalate_again_after_days
+                     else 2 if overdue >= self.reminders.escalate_after_days else 1)
+        for level in range(max(case.reminder_level, 1) + 1, due_level + 1):
+            await self.apply(case_id, Action.ESCALATE, SYSTEM, Change(level=level), now)
 
     def _count_handoff(self, st: _Step) -> None:
         handoffs = st.case.handoffs + 1
@@ -625,6 +763,15 @@ class CaseService:
             msg = _("Some text is needed (at least {n} characters).")
         raise Invalid(msg.format(n=minimum))
 
+    async def show_card(self, actor: Actor, case_id: int, now: datetime) -> None:
+        """Post the case's card, with its buttons, in the actor's chat (under a reminder)."""
+        case, personal = await self.visible(actor, case_id, now)
+        if not personal or actor.chat_id is None:
+            raise Invalid(_("Use /case {n} to see it.").format(n=case_id))
+        async with self.db.transaction() as conn:
+            await outbox.queue_card(conn, actor.chat_id, case.id, case.unit_id, now)
+        self.on_commit()
+
     async def refresh_cards(self, case_id: int, now: datetime) -> None:
         """Bring every posted card of the case up to date (after a press on a stale one)."""
         async with self.db.transaction() as conn:
@@ -658,8 +805,9 @@ class CaseService:
             assignee_id = person.tg_id
             data["assignee"] = person.name
         updates.update(
-            unit_id=unit.id, assignee_id=assignee_id,
-            due_at=to_db(self.policy.due_at(now, case.priority)),
+            unit_id=unit.id, assignee_id=assignee_id, paused_at=None,
+            due_at=to_db(self._resolve_due(case, now)),
+            accept_due_at=to_db(self.policy.accept_due(now)),
         )
         data.update(unit=unit.key, unit_name=unit.name, from_unit=case.unit_key)
         return unit.chat_id
@@ -699,6 +847,14 @@ class CaseService:
         chat = await self.units.wg_chat_id()
         return [chat] if chat is not None else await self.people.holders(Role.WORKING_GROUP)
 
+    async def chat_name(self, chat_id: int) -> str:
+        """A readable name for a chat: the person's name, or the unit whose chat it is."""
+        if chat_id > 0:
+            row = await self.db.one("SELECT name FROM people WHERE tg_id = ?", (chat_id,))
+            return str(row[0]) if row else str(chat_id)
+        unit = await self.units.unit_for_chat(chat_id)
+        return unit.name if unit else str(chat_id)
+
     async def _tell_working_group(
         self, conn: aiosqlite.Connection, text: str, now: datetime, case_id: int,
         buttons: outbox.Buttons | None = None,
@@ -709,6 +865,10 @@ class CaseService:
     async def _notify(self, st: _Step) -> None:
         """Queue what follows the change: cards, the unit's notices, the working group's line."""
         conn, now, action, n = st.conn, st.now, st.action, st.case.id
+        if action in (Action.REMIND, Action.ESCALATE, Action.HELP, Action.SNOOZE):
+            with use_locale(self.settings.default_language):
+                await self._notify_ladder(st)
+            return
         with use_locale(self.settings.default_language):
             who = html.escape(st.actor.name)
             note = html.escape(st.text)
@@ -746,6 +906,11 @@ class CaseService:
                     n=n, reason=note)
             elif action is Action.VERIFY:
                 to_unit = _("#{n} is {outcome}.").format(n=n, outcome=_(OUTCOME_LABELS[st.data["outcome"]]))
+            elif action is Action.SET_DUE:
+                to_unit = _("New deadline for #{n}: {when}.").format(
+                    n=n, when=format_date(st.change.due.astimezone(self.settings.tz) if st.change.due
+                                          else now, "d MMM y", locale=current_locale()))
+                line += " · " + to_unit
             elif action is Action.NOTE and await self.is_staff(st.actor):
                 to_unit = _("Note on #{n} from {who}: {text}").format(n=n, who=who, text=note)
             if to_unit and unit_chat is not None:
@@ -755,6 +920,75 @@ class CaseService:
             await self._tell_working_group(conn, line, now, n, buttons)
             if st.data.get("bouncing"):
                 await self._flag_bouncing(st)
+
+    async def _notify_ladder(self, st: _Step) -> None:
+        """Reminders, escalations and calls for help: to the people the step concerns."""
+        case, n, now = st.case, st.case.id, st.now
+        summary = html.escape(cut_text(case.summary, 80))
+        where = html.escape(case.unit_name or case.place)
+        if st.action is Action.SNOOZE:
+            return  # recorded in the history; the reminder comes back tomorrow
+        if st.action is Action.HELP:
+            text = "🆘 " + _("{who} asks for help with #{n} ({unit}): {text}").format(
+                who=html.escape(st.actor.name), n=n, unit=where, text=html.escape(st.text))
+            for chat in await self._supervisors_near(case, above=False):
+                await outbox.queue_text(st.conn, chat, text, now, case_id=n)
+            await self._tell_working_group(st.conn, text, now, n)
+            return
+        days = st.data.get("overdue_days", 0)
+        if st.action is Action.ESCALATE:
+            deadline = self._deadline(case)
+            days = (now - deadline).days if deadline else 0
+            text = "⬆️ " + _("#{n} ({unit}) is overdue by {days}: {summary}").format(
+                n=n, unit=where, days=days_label(days), summary=summary) + "\n" + _(
+                "Escalated to you. /case {n} shows it.").format(n=n)
+            level = st.data["level"]
+            for chat in await self._supervisors_near(case, above=level >= 3):
+                await outbox.queue_text(st.conn, chat, text, now, case_id=n)
+            if level >= 3:
+                await self._tell_working_group(st.conn, text, now, n)
+            return
+        step = st.data["step"]
+        text = "⏰ " + {
+            "accept": _("#{n} ({unit}) is still not accepted, {days} after the deadline: {summary}"),
+            "acknowledge": _("#{n} is not acknowledged by {unit}, {days} after the deadline: {summary}"),
+            "verify": _("#{n} ({unit}) is resolved but not verified, {days} after the deadline: "
+                        "{summary}"),
+            "resolve": _("#{n} ({unit}) is overdue by {days}: {summary}"),
+        }[step].format(n=n, unit=where, days=days_label(days), summary=summary)
+        version = case.version
+        buttons: outbox.Buttons = [
+            [(_("🔄 Update status"), f"c:{n}:{version}:upd"),
+             (_("😴 Snooze 1 day"), f"c:{n}:{version}:snz")],
+            [(_("🆘 Ask for help"), f"c:{n}:{version}:hlp")],
+        ]
+        if step == "verify":
+            await self._tell_working_group(st.conn, text, now, n, verification_buttons(n, version))
+            return
+        if step == "acknowledge":
+            await self._tell_working_group(st.conn, text, now, n)
+        target = await self._unit_chat(case.unit_id)
+        if step == "resolve" and case.assignee_id is not None and await self.people.has_private_chat(
+                case.assignee_id):
+            target = case.assignee_id
+        if target is not None:
+            await outbox.queue_text(st.conn, target, text, now, buttons=buttons, case_id=n)
+        elif step != "acknowledge":
+            await self._tell_working_group(st.conn, text, now, n)
+
+    async def _supervisors_near(self, case: CaseView, *, above: bool) -> list[int]:
+        """The supervisors of the case's unit (the nearest unit up the tree that has some), or,
+        with ``above``, those of the unit above that."""
+        chain = self.units.ancestors_or_self(case.unit_id or case.place_unit_id)
+        found_own = False
+        for unit_id in chain:
+            holders = await self.people.holders(Role.SUPERVISOR, unit_id)
+            if not holders:
+                continue
+            if not above or found_own:
+                return holders
+            found_own = True
+        return []
 
     async def _flag_bouncing(self, st: _Step) -> None:
         """Three hand-offs (configurable): the working group and the supervisors concerned hear at once."""
@@ -773,6 +1007,10 @@ class CaseService:
             return None
         unit = await self.units.by_id(unit_id)
         return None if unit is None else unit.chat_id
+
+
+def cut_text(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def days_between(start: datetime, end: datetime) -> int:

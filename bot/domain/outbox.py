@@ -97,12 +97,35 @@ class OutboxStore:
         )
         return int(row[0]) if row else 0
 
-    async def mark_sent(self, item_id: int, now: datetime) -> None:
+    async def mark_sending(self, item_ids: list[int], now: datetime) -> None:
+        """Claimed for sending. A row still "sending" after a crash is simply due again."""
+        async with self.db.transaction() as conn:
+            await conn.executemany("UPDATE outbox SET sending_at = ? WHERE id = ?",
+                                   [(to_db(now), i) for i in item_ids])
+
+    async def mark_sent(self, item_id: int, now: datetime, message_id: int | None = None) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
-                (to_db(now), item_id),
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, message_id = ? WHERE id = ?",
+                (to_db(now), message_id, item_id),
             )
+
+    async def is_unreachable(self, chat_id: int) -> bool:
+        return await self.db.one("SELECT 1 FROM unreachable_chats WHERE chat_id = ?",
+                                 (chat_id,)) is not None
+
+    async def mark_unreachable(self, chat_id: int, reason: str, now: datetime) -> bool:
+        """Record that a chat blocked or removed the bot. True if it was news."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT OR IGNORE INTO unreachable_chats(chat_id, since, reason) VALUES(?,?,?)",
+                (chat_id, to_db(now), reason[:200]))
+            return cur.rowcount > 0
+
+    async def queue_texts(self, chat_ids: list[int], text: str, now: datetime) -> None:
+        async with self.db.transaction() as conn:
+            for chat in chat_ids:
+                await queue_text(conn, chat, text, now)
 
     async def retry_later(
         self, item_id: int, at: datetime, error: str, *, count_attempt: bool = True
@@ -133,8 +156,8 @@ class OutboxStore:
             )
             if sent_item_id is not None:
                 await conn.execute(
-                    "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE id = ?",
-                    (to_db(now), sent_item_id),
+                    "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, message_id = ?"
+                    " WHERE id = ?", (to_db(now), ref.message_id, sent_item_id),
                 )
 
     async def cards(self, case_id: int) -> list[CardRef]:

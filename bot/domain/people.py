@@ -134,6 +134,12 @@ class PeopleService:
                 scope.add(g.unit_id)
         return scope
 
+    async def has_private_chat(self, tg_id: int) -> bool:
+        row = await self.db.one(
+            "SELECT p.private_chat AND NOT EXISTS (SELECT 1 FROM unreachable_chats u"
+            " WHERE u.chat_id = p.tg_id) FROM people p WHERE p.tg_id = ?", (tg_id,))
+        return bool(row and row[0])
+
     async def holders(self, role: Role, unit_id: int | None = None) -> list[int]:
         """Telegram ids of the people holding a role (in a unit)."""
         rows = await self.db.all(
@@ -215,10 +221,10 @@ class PeopleService:
             if inv["unit_id"] is not None and not inv["unit_active"]:
                 raise InvitationProblem(_("The unit of this invitation no longer exists."))
             await conn.execute(
-                "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen)"
-                " VALUES(?,?,?,?,?,?) ON CONFLICT(tg_id) DO UPDATE SET name=excluded.name,"
-                " username=excluded.username, language=excluded.language,"
-                " last_seen=excluded.last_seen",
+                "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen,"
+                " private_chat) VALUES(?,?,?,?,?,?,1) ON CONFLICT(tg_id) DO UPDATE SET"
+                " name=excluded.name, username=excluded.username, language=excluded.language,"
+                " last_seen=excluded.last_seen, private_chat=1",
                 (tg_id, name, username, language, to_db(now), to_db(now)))
             await conn.execute(
                 "INSERT OR IGNORE INTO grants(tg_id, role, unit_id, source, granted_by, granted_at)"

@@ -7,8 +7,9 @@ changes a case, and it consults both tables on every call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from bot.i18n import N_
 
@@ -48,6 +49,11 @@ class Action(StrEnum):
     REOPEN = "reopen"              # includes a citizen disputing the resolution
     MERGE = "merge"                # a duplicate into another case
     NOTE = "note"
+    SET_DUE = "set_due"            # the working group sets a deadline by hand
+    REMIND = "remind"              # the bot: a deadline has passed
+    ESCALATE = "escalate"          # the bot: overdue long enough to tell those above
+    SNOOZE = "snooze"              # "Snooze 1 day" under a reminder (reason required)
+    HELP = "help"                  # "Ask for help": to the supervisors
 
 
 class Role(StrEnum):
@@ -56,6 +62,7 @@ class Role(StrEnum):
     OFFICIAL = "official"            # member of the unit the case is assigned to
     SUPERVISOR = "supervisor"        # of that unit or a unit above it
     LIAISON = "liaison"              # of the external institution the case is with
+    SYSTEM = "system"                # the bot's own jobs (reminders, escalations)
 
 
 GLOBAL_ROLES = frozenset({Role.ADMIN, Role.WORKING_GROUP})  # held without a unit
@@ -82,7 +89,14 @@ TRANSITIONS: dict[Action, tuple[frozenset[Status], Status | None]] = {
     Action.REOPEN:       (frozenset({S.RESOLVED, S.CLOSED}),           S.ASSIGNED),  # ACKNOWLEDGED if away
     Action.MERGE:        (OPEN_STATUSES | {S.RESOLVED},                S.MERGED),
     Action.NOTE:         (ALL_STATUSES,                                None),
+    Action.SET_DUE:      (UNFINISHED_STATUSES - {S.NEW},               None),
+    Action.REMIND:       (UNFINISHED_STATUSES,                         None),
+    Action.ESCALATE:     (UNFINISHED_STATUSES,                         None),
+    Action.SNOOZE:       (UNFINISHED_STATUSES,                         None),
+    Action.HELP:         (UNFINISHED_STATUSES,                         None),
 }
+# Actions that leave the card's buttons valid (they change no status).
+KEEPS_VERSION = frozenset({Action.NOTE, Action.REMIND, Action.ESCALATE, Action.SNOOZE, Action.HELP})
 HANDOFFS = frozenset({Action.FORWARD, Action.DECLINE, Action.RETURN})  # counted towards "bouncing"
 
 R = Role
@@ -104,6 +118,11 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.REOPEN:       frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR}),  # never the resolver
     Action.MERGE:        frozenset({R.ADMIN, R.WORKING_GROUP}),
     Action.NOTE:         frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVISOR, R.LIAISON}),
+    Action.SET_DUE:      frozenset({R.ADMIN, R.WORKING_GROUP}),
+    Action.REMIND:       frozenset({R.SYSTEM}),
+    Action.ESCALATE:     frozenset({R.SYSTEM}),
+    Action.SNOOZE:       frozenset({R.ADMIN, R.OFFICIAL, R.LIAISON}),
+    Action.HELP:         frozenset({R.ADMIN, R.OFFICIAL, R.LIAISON}),
 }
 NOT_BY_RESOLVER = frozenset({Action.VERIFY, Action.REOPEN})  # a second person verifies
 # Reading a case (/case, lists, exports) and seeing the citizen's name and contact.
@@ -113,7 +132,7 @@ SEES_PERSONAL_DATA = frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVIS
 # People: which roles a role may hand out by invitation (and take back), and where.
 #   "any": any unit (or none); "subtree": only at or below a unit the inviter supervises.
 INVITES: dict[Role, tuple[frozenset[Role], str]] = {
-    R.ADMIN:      (frozenset(Role), "any"),
+    R.ADMIN:      (frozenset(Role) - {R.SYSTEM}, "any"),
     R.SUPERVISOR: (frozenset({R.OFFICIAL}), "subtree"),
 }
 SEES_PEOPLE = frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR})  # /people (supervisors: subtree)
@@ -130,6 +149,8 @@ REQUIRED_TEXT: dict[Action, int] = {
     Action.RESOLVE: 10,
     Action.REOPEN: 3,
     Action.NOTE: 1,
+    Action.SNOOZE: 3,
+    Action.HELP: 3,
 }
 
 OUTCOMES = ("confirmed", "unreachable")              # how a verified case is closed
@@ -149,23 +170,76 @@ def is_allowed(action: Action, roles: frozenset[Role]) -> bool:
     return bool(PERMISSIONS[action] & roles)
 
 
-# Deadline policy: the deadline of the step a case is at (calendar days).
+# Deadline policy: each step's deadline, in working days when they are configured.
 @dataclass(frozen=True)
 class DeadlinePolicy:
-    resolve_days: int = 15           # from assignment (or reopening, or acknowledgment)
+    tz: ZoneInfo
+    resolve_days: int = 15           # from assignment, reopening or acknowledgment
     urgent_resolve_days: int = 3
-    ack_days: int = 3                # an institution acknowledges a forward (per institution)
+    accept_days: int = 1             # a unit accepts an assignment
+    ack_days: int = 3                # an institution acknowledges a forward (or its own ack_days)
     verify_days: int = 7             # the working group verifies a resolution
+    working_days: frozenset[int] | None = None  # ISO weekdays; None: every day counts
+    holidays: frozenset[date] = frozenset()
+    by_category: tuple[tuple[str, int | None, int | None], ...] = ()  # key, resolve, urgent
 
-    def due_at(self, assigned_at: datetime, priority: str) -> datetime:
-        days = self.urgent_resolve_days if priority == "urgent" else self.resolve_days
-        return assigned_at + timedelta(days=days)
+    def is_working_day(self, day: date) -> bool:
+        working = self.working_days is None or day.isoweekday() in self.working_days
+        return working and day not in self.holidays
 
-    def ack_due(self, forwarded_at: datetime, institution_days: int | None) -> datetime:
-        return forwarded_at + timedelta(days=institution_days or self.ack_days)
+    def add_days(self, start: datetime, days: int) -> datetime:
+        if self.working_days is None and not self.holidays:
+            return start + timedelta(days=days)
+        local = start.astimezone(self.tz)
+        day, counted = local.date(), 0
+        while counted < days:
+            day += timedelta(days=1)
+            counted += self.is_working_day(day)
+        return datetime.combine(day, local.timetz()).astimezone(start.tzinfo)
 
-    def verify_due(self, resolved_at: datetime) -> datetime:
-        return resolved_at + timedelta(days=self.verify_days)
+    def resolve_due(self, start: datetime, priority: str, category: str | None = None) -> datetime:
+        normal, urgent = self.resolve_days, self.urgent_resolve_days
+        for key, days, urgent_days in self.by_category:
+            if key == category:
+                normal, urgent = days or normal, urgent_days or urgent
+        return self.add_days(start, urgent if priority == "urgent" else normal)
+
+    def accept_due(self, start: datetime) -> datetime:
+        return self.add_days(start, self.accept_days)
+
+    def ack_due(self, start: datetime, institution_days: int | None) -> datetime:
+        return self.add_days(start, institution_days or self.ack_days)
+
+    def verify_due(self, start: datetime) -> datetime:
+        return self.add_days(start, self.verify_days)
+
+
+# Reminder policy: quiet hours and non-working days hold reminders until the next allowed time.
+@dataclass(frozen=True)
+class ReminderPolicy:
+    deadlines: DeadlinePolicy
+    quiet_start: time = time(20, 0)
+    quiet_end: time = time(7, 0)
+    escalate_after_days: int = 2       # E1: the unit's supervisors
+    escalate_again_after_days: int = 5  # E2: the parent unit's supervisors and the working group
+    max_snoozes: int = 2
+
+    def is_quiet(self, t: time) -> bool:
+        if self.quiet_start > self.quiet_end:  # across midnight, e.g. 20:00–07:00
+            return t >= self.quiet_start or t < self.quiet_end
+        return self.quiet_start <= t < self.quiet_end
+
+    def next_allowed(self, at: datetime) -> datetime:
+        tz = self.deadlines.tz
+        local = at.astimezone(tz)
+        for _ in range(370):
+            if self.deadlines.is_working_day(local.date()) and not self.is_quiet(local.timetz()):
+                return local.astimezone(at.tzinfo)
+            if local.time() < self.quiet_end and self.deadlines.is_working_day(local.date()):
+                local = datetime.combine(local.date(), self.quiet_end, tzinfo=tz)
+            else:
+                local = datetime.combine(local.date() + timedelta(days=1), self.quiet_end, tzinfo=tz)
+        return at  # no allowed time in a year: a configuration nobody means; do not hold forever
 
 
 ROLE_LABELS: dict[Role, str] = {
@@ -174,6 +248,7 @@ ROLE_LABELS: dict[Role, str] = {
     R.OFFICIAL: N_("official"),
     R.SUPERVISOR: N_("supervisor"),
     R.LIAISON: N_("liaison"),
+    R.SYSTEM: N_("casebot"),
 }
 
 STATUS_LABELS: dict[Status, str] = {
@@ -211,6 +286,11 @@ ACTION_LABELS: dict[Action, str] = {
     Action.OUTCOME: N_("outcome reported"),
     Action.VERIFY: N_("verified"),
     Action.MERGE: N_("merged"),
+    Action.SET_DUE: N_("deadline set"),
+    Action.REMIND: N_("reminder sent"),
+    Action.ESCALATE: N_("escalated"),
+    Action.SNOOZE: N_("reminders snoozed for a day"),
+    Action.HELP: N_("asked the supervisors for help"),
 }
 
 CHANNEL_LABELS: dict[str, str] = {

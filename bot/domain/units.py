@@ -53,7 +53,7 @@ class UnitService:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self._seen: dict[int, str] = {}
+        self._seen: dict[int, tuple[tuple[str, str | None, str | None], bool]] = {}
         self._parent: dict[int, int | None] = {}
         self._children: dict[int | None, list[int]] = {}
 
@@ -185,6 +185,7 @@ class UnitService:
         if key.lower() == WORKGROUP_KEY:
             async with self.db.transaction() as conn:
                 await conn.execute("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
+                await conn.execute("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
                 await conn.execute(
                     "INSERT INTO settings_kv(key, value) VALUES(?, ?)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -203,27 +204,34 @@ class UnitService:
             )
             await conn.execute("DELETE FROM settings_kv WHERE key = ? AND value = ?",
                                (_WG_CHAT, str(chat_id)))
+            await conn.execute("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
         return unit.name
 
     async def seen(
         self, tg_id: int, name: str, username: str | None, language: str | None, now: datetime,
+        *, private: bool = False,
     ) -> None:
-        """Keep a registered person's name and username current (they change them).
+        """Keep a registered person's name and username current (they change them), and note
+        that they write to the bot privately (so reminders can go to them, and a chat that had
+        blocked the bot is reachable again).
 
         Called for every update from a registered person, so it writes only when something
         changed. Nothing is stored about people the bot does not know."""
-        fingerprint = f"{name}\x00{username}\x00{language}"
-        if self._seen.get(tg_id) == fingerprint:
+        who = (name, username, language)
+        known = self._seen.get(tg_id)
+        if known is not None and known[0] == who and (known[1] or not private):
             return
         async with self.db.transaction() as conn:
             await conn.execute(
-                "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen)"
-                " VALUES(?,?,?,?,?,?) ON CONFLICT(tg_id) DO UPDATE SET name=excluded.name,"
-                " username=excluded.username, language=excluded.language,"
-                " last_seen=excluded.last_seen",
-                (tg_id, name, username, language, to_db(now), to_db(now)),
+                "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen,"
+                " private_chat) VALUES(?,?,?,?,?,?,?) ON CONFLICT(tg_id) DO UPDATE SET"
+                " name=excluded.name, username=excluded.username, language=excluded.language,"
+                " last_seen=excluded.last_seen, private_chat=MAX(private_chat, excluded.private_chat)",
+                (tg_id, name, username, language, to_db(now), to_db(now), int(private)),
             )
-        self._seen[tg_id] = fingerprint
+            if private:
+                await conn.execute("DELETE FROM unreachable_chats WHERE chat_id = ?", (tg_id,))
+        self._seen[tg_id] = (who, private or (known is not None and known[1]))
 
     async def find_person(self, who: str) -> tuple[int, str] | None:
         """A person by numeric id or @username, if the bot has seen them."""

@@ -25,10 +25,10 @@ async def every_update(update: Update, context: Context) -> None:
     if user is None or user.is_bot:
         raise ApplicationHandlerStop
     registered = await services.people.is_registered(user.id)
+    chat = update.effective_chat
     if registered:
         await services.units.seen(user.id, user.full_name, user.username, user.language_code,
-                                  now(context))
-    chat = update.effective_chat
+                                  now(context), private=chat is not None and chat.type == "private")
     if chat is not None and chat.type != "private" and not await _bound(services, chat.id):
         if registered and _command(update) == "bindchat" and Role.ADMIN in (
                 await services.people.global_roles(user.id)):

@@ -34,6 +34,8 @@ def _done(action: Action, n: int) -> str:
         Action.VERIFY: _("#{n} is closed."),
         Action.REOPEN: _("#{n} is reopened and back with the unit."),
         Action.FORWARD: _("#{n} is forwarded."),
+        Action.SNOOZE: _("#{n}: no reminder until tomorrow."),
+        Action.HELP: _("#{n}: your request went to the supervisors."),
     }[action].format(n=n)
 
 
@@ -90,6 +92,8 @@ def _prompt_text(action: Action, code: str, who: str, n: int) -> str:
             Action.PROVIDE_INFO: _("{who}, your answer to the unit about #{n}?"),
             Action.REOPEN: _("{who}, why is #{n} reopened?"),
             Action.FORWARD: _("{who}, why does #{n} go to this institution?"),
+            Action.SNOOZE: _("{who}, why should reminders about #{n} wait a day?"),
+            Action.HELP: _("{who}, what help do you need with #{n}?"),
         }[action]
     return text.format(who=who, n=n) + " " + _("(/cancel to stop)")
 
@@ -255,7 +259,7 @@ def prompt_conversation() -> ConversationHandler[Context]:
     text = filters.TEXT & ~filters.COMMAND
     return ConversationHandler(
         entry_points=[
-            CallbackQueryHandler(start_prompt, pattern=r"^c:\d+:\d+:(inf|ret|res|dec|dis|reo)$"),
+            CallbackQueryHandler(start_prompt, pattern=r"^c:\d+:\d+:(inf|ret|res|dec|dis|reo|snz|hlp)$"),
             CallbackQueryHandler(start_prompt, pattern=r"^(ans|fw):"),
         ],
         states={
@@ -353,8 +357,25 @@ async def forward_picker(update: Update, context: Context) -> None:
                                   reply_markup=keyboard(rows))
 
 
+async def update_status(update: Update, context: Context) -> None:
+    """"Update status" under a reminder: the case card, with its buttons, in this chat."""
+    query = update.callback_query
+    assert query is not None
+    ids = parse_ids((query.data or "").removesuffix(":upd"), 2)
+    if ids is None:
+        await query.answer(_("That button is not valid any more."), show_alert=True)
+        return
+    try:
+        await svc(context).cases.show_card(actor(update), ids[0], now(context))
+    except DomainError as exc:
+        await refuse(update, exc)
+        return
+    await query.answer()
+
+
 def handlers() -> list[Any]:
     return [
+        CallbackQueryHandler(update_status, pattern=r"^c:\d+:\d+:upd$"),
         CallbackQueryHandler(direct, pattern=r"^c:\d+:\d+:(acc|ack|cfm|unr)$"),
         CallbackQueryHandler(forward_picker, pattern=r"^fp:"),
         CallbackQueryHandler(assign_button, pattern=r"^as:"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
 from html import escape
 
 from telegram import Update
@@ -29,6 +30,7 @@ DECLINE_USAGE = "/decline <case> <reason>"
 OUTCOME_USAGE = "/outcome <case> <what the institution reported>"
 VERIFY_USAGE = "/verify <case> <confirmed|unreachable|disputed> [reason]"
 MERGE_USAGE = "/merge <case> <into-case>"
+DUE_USAGE = "/due <case> <YYYY-MM-DD>"
 
 
 def _rest(update: Update, skip: int) -> str:
@@ -162,6 +164,25 @@ async def merge(update: Update, context: Context) -> None:
         await refuse(update, exc)
 
 
+async def due(update: Update, context: Context) -> None:
+    args = context.args or []
+    services = svc(context)
+    try:
+        case_id = case_arg(args, DUE_USAGE)
+        if len(args) != 2:
+            raise UsageError(_("Give the new deadline."), DUE_USAGE)
+        try:
+            day = datetime.strptime(args[1], "%Y-%m-%d").date()
+        except ValueError:
+            raise UsageError(_("“{v}” is not a date like 2026-04-30.").format(v=escape(args[1][:30])),
+                             DUE_USAGE) from None
+        # The end of that working day, local time.
+        deadline = datetime.combine(day, time(17, 0), tzinfo=services.settings.tz)
+        await _change(update, context, case_id, Action.SET_DUE, Change(due=deadline))
+    except DomainError as exc:
+        await refuse(update, exc)
+
+
 async def bouncing(update: Update, context: Context) -> None:
     services = svc(context)
     t = now(context)
@@ -284,6 +305,7 @@ def handlers() -> list[object]:
         CommandHandler("verify", verify),
         CommandHandler("merge", merge),
         CommandHandler("bouncing", bouncing),
+        CommandHandler("due", due),
         CommandHandler("mycases", mycases),
         CommandHandler("overdue", overdue),
         CallbackQueryHandler(page, pattern=r"^(mc|od):"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -17,7 +18,8 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot.domain.cases import CaseService, CaseView
 from bot.domain.outbox import CardRef, OutboxItem, OutboxStore, backoff
-from bot.i18n import use_locale
+from bot.i18n import _, use_locale
+from bot.jobs.throttle import Throttle
 from bot.render import (
     CAPTION_LIMIT,
     card_buttons,
@@ -35,13 +37,15 @@ MAX_ATTEMPTS = 6
 class OutboxSender:
     def __init__(
         self, bot: Bot, store: OutboxStore, cases: CaseService, clock: Callable[[], datetime],
-        interval: float = 5.0,
+        interval: float = 5.0, throttle: Throttle | None = None,
     ) -> None:
         self.bot = bot
         self.store = store
         self.cases = cases
         self.clock = clock
         self.interval = interval
+        self.throttle = throttle or Throttle(cases.settings.delivery)
+        self.concurrency = max(1, int(cases.settings.delivery.overall_per_second))
         self._wake = asyncio.Event()
         self._draining = asyncio.Lock()  # one drain at a time: an item is never sent twice
         self._task: asyncio.Task[None] | None = None
@@ -75,31 +79,66 @@ class OutboxSender:
             self._wake.clear()
 
     async def drain(self) -> int:
-        """Deliver everything due now. Returns how many items were handled."""
+        """Deliver everything due now, as fast as Telegram's limits allow, in order per chat.
+        Returns how many items were handled."""
         handled = 0
         async with self._draining:
             while True:
-                items = await self.store.due(self.clock())
+                items = await self.store.due(self.clock(), limit=4 * self.concurrency)
                 if not items:
                     return handled
-                for item in items:
-                    await self._deliver(item)
-                    handled += 1
+                batch, wait = await self._pick(items)
+                if batch:
+                    await self.store.mark_sending([i.id for i in batch], self.clock())
+                    await asyncio.gather(*(self._deliver(i) for i in batch))
+                    handled += len(batch)
+                elif wait is not None:
+                    await asyncio.sleep(min(wait, 1.0))
+                else:
+                    return handled
+
+    async def _pick(self, items: list[OutboxItem]) -> tuple[list[OutboxItem], float | None]:
+        """The items that may go now: one per chat (so each chat keeps its order), within the
+        limits. Also the shortest wait when none may."""
+        batch: list[OutboxItem] = []
+        seen: set[int | None] = set()
+        shortest: float | None = None
+        for item in items:
+            chat = item.chat_id
+            if chat in seen:
+                continue
+            seen.add(chat)
+            if chat is not None and await self.store.is_unreachable(chat):
+                await self.store.mark_failed(item.id, self.clock(), "unreachable")
+                continue
+            wait = self.throttle.ready_in(chat) if chat is not None else 0.0
+            if wait > 0:
+                shortest = wait if shortest is None else min(shortest, wait)
+                continue
+            batch.append(item)
+            if len(batch) >= self.concurrency:
+                break
+        return batch, shortest
+
+    async def _pace(self, chat_id: int) -> None:
+        while (wait := self.throttle.take(chat_id)) > 0:
+            await asyncio.sleep(wait)
 
     async def _deliver(self, item: OutboxItem) -> None:
         now = self.clock()
         try:
             with use_locale(self.language):
                 if item.kind == "text":
-                    await self._send_text(item)
+                    message_id = await self._send_text(item)
                 elif item.kind == "card":
                     await self._post_card(item)
                     return  # recorded together with the card
                 elif item.kind == "refresh":
+                    message_id = None
                     await self._refresh(item)
                 else:
                     raise ValueError(f"unknown outbox kind {item.kind}")
-            await self.store.mark_sent(item.id, self.clock())
+            await self.store.mark_sent(item.id, self.clock(), message_id)
             log.debug("delivered outbox item %s (%s)", item.id, item.kind)
         except RetryAfter as exc:
             delay = exc.retry_after
@@ -107,25 +146,49 @@ class OutboxSender:
             await self.store.retry_later(
                 item.id, now + timedelta(seconds=seconds), "retry after", count_attempt=False
             )
-        except (Forbidden, BadRequest) as exc:
+        except Forbidden as exc:  # blocked by the person, or removed from the group
+            log.warning("outbox item %s (%s): chat unreachable", item.id, item.kind)
+            await self.store.mark_failed(item.id, now, exc.message)
+            if item.chat_id is not None:
+                await self._unreachable(item.chat_id, exc.message, now)
+        except BadRequest as exc:
             log.warning("outbox item %s (%s) refused: %s", item.id, item.kind, exc.message)
             await self.store.mark_failed(item.id, now, exc.message)
-        except (NetworkError, TelegramError) as exc:
+        except (NetworkError, TelegramError) as exc:  # timeouts, 5xx: back off and retry
             if item.attempts + 1 >= MAX_ATTEMPTS:
                 log.warning("outbox item %s (%s) gave up: %s", item.id, item.kind, exc.message)
                 await self.store.mark_failed(item.id, now, exc.message)
             else:
                 await self.store.retry_later(item.id, backoff(item.attempts, now), exc.message)
 
-    async def _send_text(self, item: OutboxItem) -> None:
+    async def _unreachable(self, chat_id: int, reason: str, now: datetime) -> None:
+        """Stop writing to a chat that blocked or removed the bot; tell the working group once."""
+        if not await self.store.mark_unreachable(chat_id, reason, now):
+            return
+        wg_chats = await self.cases.working_group_chats()
+        if chat_id in wg_chats:
+            return
+        with use_locale(self.language):
+            name = await self.cases.chat_name(chat_id)
+            text = "⚠️ " + _("I can no longer write to {who}: the bot was blocked or removed. "
+                             "Messages to it are stopped until it writes to me again or the "
+                             "chat is bound again.").format(who=html.escape(name))
+        await self.store.queue_texts(wg_chats, text, now)
+        self.wake()
+
+    async def _send_text(self, item: OutboxItem) -> int:
         assert item.chat_id is not None
         parts = split_message(item.text)
         buttons = item.payload.get("buttons")
+        message_id = 0
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
-            await self.bot.send_message(
+            await self._pace(item.chat_id)
+            message = await self.bot.send_message(
                 item.chat_id, part, reply_markup=keyboard(buttons) if last else None
             )
+            message_id = message.message_id
+        return message_id
 
     def _render(self, case: CaseView, unit_id: int | None) -> tuple[str, list[list[tuple[str, str]]]]:
         """The card as the unit it was posted for should see it now."""
@@ -144,6 +207,7 @@ class OutboxSender:
             await self.store.mark_sent(item.id, self.clock())  # moved on before delivery
             return
         text, buttons = self._render(case, unit_id)
+        await self._pace(item.chat_id)
         message: Message = await self.bot.send_message(
             item.chat_id, text, reply_markup=keyboard(buttons)
         )
@@ -154,6 +218,7 @@ class OutboxSender:
             if att.purpose != "intake":
                 continue
             caption = cut(f"#{case.id}", CAPTION_LIMIT)
+            await self._pace(item.chat_id)
             try:
                 if att.kind == "photo":
                     await self.bot.send_photo(item.chat_id, att.file_id, caption=caption,
@@ -161,7 +226,7 @@ class OutboxSender:
                 else:
                     await self.bot.send_document(item.chat_id, att.file_id, caption=caption,
                                                  reply_to_message_id=message.message_id)
-            except BadRequest as exc:  # the card is out; a bad file id must not resend it
+            except TelegramError as exc:  # the card is out; a bad file must not resend it
                 log.warning("attachment %s of case %s not sent: %s", att.id, case.id, exc.message)
 
     async def _refresh(self, item: OutboxItem) -> None:
@@ -169,16 +234,17 @@ class OutboxSender:
         case = await self.cases.get(item.case_id)
         for ref in await self.store.cards(case.id):
             text, buttons = self._render(case, ref.unit_id)
+            await self._pace(ref.chat_id)
             try:
                 await self.bot.edit_message_text(
                     text, chat_id=ref.chat_id, message_id=ref.message_id,
                     reply_markup=keyboard(buttons),
                 )
-            except BadRequest as exc:
+            except (BadRequest, Forbidden) as exc:
                 msg = exc.message.lower()
                 if "not modified" in msg:
                     continue
-                if "not found" in msg or "can't be edited" in msg:
+                if isinstance(exc, Forbidden) or "not found" in msg or "can't be edited" in msg:
                     await self.store.forget_card(ref.chat_id, ref.message_id)
                     continue
                 raise
