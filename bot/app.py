@@ -119,6 +119,7 @@ def command_list(private: bool) -> list[tuple[str, str]]:
         ("mycases", _("Open cases of my unit")),
         ("case", _("Show a case and its history")),
         ("overdue", _("Overdue cases")),
+        ("digest", _("A digest of my units")),
         ("help", _("What I can do")),
     ]
     if private:

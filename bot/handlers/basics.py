@@ -99,6 +99,10 @@ async def help_text(update: Update, context: Context) -> str:
             _("/assign &lt;case&gt; &lt;unit-key&gt; [@official] — assign a case to a unit"),
             _("/answer &lt;case&gt; &lt;text&gt; — answer a unit's request for information"),
             _("/reopen &lt;case&gt; &lt;reason&gt; — reopen a resolved case"),
+            _("/forward &lt;case&gt; &lt;institution&gt; [channel] &lt;reason&gt; — to another institution"),
+            _("/verify &lt;case&gt; &lt;confirmed|unreachable|disputed&gt; — after calling the citizen"),
+            _("/merge &lt;case&gt; &lt;into&gt; — close a duplicate; /due &lt;case&gt; &lt;date&gt; — set a deadline"),
+            _("/outcome &lt;case&gt; &lt;text&gt; — what an institution without a chat reported"),
         ]
     if roles & {Role.ADMIN, Role.OFFICIAL}:
         lines += [
@@ -108,11 +112,16 @@ async def help_text(update: Update, context: Context) -> str:
         ]
     if roles & {Role.SUPERVISOR}:
         lines.append(_("/assign &lt;case&gt; &lt;unit-key&gt; — re-assign within your units"))
+        lines.append(_("/verify &lt;case&gt; &lt;confirmed|unreachable|disputed&gt; — after calling the citizen"))
+    if roles & {Role.LIAISON}:
+        lines.append(_("/ack &lt;case&gt; [reference] and /decline &lt;case&gt; &lt;reason&gt; — for your institution"))
     lines += [
         _("/note &lt;case&gt; &lt;text&gt; — add an internal note"),
         _("/case &lt;number&gt; — a case and its history"),
         _("/mycases — open cases of your unit, oldest first"),
         _("/overdue — overdue cases"),
+        _("/digest — a digest of your units now; /digest off|on — the daily one"),
+        _("/bouncing — cases handed off again and again"),
         _("/units — the unit tree and which chats are bound"),
         _("/whoami — your roles"),
         _("/cancel — stop what you are doing"),
