@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -77,7 +78,8 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def _drop_categories(text: str) -> str:
-    stripped = re.sub(r'\[\[categories\]\]\nkey = "[^"]*"\nname = "[^"]*"\n\n', "", text)
+    stripped = re.sub(r'\[\[categories\]\]\nkey = "[^"]*"\nname = "[^"]*"\n(resolve_days = \d+.*\n)?\n', "",
+                      text)
     assert "[[categories]]" not in stripped
     return stripped
 
@@ -240,7 +242,11 @@ def test_example_loads_with_the_documented_values() -> None:
     assert settings.working_group == (100000001, 100000002)
     assert settings.working_group_chat_id is None
     assert [c.key for c in settings.categories] == ["land", "documents", "public-services", "security", "other"]
-    assert settings.deadlines == DeadlineSettings(resolve_days=15, urgent_resolve_days=3)
+    assert settings.deadlines.resolve_days == 15 and settings.deadlines.urgent_resolve_days == 3
+    assert settings.deadlines.working_days == (1, 2, 3, 4, 5)
+    assert date(2026, 4, 14) in settings.deadlines.holidays
+    assert settings.categories[0].resolve_days == 20
+    assert settings.digest_time.strftime("%H:%M") == "07:30"
     assert settings.outbox_interval_seconds == 5.0
     by_key = {u.key: u for u in settings.units}
     assert by_key["pp-dp"].parent == "pp"

@@ -83,6 +83,10 @@ async def start(update: Update, context: Context) -> None:
     await reply(update, greeting + "\n\n" + await help_text(update, context))
 
 
+def verify_help() -> str:
+    return _("/verify &lt;case&gt; &lt;confirmed|unreachable|disputed&gt; — after calling the citizen")
+
+
 async def help_command(update: Update, context: Context) -> None:
     await reply(update, await help_text(update, context))
 
@@ -100,8 +104,9 @@ async def help_text(update: Update, context: Context) -> str:
             _("/answer &lt;case&gt; &lt;text&gt; — answer a unit's request for information"),
             _("/reopen &lt;case&gt; &lt;reason&gt; — reopen a resolved case"),
             _("/forward &lt;case&gt; &lt;institution&gt; [channel] &lt;reason&gt; — to another institution"),
-            _("/verify &lt;case&gt; &lt;confirmed|unreachable|disputed&gt; — after calling the citizen"),
-            _("/merge &lt;case&gt; &lt;into&gt; — close a duplicate; /due &lt;case&gt; &lt;date&gt; — set a deadline"),
+            verify_help(),
+            _("/merge &lt;case&gt; &lt;into&gt; — close a duplicate"),
+            _("/due &lt;case&gt; &lt;YYYY-MM-DD&gt; — set a deadline"),
             _("/outcome &lt;case&gt; &lt;text&gt; — what an institution without a chat reported"),
         ]
     if roles & {Role.ADMIN, Role.OFFICIAL}:
@@ -112,9 +117,10 @@ async def help_text(update: Update, context: Context) -> str:
         ]
     if roles & {Role.SUPERVISOR}:
         lines.append(_("/assign &lt;case&gt; &lt;unit-key&gt; — re-assign within your units"))
-        lines.append(_("/verify &lt;case&gt; &lt;confirmed|unreachable|disputed&gt; — after calling the citizen"))
+        lines.append(verify_help())
     if roles & {Role.LIAISON}:
-        lines.append(_("/ack &lt;case&gt; [reference] and /decline &lt;case&gt; &lt;reason&gt; — for your institution"))
+        lines.append(_("/ack &lt;case&gt; [reference], /decline &lt;case&gt; &lt;reason&gt; — "
+                       "for your institution"))
     lines += [
         _("/note &lt;case&gt; &lt;text&gt; — add an internal note"),
         _("/case &lt;number&gt; — a case and its history"),
