@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 
-from bot.config import TOKEN_ENV, ConfigError, load_settings, resolve_config_path, unit_tree_lines
+from bot.config import (
+    TOKEN_ENV,
+    ConfigError,
+    Settings,
+    load_settings,
+    resolve_config_path,
+    unit_tree_lines,
+)
 
 
 class TokenFilter(logging.Filter):
@@ -84,22 +92,82 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _offline(args: argparse.Namespace) -> Settings | None:
+    """The settings for a command that works on the database without Telegram."""
+    try:
+        return load_settings(resolve_config_path(args.config))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from bot.importer import cli_import, write_template
+
+    if args.template:
+        return write_template(args.file)
+    settings = _offline(args)
+    return 2 if settings is None else asyncio.run(cli_import(settings, args))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bot.reporting import cli_report
+
+    settings = _offline(args)
+    return 2 if settings is None else asyncio.run(cli_report(settings, args))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bot.reporting import cli_export
+
+    settings = _offline(args)
+    return 2 if settings is None else asyncio.run(cli_export(settings, args))
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from bot.reporting import cli_stats
+
+    settings = _offline(args)
+    return 2 if settings is None else asyncio.run(cli_stats(settings, args))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="casebot", description=__doc__)
     sub = parser.add_subparsers(dest="command")
-    for name, help_text in (("run", "start the bot (long polling)"),
-                            ("check-config", "validate a config and print the unit tree")):
-        p = sub.add_parser(name, help=help_text)
+    parsers = {}
+    for name, help_text in (
+        ("run", "start the bot (long polling)"),
+        ("check-config", "validate a config and print the unit tree"),
+        ("import", "import the carried-over backlog from CSV or XLSX"),
+        ("report", "the period report the ministry publishes"),
+        ("export", "cases and their events as CSV or XLSX"),
+        ("stats", "public figures without personal data"),
+    ):
+        parsers[name] = p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="TOML config file (default: $CASEBOT_CONFIG)")
+    imp = parsers["import"]
+    imp.add_argument("file", help="CSV or XLSX file (with --template: the file to write)")
+    imp.add_argument("--dry-run", action="store_true", help="check every row, import nothing")
+    imp.add_argument("--skip-invalid", action="store_true", help="import the valid rows anyway")
+    imp.add_argument("--template", action="store_true", help="write an empty file with the header")
+    rep = parsers["report"]
+    rep.add_argument("--period", required=True, help="YYYY-MM, YYYY-Qn or YYYY")
+    rep.add_argument("--charts", help="folder to write the PNG charts into")
+    exp = parsers["export"]
+    exp.add_argument("--period", help="YYYY-MM, YYYY-Qn or YYYY (default: everything)")
+    exp.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    exp.add_argument("--output", "-o", required=True, help="file to write (CSV: cases; events next to it)")
+    exp.add_argument("--no-personal-data", action="store_true", help="leave citizen names and contacts out")
+    sta = parsers["stats"]
+    sta.add_argument("--format", choices=("md", "json"), default="md")
     args = parser.parse_args(argv)
-    if args.command == "check-config":
-        return cmd_check_config(args)
-    if args.command in (None, "run"):
-        if args.command is None:
-            args.config = None
-        return cmd_run(args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    commands = {"check-config": cmd_check_config, "import": cmd_import, "report": cmd_report,
+                "export": cmd_export, "stats": cmd_stats}
+    if args.command in commands:
+        return commands[args.command](args)
+    if args.command is None:
+        args.config = None
+    return cmd_run(args)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,23 @@ class Draft:
 
 
 @dataclass(frozen=True)
+class ImportedCase:
+    """One validated row of the carried-over backlog (see bot/importer.py)."""
+
+    external_ref: str
+    received_at: datetime
+    source: str
+    category_id: int
+    unit_id: int                 # the unit handling it (also its place)
+    summary: str
+    description: str
+    citizen_name: str
+    citizen_contact: str
+    status: Status
+    resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Change:
     """What an action carries besides its name."""
 
@@ -435,6 +452,49 @@ class CaseService:
             await self._tell_working_group(conn, line, now, case_id)
         self.on_commit()
         return await self.get(case_id)
+
+    async def import_cases(
+        self, actor: Actor, rows: list[ImportedCase], now: datetime
+    ) -> tuple[list[int], list[str]]:
+        """Add backlog cases in one transaction; their history starts with "imported".
+        Rows whose external reference is already known are skipped (importing twice changes
+        nothing). Returns the new case numbers and the skipped references."""
+        if not is_allowed(Action.IMPORT, await self.roles(actor, None)):
+            await self._refused(actor, Action.IMPORT, None, now)
+            raise Forbidden()
+        created: list[int] = []
+        skipped: list[str] = []
+        async with self.db.transaction() as conn:
+            for row in rows:
+                async with conn.execute("SELECT id FROM cases WHERE external_ref = ?",
+                                        (row.external_ref,)) as cur:
+                    if await cur.fetchone() is not None:
+                        skipped.append(row.external_ref)
+                        continue
+                status = row.status
+                finished = status in (Status.RESOLVED, Status.CLOSED)
+                unit_id = None if status is Status.NEW else row.unit_id
+                due = (None if finished or unit_id is None
+                       else self.policy.resolve_due(row.received_at, "normal"))
+                cur = await conn.execute(
+                    "INSERT INTO cases(status, source, received_at, created_at, updated_at, category_id,"
+                    " place_unit_id, unit_id, summary, description, citizen_name, citizen_contact,"
+                    " created_by, due_at, resolved_at, resolved_by, closed_at, outcome, external_ref)"
+                    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (status, row.source, to_db(row.received_at), to_db(now), to_db(now),
+                     row.category_id, row.unit_id, unit_id, _clean(row.summary, SUMMARY_MAX),
+                     _clean(row.description), _clean(row.citizen_name, 200),
+                     _clean(row.citizen_contact, 200), actor.tg_id, to_db(due) if due else None,
+                     to_db(row.resolved_at) if row.resolved_at else None,
+                     actor.tg_id if row.resolved_at else None,
+                     to_db(row.resolved_at) if status is Status.CLOSED and row.resolved_at else None,
+                     "confirmed" if status is Status.CLOSED else None, row.external_ref))
+                case_id = cur.lastrowid
+                assert case_id is not None
+                await self._event(conn, case_id, actor, Action.IMPORT, None, status, "", now,
+                                  {"external_ref": row.external_ref})
+                created.append(case_id)
+        return created, skipped
 
     def _check_draft(self, d: Draft) -> None:
         if d.category_id is None:

@@ -34,6 +34,7 @@ ALL_STATUSES = frozenset(Status)
 
 class Action(StrEnum):
     CREATE = "create"
+    IMPORT = "import"              # a case from the carried-over backlog
     ASSIGN = "assign"
     ACCEPT = "accept"
     NEED_INFO = "need_info"
@@ -74,6 +75,7 @@ AWAY = frozenset({S.FORWARDED, S.ACKNOWLEDGED})                    # with anothe
 # action               allowed from                                  -> to (None: unchanged)
 TRANSITIONS: dict[Action, tuple[frozenset[Status], Status | None]] = {
     Action.CREATE:       (frozenset(),                                 S.NEW),
+    Action.IMPORT:       (frozenset(),                                 None),  # any status, as recorded
     Action.ASSIGN:       (WORKING | {S.NEW},                           S.ASSIGNED),
     Action.ACCEPT:       (frozenset({S.ASSIGNED}),                     S.IN_PROGRESS),
     Action.NEED_INFO:    (frozenset({S.ASSIGNED, S.IN_PROGRESS}),      S.WAITING_INFO),
@@ -103,6 +105,7 @@ R = Role
 # action               who may do it (roles relative to the case; see CaseService.roles)
 PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.CREATE:       frozenset({R.ADMIN, R.WORKING_GROUP}),
+    Action.IMPORT:       frozenset({R.ADMIN, R.WORKING_GROUP, R.SYSTEM}),  # SYSTEM: the command line
     Action.ASSIGN:       frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR}),  # supervisor: own subtree
     Action.ACCEPT:       frozenset({R.ADMIN, R.OFFICIAL}),
     Action.NEED_INFO:    frozenset({R.ADMIN, R.OFFICIAL}),
@@ -271,6 +274,7 @@ OUTCOME_LABELS: dict[str, str] = {
 
 ACTION_LABELS: dict[Action, str] = {
     Action.CREATE: N_("created"),
+    Action.IMPORT: N_("imported"),
     Action.ASSIGN: N_("assigned"),
     Action.ACCEPT: N_("accepted"),
     Action.NEED_INFO: N_("asked for information"),
