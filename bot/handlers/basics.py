@@ -36,6 +36,8 @@ async def every_update(update: Update, context: Context) -> None:
         raise ApplicationHandlerStop
     if registered or (_command(update) == "start" and chat is not None and chat.type == "private"):
         return  # /start may carry an invitation
+    if _command(update) == "stats":
+        return  # the public figures are for anyone
     text = access_hint()
     if update.callback_query is not None:
         await update.callback_query.answer(text, show_alert=True)

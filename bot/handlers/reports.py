@@ -1,0 +1,129 @@
+"""/report, /export and /stats."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from datetime import timedelta
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from telegram import InputFile, Update
+from telegram.ext import CommandHandler
+
+from bot.domain.errors import DomainError, Forbidden
+from bot.domain.reports import Period, ReportService, parse_period
+from bot.domain.rules import GLOBAL_ROLES, Role
+from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
+from bot.i18n import _
+from bot.reporting import charts, render_report, write_table
+
+REPORT_USAGE = "/report [YYYY-MM | YYYY-Qn | YYYY]"
+EXPORT_USAGE = "/export [YYYY-MM | YYYY-Qn | YYYY] [nopd]"
+
+
+def _reports(context: Context) -> ReportService:
+    services = svc(context)
+    return ReportService(services.db, services.units, services.settings.tz)
+
+
+async def _scope(context: Context, tg_id: int) -> set[int] | None:
+    """Everything for the working group; a supervisor's units; nobody else."""
+    services = svc(context)
+    grants = await services.people.grants(tg_id)
+    if any(g.role in GLOBAL_ROLES for g in grants):
+        return None
+    scope: set[int] = set()
+    for g in grants:
+        if g.role is Role.SUPERVISOR and g.unit_id is not None:
+            scope |= services.units.subtree(g.unit_id)
+    if not scope:
+        raise Forbidden()
+    return scope
+
+
+def _last_month(context: Context) -> Period:
+    tz = svc(context).settings.tz
+    first = now(context).astimezone(tz).date().replace(day=1)
+    previous = first - timedelta(days=1)
+    return parse_period(previous.strftime("%Y-%m"), tz)
+
+
+async def report(update: Update, context: Context) -> None:
+    args = context.args or []
+    try:
+        if len(args) > 1:
+            raise UsageError(_("Give at most one period."), REPORT_USAGE)
+        period = parse_period(args[0], svc(context).settings.tz) if args else _last_month(context)
+        scope = await _scope(context, actor(update).tg_id)
+    except DomainError as exc:
+        await refuse(update, exc)
+        return
+    result = await _reports(context).report(period, scope, now(context))
+    await reply(update, render_report(result))
+    chat = update.effective_chat
+    if period.kind == "month" and chat is not None:
+        for name, png in charts(result):
+            await chat.send_photo(InputFile(io.BytesIO(png), filename=name), caption=period.label)
+
+
+async def export(update: Update, context: Context) -> None:
+    args = list(context.args or [])
+    services = svc(context)
+    who = actor(update)
+    try:
+        leave_out = "nopd" in args
+        args = [a for a in args if a != "nopd"]
+        if len(args) > 1:
+            raise UsageError(_("Give at most one period."), EXPORT_USAGE)
+        period = parse_period(args[0], services.settings.tz) if args else None
+        scope = await _scope(context, who.tg_id)
+    except DomainError as exc:
+        await refuse(update, exc)
+        return
+    # Personal data only for the working group, and only where nobody else reads along.
+    personal = (not leave_out and scope is None and update.effective_chat is not None
+                and update.effective_chat.type == "private")
+    ch, cases, eh, events = await _reports(context).export_rows(period, scope, personal)
+    label = period.label if period else "all"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"casebot-{label}.xlsx"
+        write_table(path, [("cases", ch, cases), ("events", eh, events)])
+        chat = update.effective_chat
+        assert chat is not None
+        await chat.send_document(
+            InputFile(path.read_bytes(), filename=path.name),
+            caption=_("{cases} cases, {events} events; personal data: {pd}").format(
+                cases=len(cases), events=len(events), pd=_("included") if personal else _("left out")))
+
+
+async def stats(update: Update, context: Context) -> None:
+    """The public view: anyone may ask, nothing in it identifies a citizen."""
+    figures = await _reports(context).public(now(context))
+    titles = {"month": _("By month"), "province": _("By province"), "category": _("By category")}
+    lines = [_("<b>Public figures</b> (counts under 5 shown as &lt;5)")]
+    for dimension, rows in figures.items():
+        lines.append("")
+        lines.append("<b>" + titles[dimension] + "</b>")
+        for row in rows:
+            line = escape(str(row[dimension])) + ": " + _(
+                "received {received} · closed {closed} · in progress {in_progress} · "
+                "forwarded {forwarded}").format(**{k: row[k] for k in (
+                    "received", "closed", "in_progress", "forwarded")})
+            if row["median_days_to_close"] is not None:
+                line += " · " + _("median {d} days to close").format(d=row["median_days_to_close"])
+            if row.get("share_overdue") is not None:
+                line += " · " + _("{p}% overdue").format(p=round(float(str(row["share_overdue"])) * 100))
+            if row.get("out_of_order_closes") not in (None, 0):
+                line += " · " + _("{n} closed out of order").format(n=row["out_of_order_closes"])
+            lines.append(line)
+    await reply(update, "\n".join(lines))
+
+
+def handlers() -> list[Any]:
+    return [
+        CommandHandler("report", report),
+        CommandHandler("export", export),
+        CommandHandler("stats", stats),
+    ]

@@ -1,0 +1,225 @@
+"""Reports, charts, exports and public statistics as people read them: Telegram text, Markdown,
+JSON, CSV, XLSX and PNG. Used by the /report, /export and /stats commands and by the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.config import Settings
+from bot.db import Database
+from bot.domain.errors import DomainError
+from bot.domain.reports import Period, Report, ReportService, parse_period
+from bot.domain.rules import OUTCOME_LABELS
+from bot.domain.units import UnitService
+from bot.i18n import _, ngettext, use_locale
+
+
+def cohort_sentence(report: Report) -> list[str]:
+    """The ministry's sentence for each carried-over intake year."""
+    out = []
+    for c in report.cohorts:
+        text = _("Of the {n} cases carried over from {year}, {resolved} have been resolved and "
+                 "{open} are still being addressed.").format(
+            n=c.open_at_start, year=c.year, resolved=c.resolved_since, open=c.still_open)
+        if c.merged_since:
+            text += " " + ngettext("{n} was merged as a duplicate.", "{n} were merged as duplicates.",
+                                   c.merged_since).format(n=c.merged_since)
+        out.append(text)
+    return out
+
+
+def render_report(report: Report, *, html: bool = True) -> str:
+    def b(text: str) -> str:
+        return f"<b>{text}</b>" if html else text
+
+    def esc(text: str) -> str:
+        from html import escape
+
+        return escape(text) if html else text
+
+    closed_total = sum(report.closed.values())
+    lines = [
+        b(_("Report for {period}").format(period=report.period.label)),
+        _("Of the {received} requests received in {period}, {resolved} have been resolved and "
+          "{open} are still in progress.").format(
+            received=report.received, period=report.period.label, resolved=report.intake_resolved,
+            open=report.intake_open),
+        *cohort_sentence(report),
+        "",
+        _("Received: {n}").format(n=report.received),
+        _("Resolved: {n}").format(n=report.resolved),
+        _("Closed: {n}").format(n=closed_total) + "".join(
+            f" · {_(OUTCOME_LABELS[k])}: {v}" for k, v in sorted(report.closed.items())),
+        _("Awaiting verification at the end: {n}").format(n=report.awaiting_verification_at_end),
+        _("Still in progress at the end: {n}").format(n=report.in_progress_at_end),
+        _("Overdue at the end: {n}").format(n=report.overdue_at_end),
+        _("Reopened: {n}").format(n=report.reopened),
+        _("Returned (not ours, declined): {n}").format(n=report.returned),
+        _("Bouncing now: {n}").format(n=report.bouncing),
+        _("Merged as duplicates: {n}").format(n=report.merged),
+    ]
+    if report.median_days_to_close is not None:
+        lines.append(_("Days to close: median {median}, 90th percentile {p90}").format(
+            median=report.median_days_to_close, p90=report.p90_days_to_close))
+    if report.forwarded:
+        lines.append(_("Forwarded to other institutions:"))
+        for name, (sent, acked) in sorted(report.forwarded.items()):
+            lines.append("  • " + _("{name}: {sent} forwarded, {acked} acknowledged").format(
+                name=esc(name), sent=sent, acked=acked))
+    return "\n".join(lines)
+
+
+def charts(report: Report) -> list[tuple[str, bytes]]:
+    """PNG charts: received vs closed per week, and the age of open cases at the end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    out = []
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    weeks = [w.strftime("%d %b") for w, _r, _c in report.weekly]
+    x = range(len(weeks))
+    ax.bar([i - 0.2 for i in x], [r for _w, r, _c in report.weekly], width=0.4, label=_("received"))
+    ax.bar([i + 0.2 for i in x], [c for _w, _r, c in report.weekly], width=0.4, label=_("closed"))
+    ax.set_xticks(list(x), weeks, rotation=45, fontsize=8)
+    ax.set_title(_("Received and closed per week, {period}").format(period=report.period.label))
+    ax.legend()
+    fig.tight_layout()
+    out.append(("received-closed.png", _png(fig)))
+    plt.close(fig)
+
+    buckets = [(_("< 1 week"), 7), (_("1–4 weeks"), 28), (_("1–3 months"), 91),
+               (_("3–12 months"), 365), (_("over a year"), 10**9)]
+    counts = [0] * len(buckets)
+    for age in report.open_ages:
+        counts[next(i for i, (_label, limit) in enumerate(buckets) if age < limit)] += 1
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    ax.bar([label for label, _limit in buckets], counts, color="#c0504d")
+    ax.set_title(_("Age of open cases at the end of {period}").format(period=report.period.label))
+    fig.tight_layout()
+    out.append(("open-ages.png", _png(fig)))
+    plt.close(fig)
+    return out
+
+
+def _png(fig: object) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")  # type: ignore[attr-defined]
+    return buf.getvalue()
+
+
+def write_table(path: Path, sheets: Sequence[tuple[str, list[str], list[list[object]]]]) -> list[Path]:
+    """CSV (one file per sheet: the first at ``path``, the others beside it) or XLSX (one file,
+    a sheet each), written row by row: no cap, little memory."""
+    if path.suffix.lower() == ".xlsx":
+        from openpyxl import Workbook
+
+        wb = Workbook(write_only=True)
+        for title, header, rows in sheets:
+            ws = wb.create_sheet(title)
+            ws.append(header)
+            for row in rows:
+                ws.append(row)
+        wb.save(path)
+        return [path]
+    written = []
+    for i, (title, header, rows) in enumerate(sheets):
+        target = path if i == 0 else path.with_name(f"{path.stem}-{title}{path.suffix}")
+        with target.open("w", newline="", encoding="utf-8-sig") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            w.writerows(rows)
+        written.append(target)
+    return written
+
+
+def stats_markdown(stats: dict[str, list[dict[str, object]]]) -> str:
+    lines = ["# " + _("Public figures"), "",
+             _("No personal data. Counts under 5 are shown as <5; units with fewer than 10 cases "
+               "are grouped."), ""]
+    for dimension, rows in stats.items():
+        if not rows:
+            continue
+        lines.append(f"## {dimension}")
+        header = list(rows[0].keys())
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + " --- |" * len(header))
+        for row in rows:
+            lines.append("| " + " | ".join("—" if row[h] is None else str(row[h]) for h in header) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+async def _open(settings: Settings) -> tuple[Database, ReportService]:
+    db = await Database.open(settings.database_path)
+    units = UnitService(db, settings)
+    await units.sync_from_config()
+    return db, ReportService(db, units, settings.tz)
+
+
+async def cli_report(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        period = parse_period(args.period, settings.tz)
+    except DomainError as exc:
+        print(f"error: {exc.user_message()}", file=sys.stderr)
+        return 2
+    db, reports = await _open(settings)
+    try:
+        with use_locale(settings.default_language):
+            report = await reports.report(period, None, datetime.now(UTC))
+            print(render_report(report, html=False))
+            if args.charts:
+                folder = Path(args.charts)
+                folder.mkdir(parents=True, exist_ok=True)
+                for name, png in charts(report):
+                    (folder / name).write_bytes(png)
+                    print(f"chart: {folder / name}")
+    finally:
+        await db.close()
+    return 0
+
+
+async def cli_export(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        period = parse_period(args.period, settings.tz) if args.period else None
+    except DomainError as exc:
+        print(f"error: {exc.user_message()}", file=sys.stderr)
+        return 2
+    path = Path(args.output)
+    if args.format == "xlsx" and path.suffix.lower() != ".xlsx":
+        path = path.with_suffix(".xlsx")
+    db, reports = await _open(settings)
+    try:
+        ch, cases, eh, events = await reports.export_rows(period, None, not args.no_personal_data)
+    finally:
+        await db.close()
+    for written in write_table(path, [("cases", ch, cases), ("events", eh, events)]):
+        print(f"wrote {written}")
+    print(f"{len(cases)} cases, {len(events)} events")
+    return 0
+
+
+async def cli_stats(settings: Settings, args: argparse.Namespace) -> int:
+    db, reports = await _open(settings)
+    try:
+        with use_locale(settings.default_language):
+            stats = await reports.public(datetime.now(UTC))
+            print(json.dumps(stats, ensure_ascii=False, indent=2) if args.format == "json"
+                  else stats_markdown(stats))
+    finally:
+        await db.close()
+    return 0
+
+
+def period_label(period: Period | None) -> str:
+    return period.label if period else _("everything")
