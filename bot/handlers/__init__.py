@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
 from telegram.warnings import PTBUserWarning
 
-from bot.handlers import basics, cards, commands, digest, intake, people
+from bot.handlers import basics, cards, commands, digest, intake, people, reports
 from bot.handlers.errors import on_error
 
 
@@ -31,6 +31,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         *cards.handlers(),
         *commands.handlers(),
         *people.handlers(),
+        *reports.handlers(),
         *digest.handlers(),
         CommandHandler("cancel", basics.nothing_to_cancel),
         CallbackQueryHandler(cards.dead_button),
