@@ -76,6 +76,24 @@ def render_report(report: Report, *, html: bool = True) -> str:
     return "\n".join(lines)
 
 
+def fairness_lines(stats: dict[str, list[dict[str, object]]], *, html: bool = True) -> list[str]:
+    """The rights group's figures, per province and per category: median days to close, share
+    overdue, closes out of order."""
+    from html import escape
+
+    lines = [_("Fairness, per province and per category:")]
+    for dimension in ("province", "category"):
+        for row in stats.get(dimension, []):
+            name = str(row[dimension])
+            lines.append("  • " + (escape(name) if html else name) + ": " + _(
+                "median {median} days to close, {overdue} overdue, {ooo} closed out of order").format(
+                median="—" if row["median_days_to_close"] is None else row["median_days_to_close"],
+                overdue="—" if row.get("share_overdue") is None
+                else f"{round(float(str(row['share_overdue'])) * 100)}%",
+                ooo=row.get("out_of_order_closes", 0)))
+    return lines
+
+
 def charts(report: Report) -> list[tuple[str, bytes]]:
     """PNG charts: received vs closed per week, and the age of open cases at the end."""
     import matplotlib
@@ -178,6 +196,8 @@ async def cli_report(settings: Settings, args: argparse.Namespace) -> int:
         with use_locale(settings.default_language):
             report = await reports.report(period, None, datetime.now(UTC))
             print(render_report(report, html=False))
+            if period.kind == "month":
+                print("\n".join(fairness_lines(await reports.public(datetime.now(UTC)), html=False)))
             if args.charts:
                 folder = Path(args.charts)
                 folder.mkdir(parents=True, exist_ok=True)

@@ -166,6 +166,7 @@ async def test_charts_cli_and_exports(domain: Domain, tmp_path: Path, capsys: py
     assert await cli_report(settings, argparse.Namespace(period="2026-04", charts=str(tmp_path / "c"))) == 0
     out = capsys.readouterr().out
     assert "Of the 650 cases carried over from 2021, 125 have been resolved" in out
+    assert "Fairness, per province and per category:" in out and "closed out of order" in out
     assert (tmp_path / "c" / "open-ages.png").exists()
     assert await cli_report(settings, argparse.Namespace(period="2026-14", charts=None)) == 2
 

@@ -496,6 +496,17 @@ class CaseService:
                 created.append(case_id)
         return created, skipped
 
+    async def known_external_refs(self, refs: list[str]) -> set[str]:
+        """Which of these backlog references are already imported (to say so before importing)."""
+        known: set[str] = set()
+        for i in range(0, len(refs), 500):  # within SQLite's limit on parameters
+            chunk = refs[i:i + 500]
+            rows = await self.db.all(
+                f"SELECT external_ref FROM cases WHERE external_ref IN ({','.join('?' * len(chunk))})",
+                chunk)
+            known.update(str(r[0]) for r in rows)
+        return known
+
     def _check_draft(self, d: Draft) -> None:
         if d.category_id is None:
             raise Invalid(_("Choose a category."))

@@ -17,7 +17,7 @@ from bot.domain.reports import Period, ReportService, parse_period
 from bot.domain.rules import GLOBAL_ROLES, Role
 from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
 from bot.i18n import _
-from bot.reporting import charts, render_report, write_table
+from bot.reporting import charts, fairness_lines, render_report, write_table
 
 REPORT_USAGE = "/report [YYYY-MM | YYYY-Qn | YYYY]"
 EXPORT_USAGE = "/export [YYYY-MM | YYYY-Qn | YYYY] [nopd]"
@@ -60,8 +60,12 @@ async def report(update: Update, context: Context) -> None:
     except DomainError as exc:
         await refuse(update, exc)
         return
-    result = await _reports(context).report(period, scope, now(context))
-    await reply(update, render_report(result))
+    reports = _reports(context)
+    result = await reports.report(period, scope, now(context))
+    text = render_report(result)
+    if period.kind == "month":
+        text += "\n\n" + "\n".join(fairness_lines(await reports.public(now(context))))
+    await reply(update, text)
     chat = update.effective_chat
     if period.kind == "month" and chat is not None:
         for name, png in charts(result):
