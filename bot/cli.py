@@ -13,6 +13,7 @@ from bot.config import (
     ConfigError,
     Settings,
     load_settings,
+    missing_khmer_names,
     resolve_config_path,
     unit_tree_lines,
 )
@@ -64,6 +65,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         settings = load_settings(resolve_config_path(args.config))
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    missing = missing_khmer_names(settings)
+    if missing:
+        print(f"config error: {missing[0]}: a Khmer name is needed (officials read Khmer)"
+              + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else ""), file=sys.stderr)
         return 2
     print(f"OK: {len(settings.units)} units, {len(settings.categories)} categories, "
           f"timezone {settings.timezone}, database {settings.database_path}")

@@ -67,6 +67,7 @@ class DeliverySettings:
 class Category:
     key: str
     name: str
+    name_km: str | None = None
     resolve_days: int | None = None         # overrides deadlines.resolve_days
     urgent_resolve_days: int | None = None  # overrides deadlines.urgent_resolve_days
 
@@ -79,12 +80,13 @@ class UnitConfig:
     parent: str | None = None
     chat_id: int | None = None
     ack_days: int | None = None  # institutions only: days to acknowledge a forward
+    name_km: str | None = None
 
 
 @dataclass(frozen=True)
 class Settings:
     timezone: str = "Asia/Phnom_Penh"
-    default_language: str = "en"
+    default_language: str = "km"
     database_path: Path = Path("data/casebot.sqlite3")
     admins: tuple[int, ...] = ()
     working_group: tuple[int, ...] = ()
@@ -161,7 +163,9 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"timezone: {tz!r} is not a known IANA time zone") from exc
-    lang = _text(data.get("default_language", "en"), "default_language")
+    lang = _text(data.get("default_language", "km"), "default_language")
+    if lang not in ("km", "en"):
+        raise ConfigError(f"default_language: {lang!r} is not one of km, en")
 
     telegram_raw = _expect(data.get("telegram", {}), dict, "telegram", "a table")
     _unknown(telegram_raw, {"base_url", "base_file_url"}, "telegram.")
@@ -309,14 +313,16 @@ def _categories(raw: Any) -> tuple[Category, ...]:
     for i, item in enumerate(raw):
         where = f"categories[{i}]"
         _expect(item, dict, where, "a table with key and name")
-        _unknown(item, {"key", "name", "resolve_days", "urgent_resolve_days"}, f"{where}.")
+        _unknown(item, {"key", "name", "name_km", "resolve_days", "urgent_resolve_days"}, f"{where}.")
         key = _key(item.get("key"), f"{where}.key")
         if key in seen:
             raise ConfigError(f"{where}.key: {key!r} is defined twice")
         seen.add(key)
         days = {k: _positive_int(item[k], f"{where}.{k}")
                 for k in ("resolve_days", "urgent_resolve_days") if k in item}
-        out.append(Category(key=key, name=_text(item.get("name"), f"{where}.name"), **days))
+        name_km = _text(item["name_km"], f"{where}.name_km") if "name_km" in item else None
+        out.append(Category(key=key, name=_text(item.get("name"), f"{where}.name"), name_km=name_km,
+                            **days))
     return tuple(out)
 
 
@@ -329,7 +335,7 @@ def _units(raw: Any) -> tuple[UnitConfig, ...]:
     for i, item in enumerate(raw):
         where = f"units[{i}]"
         _expect(item, dict, where, "a table with key, name and kind")
-        _unknown(item, {"key", "name", "kind", "parent", "chat_id", "ack_days"}, f"{where}.")
+        _unknown(item, {"key", "name", "name_km", "kind", "parent", "chat_id", "ack_days"}, f"{where}.")
         key = _key(item.get("key"), f"{where}.key")
         if key in seen:
             raise ConfigError(f"{where}.key: {key!r} is defined twice")
@@ -350,8 +356,10 @@ def _units(raw: Any) -> tuple[UnitConfig, ...]:
             ack_days = _positive_int(ack_days, f"{where}.ack_days")
             if kind != "external":
                 raise ConfigError(f"{where}.ack_days: only institutions (kind external) acknowledge")
+        name_km = _text(item["name_km"], f"{where}.name_km") if "name_km" in item else None
         units.append(
-            UnitConfig(key, _text(item.get("name"), f"{where}.name"), kind, parent, chat_id, ack_days)
+            UnitConfig(key, _text(item.get("name"), f"{where}.name"), kind, parent, chat_id, ack_days,
+                       name_km)
         )
     chats: dict[int, str] = {}
     for i, unit in enumerate(units):
@@ -404,6 +412,14 @@ def resolve_config_path(cli_value: str | None) -> Path:
             f"config: give --config PATH or set {DEFAULT_CONFIG_ENV} to the TOML file"
         )
     return Path(value)
+
+
+def missing_khmer_names(settings: Settings) -> list[str]:
+    """Keys of units and categories without a Khmer name (check-config reports them)."""
+    missing = [f"categories[{i}].name_km ({c.key})" for i, c in enumerate(settings.categories)
+               if not c.name_km]
+    missing += [f"units[{i}].name_km ({u.key})" for i, u in enumerate(settings.units) if not u.name_km]
+    return missing
 
 
 def unit_tree_lines(settings: Settings) -> list[str]:

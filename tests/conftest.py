@@ -33,6 +33,7 @@ SR_CHAT = -100200   # Siem Reap
 def config_dict(db_path: Path) -> dict[str, Any]:
     return {
         "timezone": "Asia/Phnom_Penh",
+        "default_language": "en",
         "admins": [ADMIN],
         "working_group": [WG],
         "working_group_chat_id": WG_CHAT,

@@ -78,8 +78,8 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def _drop_categories(text: str) -> str:
-    stripped = re.sub(r'\[\[categories\]\]\nkey = "[^"]*"\nname = "[^"]*"\n(resolve_days = \d+.*\n)?\n', "",
-                      text)
+    stripped = re.sub(r'\[\[categories\]\]\nkey = "[^"]*"\nname = "[^"]*"\nname_km = "[^"]*"\n'
+                      r'(resolve_days = \d+.*\n)?\n', "", text)
     assert "[[categories]]" not in stripped
     return stripped
 
@@ -473,7 +473,7 @@ def test_defaults_from_a_minimal_dict() -> None:
     s = parse_settings(dict(MINIMAL))
     assert s.timezone == "Asia/Phnom_Penh"
     assert s.tz == ZoneInfo("Asia/Phnom_Penh")
-    assert s.default_language == "en"
+    assert s.default_language == "km"  # officials read Khmer
     assert s.database_path == Path("data/casebot.sqlite3")
     assert s.telegram.base_url == "https://api.telegram.org/bot"
     assert s.telegram.base_file_url == "https://api.telegram.org/file/bot"
@@ -656,3 +656,12 @@ def test_bad_log_call_does_not_raise_into_the_caller(restore_logging: logging.Lo
 def test_outbox_interval_must_be_finite(value: str) -> None:
     with pytest.raises(ConfigError, match=r"^outbox\.interval_seconds: "):
         parse_settings({**MINIMAL, "outbox": {"interval_seconds": float(value)}})
+
+
+def test_check_config_reports_a_missing_khmer_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace('name_km = "ខណ្ឌដូនពេញ"\n', "", 1)
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    assert cli.main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "name_km (pp-dp): a Khmer name is needed" in err[0]

@@ -60,7 +60,7 @@ from bot.domain.rules import (
     is_allowed,
     target_status,
 )
-from bot.domain.units import UnitService
+from bot.domain.units import UnitService, localized
 from bot.i18n import _, current_locale, ngettext, use_locale
 
 PAGE_SIZE = 10
@@ -232,9 +232,12 @@ class _Step:
     new_unit_id: int | None = None
 
 
+Message = str | tuple[str, "outbox.Buttons | None"]  # what a notice builder returns
+
 _CASE_SELECT = """
-SELECT c.*, cat.name AS category, cat.key AS category_key, pu.name AS place, u.key AS unit_key,
-       u.name AS unit_name,
+SELECT c.*, cat.name AS category, cat.name_km AS category_km, cat.key AS category_key,
+       pu.name AS place, pu.name_km AS place_km, u.key AS unit_key, u.name AS unit_name,
+       u.name_km AS unit_name_km,
        u.kind AS unit_kind,
        p.name AS assignee_name,
        (SELECT COUNT(*) FROM attachments a WHERE a.case_id = c.id) AS n_attachments,
@@ -257,8 +260,9 @@ def _view(r: Row) -> CaseView:
     return CaseView(
         id=r["id"], status=Status(r["status"]), version=r["version"], source=r["source"],
         received_at=ts("received_at"), created_at=ts("created_at"), updated_at=ts("updated_at"),
-        category=r["category"], place_unit_id=r["place_unit_id"], place=r["place"],
-        unit_id=r["unit_id"], unit_key=r["unit_key"], unit_name=r["unit_name"],
+        category=localized(r["category"], r["category_km"]), place_unit_id=r["place_unit_id"],
+        place=localized(r["place"], r["place_km"]), unit_id=r["unit_id"], unit_key=r["unit_key"],
+        unit_name=localized(r["unit_name"], r["unit_name_km"]) if r["unit_name"] else None,
         summary=r["summary"], description=r["description"], citizen_name=r["citizen_name"],
         citizen_contact=r["citizen_contact"], priority=r["priority"],
         assignee_id=r["assignee_id"], assignee_name=r["assignee_name"],
@@ -446,10 +450,8 @@ class CaseService:
             await self._add_attachments(conn, case_id, draft.attachments, "intake", actor, now)
             await self._event(conn, case_id, actor, Action.CREATE, None, Status.NEW, "", now,
                               {"source": draft.source})
-            line = _("#{n} created by {who}: {summary}").format(
-                n=case_id, who=html.escape(actor.name), summary=html.escape(draft.summary)
-            )
-            await self._tell_working_group(conn, line, now, case_id)
+            await self._tell_working_group(conn, lambda: _("#{n} created by {who}: {summary}").format(
+                n=case_id, who=html.escape(actor.name), summary=html.escape(draft.summary)), now, case_id)
         self.on_commit()
         return await self.get(case_id)
 
@@ -926,126 +928,158 @@ class CaseService:
         unit = await self.units.unit_for_chat(chat_id)
         return unit.name if unit else str(chat_id)
 
-    async def _tell_working_group(
-        self, conn: aiosqlite.Connection, text: str, now: datetime, case_id: int,
-        buttons: outbox.Buttons | None = None,
+    async def _send(
+        self, conn: aiosqlite.Connection, chats: list[int], make: Callable[[], Message], now: datetime,
+        case_id: int | None,
     ) -> None:
-        for chat in await self.working_group_chats():
-            await outbox.queue_text(conn, chat, text, now, buttons=buttons, case_id=case_id)
+        """Queue a message to each chat, written in that chat's language: ``make`` is called
+        once per language, under it, and returns the text (and buttons); an empty text: nothing."""
+        by_lang: dict[str, list[int]] = {}
+        for chat in chats:
+            by_lang.setdefault(await self.units.language_of(chat), []).append(chat)
+        for lang, group in by_lang.items():
+            with use_locale(lang):
+                made = make()
+            text, buttons = made if isinstance(made, tuple) else (made, None)
+            if text:
+                for chat in group:
+                    await outbox.queue_text(conn, chat, text, now, buttons=buttons, case_id=case_id)
+
+    async def _tell_working_group(
+        self, conn: aiosqlite.Connection, make: Callable[[], Message], now: datetime, case_id: int,
+    ) -> None:
+        await self._send(conn, await self.working_group_chats(), make, now, case_id)
 
     async def _notify(self, st: _Step) -> None:
-        """Queue what follows the change: cards, the unit's notices, the working group's line."""
+        """Queue what follows the change: cards, the unit's notices, the working group's line,
+        each in its reader's language."""
         conn, now, action, n = st.conn, st.now, st.action, st.case.id
+        await outbox.queue_refresh(conn, n, now)  # every posted card shows the new state
         if action in (Action.REMIND, Action.ESCALATE, Action.HELP, Action.SNOOZE):
-            with use_locale(self.settings.default_language):
-                await self._notify_ladder(st)
+            await self._notify_ladder(st)
             return
-        with use_locale(self.settings.default_language):
-            who = html.escape(st.actor.name)
-            note = html.escape(st.text)
+        if st.new_unit_id is not None and st.new_unit_chat is not None:
+            await outbox.queue_card(conn, st.new_unit_chat, n, st.new_unit_id, now)
+        staff_note = action is Action.NOTE and await self.is_staff(st.actor)
+        unit_chat = await self._unit_chat(st.case.unit_id)
+        new_unit = await self.units.by_id(st.new_unit_id) if st.new_unit_id is not None else None
+        who, note = html.escape(st.actor.name), html.escape(st.text)
+
+        def when(value: datetime) -> str:
+            return format_date(value.astimezone(self.settings.tz), "d MMM y", locale=current_locale())
+
+        def to_unit() -> str:
+            if action is Action.PROVIDE_INFO:
+                return _("Answer from the working group on #{n}: {text}").format(n=n, text=note)
+            if action is Action.REOPEN:
+                return (_("#{n} is reopened: the citizen disputes the resolution: {reason}")
+                        if st.data.get("disputed") else _("#{n} is reopened: {reason}")).format(
+                    n=n, reason=note)
+            if action is Action.VERIFY:
+                return _("#{n} is {outcome}.").format(n=n, outcome=_(OUTCOME_LABELS[st.data["outcome"]]))
+            if action is Action.SET_DUE and st.change.due is not None:
+                return _("New deadline for #{n}: {when}.").format(n=n, when=when(st.change.due))
+            if staff_note:
+                return _("Note on #{n} from {who}: {text}").format(n=n, who=who, text=note)
+            return ""
+
+        def wg_line() -> tuple[str, outbox.Buttons | None]:
             line = _("#{n} · {action} by {who}").format(n=n, action=_(ACTION_LABELS[action]), who=who)
-            await outbox.queue_refresh(conn, n, now)  # every posted card shows the new state
-            if st.new_unit_id is not None:
-                line += " → " + html.escape(str(st.data.get("unit_name", "")))
-                if st.new_unit_chat is not None:
-                    await outbox.queue_card(conn, st.new_unit_chat, n, st.new_unit_id, now)
+            if new_unit is not None:
+                line += " → " + html.escape(new_unit.name)
             if action is Action.FORWARD and st.new_unit_chat is None:
                 line += " (" + _("by {channel}; follow up by {when}").format(
                     channel=_(CHANNEL_LABELS[st.data["channel"]]),
-                    when=format_date(datetime.fromisoformat(st.updates["due_at"]).astimezone(
-                        self.settings.tz), "d MMM y", locale=current_locale())) + ")"
+                    when=when(datetime.fromisoformat(st.updates["due_at"]))) + ")"
             if st.data.get("reference"):
                 line += " · " + _("their reference: {ref}").format(ref=html.escape(st.data["reference"]))
             if action is Action.VERIFY:
                 line += " · " + _(OUTCOME_LABELS[st.data["outcome"]])
             if action is Action.MERGE:
                 line += " → #" + str(st.data["into"])
+            if action is Action.SET_DUE:
+                line += " · " + to_unit()
             buttons: outbox.Buttons | None = None
-            unit_chat = await self._unit_chat(st.case.unit_id)
-            to_unit: str | None = None
             if action is Action.NEED_INFO:
                 line += "\n" + _("Needed: {what}").format(what=note)
                 buttons = [[(_("Answer…"), f"ans:{n}")]]
             elif action in (Action.RESOLVE, Action.OUTCOME):
                 line += ": " + note + "\n" + _("Verify with the citizen:")
                 buttons = verification_buttons(n, st.case.version + 1)
-            elif action is Action.PROVIDE_INFO:
-                to_unit = _("Answer from the working group on #{n}: {text}").format(n=n, text=note)
-            elif action is Action.REOPEN:
-                to_unit = (_("#{n} is reopened: the citizen disputes the resolution: {reason}")
-                           if st.data.get("disputed") else _("#{n} is reopened: {reason}")).format(
-                    n=n, reason=note)
-            elif action is Action.VERIFY:
-                to_unit = _("#{n} is {outcome}.").format(n=n, outcome=_(OUTCOME_LABELS[st.data["outcome"]]))
-            elif action is Action.SET_DUE:
-                to_unit = _("New deadline for #{n}: {when}.").format(
-                    n=n, when=format_date(st.change.due.astimezone(self.settings.tz) if st.change.due
-                                          else now, "d MMM y", locale=current_locale()))
-                line += " · " + to_unit
-            elif action is Action.NOTE and await self.is_staff(st.actor):
-                to_unit = _("Note on #{n} from {who}: {text}").format(n=n, who=who, text=note)
-            if to_unit and unit_chat is not None:
-                await outbox.queue_text(conn, unit_chat, to_unit, now, case_id=n)
-            if st.text and action not in (Action.NEED_INFO, Action.RESOLVE, Action.OUTCOME):
+            elif st.text:
                 line += ": " + note
-            await self._tell_working_group(conn, line, now, n, buttons)
-            if st.data.get("bouncing"):
-                await self._flag_bouncing(st)
+            return line, buttons
+
+        if unit_chat is not None:
+            await self._send(conn, [unit_chat], to_unit, now, n)
+        await self._tell_working_group(conn, wg_line, now, n)
+        if st.data.get("bouncing"):
+            await self._flag_bouncing(st)
 
     async def _notify_ladder(self, st: _Step) -> None:
         """Reminders, escalations and calls for help: to the people the step concerns."""
-        case, n, now = st.case, st.case.id, st.now
+        case, n, now, conn = st.case, st.case.id, st.now, st.conn
         summary = html.escape(cut_text(case.summary, 80))
-        where = html.escape(case.unit_name or case.place)
         if st.action is Action.SNOOZE:
             return  # recorded in the history; the reminder comes back tomorrow
+
+        def where() -> str:
+            return html.escape(case.unit_name or case.place)
+
         if st.action is Action.HELP:
-            text = "🆘 " + _("{who} asks for help with #{n} ({unit}): {text}").format(
-                who=html.escape(st.actor.name), n=n, unit=where, text=html.escape(st.text))
-            for chat in await self._supervisors_near(case, above=False):
-                await outbox.queue_text(st.conn, chat, text, now, case_id=n)
-            await self._tell_working_group(st.conn, text, now, n)
+            def help_text() -> str:
+                return "🆘 " + _("{who} asks for help with #{n} ({unit}): {text}").format(
+                    who=html.escape(st.actor.name), n=n, unit=where(), text=html.escape(st.text))
+            await self._send(conn, await self._supervisors_near(case, above=False), help_text, now, n)
+            await self._tell_working_group(conn, help_text, now, n)
             return
         days = st.data.get("overdue_days", 0)
         if st.action is Action.ESCALATE:
             deadline = self._deadline(case)
             days = (now - deadline).days if deadline else 0
-            text = "⬆️ " + _("#{n} ({unit}) is overdue by {days}: {summary}").format(
-                n=n, unit=where, days=days_label(days), summary=summary) + "\n" + _(
-                "Escalated to you. /case {n} shows it.").format(n=n)
+
+            def escalation() -> str:
+                return "⬆️ " + _("#{n} ({unit}) is overdue by {days}: {summary}").format(
+                    n=n, unit=where(), days=days_label(days), summary=summary) + "\n" + _(
+                    "Escalated to you. /case {n} shows it.").format(n=n)
             level = st.data["level"]
-            for chat in await self._supervisors_near(case, above=level >= 3):
-                await outbox.queue_text(st.conn, chat, text, now, case_id=n)
+            await self._send(conn, await self._supervisors_near(case, above=level >= 3), escalation, now, n)
             if level >= 3:
-                await self._tell_working_group(st.conn, text, now, n)
+                await self._tell_working_group(conn, escalation, now, n)
             return
-        step = st.data["step"]
-        text = "⏰ " + {
-            "accept": _("#{n} ({unit}) is still not accepted, {days} after the deadline: {summary}"),
-            "acknowledge": _("#{n} is not acknowledged by {unit}, {days} after the deadline: {summary}"),
-            "verify": _("#{n} ({unit}) is resolved but not verified, {days} after the deadline: "
-                        "{summary}"),
-            "resolve": _("#{n} ({unit}) is overdue by {days}: {summary}"),
-        }[step].format(n=n, unit=where, days=days_label(days), summary=summary)
-        version = case.version
-        buttons: outbox.Buttons = [
-            [(_("🔄 Update status"), f"c:{n}:{version}:upd"),
-             (_("😴 Snooze 1 day"), f"c:{n}:{version}:snz")],
-            [(_("🆘 Ask for help"), f"c:{n}:{version}:hlp")],
-        ]
+        step, version = st.data["step"], case.version
+
+        def reminder() -> str:
+            return "⏰ " + {
+                "accept": _("#{n} ({unit}) is still not accepted, {days} after the deadline: {summary}"),
+                "acknowledge": _("#{n} is not acknowledged by {unit}, {days} after the deadline: "
+                                 "{summary}"),
+                "verify": _("#{n} ({unit}) is resolved but not verified, {days} after the deadline: "
+                            "{summary}"),
+                "resolve": _("#{n} ({unit}) is overdue by {days}: {summary}"),
+            }[step].format(n=n, unit=where(), days=days_label(days), summary=summary)
+
+        def with_buttons() -> tuple[str, outbox.Buttons]:
+            return reminder(), [
+                [(_("🔄 Update status"), f"c:{n}:{version}:upd"),
+                 (_("😴 Snooze 1 day"), f"c:{n}:{version}:snz")],
+                [(_("🆘 Ask for help"), f"c:{n}:{version}:hlp")],
+            ]
+
         if step == "verify":
-            await self._tell_working_group(st.conn, text, now, n, verification_buttons(n, version))
+            await self._tell_working_group(
+                conn, lambda: (reminder(), verification_buttons(n, version)), now, n)
             return
         if step == "acknowledge":
-            await self._tell_working_group(st.conn, text, now, n)
+            await self._tell_working_group(conn, reminder, now, n)
         target = await self._unit_chat(case.unit_id)
         if step == "resolve" and case.assignee_id is not None and await self.people.has_private_chat(
                 case.assignee_id):
             target = case.assignee_id
         if target is not None:
-            await outbox.queue_text(st.conn, target, text, now, buttons=buttons, case_id=n)
+            await self._send(conn, [target], with_buttons, now, n)
         elif step != "acknowledge":
-            await self._tell_working_group(st.conn, text, now, n)
+            await self._tell_working_group(conn, reminder, now, n)
 
     async def _supervisors_near(self, case: CaseView, *, above: bool) -> list[int]:
         """The supervisors of the case's unit (the nearest unit up the tree that has some), or,
@@ -1064,14 +1098,15 @@ class CaseService:
     async def _flag_bouncing(self, st: _Step) -> None:
         """Three hand-offs (configurable): the working group and the supervisors concerned hear at once."""
         n, case = st.case.id, st.case
-        text = "⚠️ " + _("#{n} is bouncing: handed off {count} times. /bouncing lists such cases.").format(
-            n=n, count=st.updates["handoffs"])
+
+        def text() -> str:
+            return "⚠️ " + _("#{n} is bouncing: handed off {count} times. /bouncing lists such cases.").format(
+                n=n, count=st.updates["handoffs"])
         await self._tell_working_group(st.conn, text, st.now, n)
         supervisors: set[int] = set()
         for unit_id in self.units.ancestors_or_self(case.place_unit_id):
             supervisors.update(await self.people.holders(Role.SUPERVISOR, unit_id))
-        for tg_id in sorted(supervisors):
-            await outbox.queue_text(st.conn, tg_id, text, st.now, case_id=n)
+        await self._send(st.conn, sorted(supervisors), text, st.now, n)
 
     async def _unit_chat(self, unit_id: int | None) -> int | None:
         if unit_id is None:

@@ -147,8 +147,11 @@ class DigestService:
             if not due:
                 return 0
             snap = await self.snapshot(now)
-            for chat_id, title, scope in due:
-                text = self.render(snap, scope, title)
+            units = await self._units()
+            for chat_id, _title, scope in due:
+                with use_locale(await self.units.language_of(chat_id)):  # the reader's language
+                    title = _("all units") if scope is None else self._title(scope, units)
+                    text = self.render(snap, scope, title)
                 async with self.db.transaction() as conn:
                     cur = await conn.execute(
                         "INSERT OR IGNORE INTO digest_log(chat_id, day, queued_at) VALUES(?,?,?)",

@@ -8,13 +8,13 @@ from datetime import datetime
 from bot.config import Settings
 from bot.db import Database, Row, to_db
 from bot.domain.errors import Forbidden, Invalid, UnitNotFound
-from bot.i18n import _
+from bot.i18n import SUPPORTED, _, current_locale, normalize
 
 WORKGROUP_KEY = "workgroup"  # /bindchat workgroup binds the working group's own chat
 _WG_CHAT = "wg_chat_id"
 
 _UNIT_SELECT = """
-SELECT u.id, u.key, u.name, u.kind, u.parent_id, u.config_chat_id, u.ack_days,
+SELECT u.id, u.key, u.name, u.name_km, u.kind, u.parent_id, u.config_chat_id, u.ack_days,
        b.chat_id AS bound_chat_id,
        (SELECT COUNT(*) FROM units c WHERE c.parent_id = u.id AND c.active) AS n_children
 FROM units u LEFT JOIN chat_bindings b ON b.unit_id = u.id
@@ -25,20 +25,26 @@ FROM units u LEFT JOIN chat_bindings b ON b.unit_id = u.id
 class Unit:
     id: int
     key: str
-    name: str
+    name_en: str
     kind: str
     parent_id: int | None
     chat_id: int | None      # effective chat: the bound one wins over the config's
     bound: bool              # bound with /bindchat (rather than taken from the config)
     n_children: int
     ack_days: int | None = None
+    name_km: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The name in the reader's language."""
+        return localized(self.name_en, self.name_km)
 
     @classmethod
     def from_row(cls, r: Row) -> Unit:
         chat = r["bound_chat_id"] if r["bound_chat_id"] is not None else r["config_chat_id"]
         return cls(
             r["id"], r["key"], r["name"], r["kind"], r["parent_id"], chat,
-            r["bound_chat_id"] is not None, r["n_children"], r["ack_days"],
+            r["bound_chat_id"] is not None, r["n_children"], r["ack_days"], r["name_km"],
         )
 
 
@@ -46,13 +52,23 @@ class Unit:
 class Category:
     id: int
     key: str
-    name: str
+    name_en: str
+    name_km: str | None = None
+
+    @property
+    def name(self) -> str:
+        return localized(self.name_en, self.name_km)
+
+
+def localized(en: str, km: str | None) -> str:
+    return km if km and current_locale() == "km" else en
 
 
 class UnitService:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self._languages: dict[int, str] = {}
         self._seen: dict[int, tuple[tuple[str, str | None, str | None], bool]] = {}
         self._parent: dict[int, int | None] = {}
         self._children: dict[int | None, list[int]] = {}
@@ -63,11 +79,11 @@ class UnitService:
             keys = [u.key for u in self.settings.units]
             for unit in self.settings.units:
                 await conn.execute(
-                    "INSERT INTO units(key, name, kind, config_chat_id, ack_days, active)"
-                    " VALUES(?,?,?,?,?,1) ON CONFLICT(key) DO UPDATE SET name=excluded.name,"
-                    " kind=excluded.kind, config_chat_id=excluded.config_chat_id,"
-                    " ack_days=excluded.ack_days, active=1",
-                    (unit.key, unit.name, unit.kind, unit.chat_id, unit.ack_days),
+                    "INSERT INTO units(key, name, name_km, kind, config_chat_id, ack_days, active)"
+                    " VALUES(?,?,?,?,?,?,1) ON CONFLICT(key) DO UPDATE SET name=excluded.name,"
+                    " name_km=excluded.name_km, kind=excluded.kind,"
+                    " config_chat_id=excluded.config_chat_id, ack_days=excluded.ack_days, active=1",
+                    (unit.key, unit.name, unit.name_km, unit.kind, unit.chat_id, unit.ack_days),
                 )
             for unit in self.settings.units:
                 await conn.execute(
@@ -79,9 +95,10 @@ class UnitService:
             cat_keys = [c.key for c in self.settings.categories]
             for cat in self.settings.categories:
                 await conn.execute(
-                    "INSERT INTO categories(key, name, active) VALUES(?,?,1)"
-                    " ON CONFLICT(key) DO UPDATE SET name=excluded.name, active=1",
-                    (cat.key, cat.name),
+                    "INSERT INTO categories(key, name, name_km, active) VALUES(?,?,?,1)"
+                    " ON CONFLICT(key) DO UPDATE SET name=excluded.name, name_km=excluded.name_km,"
+                    " active=1",
+                    (cat.key, cat.name, cat.name_km),
                 )
             marks = ",".join("?" * len(cat_keys))
             await conn.execute(
@@ -129,14 +146,14 @@ class UnitService:
         return None if row is None else Unit.from_row(row)
 
     async def categories(self) -> list[Category]:
-        rows = await self.db.all("SELECT id, key, name FROM categories WHERE active ORDER BY id")
-        return [Category(r["id"], r["key"], r["name"]) for r in rows]
+        rows = await self.db.all("SELECT id, key, name, name_km FROM categories WHERE active ORDER BY id")
+        return [Category(r["id"], r["key"], r["name"], r["name_km"]) for r in rows]
 
     async def category(self, category_id: int) -> Category | None:
         r = await self.db.one(
-            "SELECT id, key, name FROM categories WHERE id = ? AND active", (category_id,)
+            "SELECT id, key, name, name_km FROM categories WHERE id = ? AND active", (category_id,)
         )
-        return None if r is None else Category(r["id"], r["key"], r["name"])
+        return None if r is None else Category(r["id"], r["key"], r["name"], r["name_km"])
 
     async def wg_chat_id(self) -> int | None:
         row = await self.db.one("SELECT value FROM settings_kv WHERE key = ?", (_WG_CHAT,))
@@ -232,6 +249,35 @@ class UnitService:
             if private:
                 await conn.execute("DELETE FROM unreachable_chats WHERE chat_id = ?", (tg_id,))
         self._seen[tg_id] = (who, private or (known is not None and known[1]))
+        self._languages.pop(tg_id, None)
+
+    # --- languages: a person's (chosen, else their Telegram's), a group's, else the default -----
+
+    async def language_of(self, chat_id: int) -> str:
+        cached = self._languages.get(chat_id)
+        if cached is not None:
+            return cached
+        if chat_id > 0:
+            row = await self.db.one("SELECT lang, language FROM people WHERE tg_id = ?", (chat_id,))
+            lang = (row[0] or normalize(row[1], self.settings.default_language)) if row else None
+        else:
+            row = await self.db.one("SELECT lang FROM chat_languages WHERE chat_id = ?", (chat_id,))
+            lang = row[0] if row else None
+        lang = lang or self.settings.default_language
+        self._languages[chat_id] = lang
+        return lang
+
+    async def set_language(self, chat_id: int, lang: str) -> None:
+        if lang not in SUPPORTED:
+            raise Invalid(_("Choose km (Khmer) or en (English)."))
+        async with self.db.transaction() as conn:
+            if chat_id > 0:
+                await conn.execute("UPDATE people SET lang = ? WHERE tg_id = ?", (lang, chat_id))
+            else:
+                await conn.execute(
+                    "INSERT INTO chat_languages(chat_id, lang) VALUES(?, ?)"
+                    " ON CONFLICT(chat_id) DO UPDATE SET lang = excluded.lang", (chat_id, lang))
+        self._languages[chat_id] = lang
 
     async def find_person(self, who: str) -> tuple[int, str] | None:
         """A person by numeric id or @username, if the bot has seen them."""

@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
 from telegram.warnings import PTBUserWarning
 
-from bot.handlers import basics, cards, commands, digest, intake, people, reports
+from bot.handlers import basics, cards, commands, digest, importing, intake, people, reports
 from bot.handlers.errors import on_error
 
 
@@ -24,10 +24,13 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     for handler in [
         *conversations,
         intake.forward_handler(),
+        *importing.handlers(),
         CommandHandler("start", basics.start),
         CommandHandler("help", basics.help_command),
         CommandHandler("bindchat", basics.bindchat),
         CommandHandler("units", basics.units),
+        CommandHandler("lang", basics.lang),
+        CallbackQueryHandler(basics.lang, pattern=r"^lang:(km|en)$"),
         *cards.handlers(),
         *commands.handlers(),
         *people.handlers(),

@@ -8,7 +8,7 @@ from telegram import Update
 from telegram.ext import ApplicationHandlerStop
 
 from bot.app import Services
-from bot.domain.errors import DomainError
+from bot.domain.errors import DomainError, Forbidden
 from bot.domain.rules import Role
 from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
 from bot.i18n import _, normalize, set_locale
@@ -26,9 +26,13 @@ async def every_update(update: Update, context: Context) -> None:
         raise ApplicationHandlerStop
     registered = await services.people.is_registered(user.id)
     chat = update.effective_chat
+    private = chat is not None and chat.type == "private"
     if registered:
         await services.units.seen(user.id, user.full_name, user.username, user.language_code,
-                                  now(context), private=chat is not None and chat.type == "private")
+                                  now(context), private=private)
+        set_locale(await services.units.language_of(user.id))
+    if chat is not None and not private:
+        set_locale(await services.units.language_of(chat.id))  # a group reads its own language
     if chat is not None and chat.type != "private" and not await _bound(services, chat.id):
         if registered and _command(update) == "bindchat" and Role.ADMIN in (
                 await services.people.global_roles(user.id)):
@@ -102,6 +106,7 @@ async def help_text(update: Update, context: Context) -> str:
         lines += [
             _("/new — create a case (in a private chat with me)"),
             _("Forward me a citizen's message — create a case from it"),
+            _("Send me a CSV or XLSX file — import the backlog (the columns are in the README)"),
             _("/assign &lt;case&gt; &lt;unit-key&gt; [@official] — assign a case to a unit"),
             _("/answer &lt;case&gt; &lt;text&gt; — answer a unit's request for information"),
             _("/reopen &lt;case&gt; &lt;reason&gt; — reopen a resolved case"),
@@ -182,3 +187,42 @@ async def units(update: Update, context: Context) -> None:
 
 async def nothing_to_cancel(update: Update, context: Context) -> None:
     await reply(update, _("There is nothing to cancel."))
+
+
+LANG_USAGE = "/lang <km|en>"
+
+
+async def lang(update: Update, context: Context) -> None:
+    """/lang km|en: your language in a private chat; the group's language in a group."""
+    services = svc(context)
+    who = actor(update)
+    args = context.args or []
+    query = update.callback_query
+    choice = (query.data or "").removeprefix("lang:") if query else (args[0].lower() if args else "")
+    if not choice:
+        current = await services.units.language_of(who.chat_id or who.tg_id)
+        await reply(update, _("Language: {lang}. Choose:").format(lang=LANGUAGE_NAMES[current]),
+                    [[(LANGUAGE_NAMES["km"], "lang:km"), (LANGUAGE_NAMES["en"], "lang:en")]])
+        return
+    try:
+        if choice not in LANGUAGE_NAMES:
+            raise UsageError(_("Choose km (Khmer) or en (English)."), LANG_USAGE)
+        target = who.chat_id if who.chat_id is not None else who.tg_id
+        if target < 0:  # a group's language: for those who work in it
+            unit = await services.units.unit_for_chat(target)
+            roles = {(g.role, g.unit_id) for g in await services.people.grants(who.tg_id)}
+            if not ({r for r, _u in roles} & {Role.ADMIN, Role.WORKING_GROUP} or (
+                    unit is not None and (Role.OFFICIAL, unit.id) in roles)):
+                raise Forbidden()
+        await services.units.set_language(target, choice)
+    except DomainError as exc:
+        await refuse(update, exc)
+        return
+    set_locale(choice)
+    if query is not None:
+        await query.answer()
+        await query.edit_message_reply_markup(None)
+    await reply(update, _("From now on I write in English here."))
+
+
+LANGUAGE_NAMES = {"km": "ខ្មែរ", "en": "English"}

@@ -49,7 +49,6 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._draining = asyncio.Lock()  # one drain at a time: an item is never sent twice
         self._task: asyncio.Task[None] | None = None
-        self.language = cases.settings.default_language
         self.tz = cases.settings.tz
 
     def wake(self) -> None:
@@ -127,17 +126,17 @@ class OutboxSender:
     async def _deliver(self, item: OutboxItem) -> None:
         now = self.clock()
         try:
-            with use_locale(self.language):
-                if item.kind == "text":
-                    message_id = await self._send_text(item)
-                elif item.kind == "card":
-                    await self._post_card(item)
-                    return  # recorded together with the card
-                elif item.kind == "refresh":
-                    message_id = None
-                    await self._refresh(item)
-                else:
-                    raise ValueError(f"unknown outbox kind {item.kind}")
+            # Texts were written in their reader's language; cards are drawn in their chat's.
+            if item.kind == "text":
+                message_id = await self._send_text(item)
+            elif item.kind == "card":
+                await self._post_card(item)
+                return  # recorded together with the card
+            elif item.kind == "refresh":
+                message_id = None
+                await self._refresh(item)
+            else:
+                raise ValueError(f"unknown outbox kind {item.kind}")
             await self.store.mark_sent(item.id, self.clock(), message_id)
             log.debug("delivered outbox item %s (%s)", item.id, item.kind)
         except RetryAfter as exc:
@@ -168,12 +167,13 @@ class OutboxSender:
         wg_chats = await self.cases.working_group_chats()
         if chat_id in wg_chats:
             return
-        with use_locale(self.language):
-            name = await self.cases.chat_name(chat_id)
-            text = "⚠️ " + _("I can no longer write to {who}: the bot was blocked or removed. "
-                             "Messages to it are stopped until it writes to me again or the "
-                             "chat is bound again.").format(who=html.escape(name))
-        await self.store.queue_texts(wg_chats, text, now)
+        name = await self.cases.chat_name(chat_id)
+        for chat in wg_chats:
+            with use_locale(await self.cases.units.language_of(chat)):
+                text = "⚠️ " + _("I can no longer write to {who}: the bot was blocked or removed. "
+                                 "Messages to it are stopped until it writes to me again or the "
+                                 "chat is bound again.").format(who=html.escape(name))
+            await self.store.queue_texts([chat], text, now)
         self.wake()
 
     async def _send_text(self, item: OutboxItem) -> int:
@@ -201,12 +201,13 @@ class OutboxSender:
 
     async def _post_card(self, item: OutboxItem) -> None:
         assert item.chat_id is not None and item.case_id is not None
-        case = await self.cases.get(item.case_id)
-        unit_id = item.payload.get("unit_id")
-        if unit_id is not None and unit_id != case.unit_id:
-            await self.store.mark_sent(item.id, self.clock())  # moved on before delivery
-            return
-        text, buttons = self._render(case, unit_id)
+        with use_locale(await self.cases.units.language_of(item.chat_id)):
+            case = await self.cases.get(item.case_id)  # names in the chat's language
+            unit_id = item.payload.get("unit_id")
+            if unit_id is not None and unit_id != case.unit_id:
+                await self.store.mark_sent(item.id, self.clock())  # moved on before delivery
+                return
+            text, buttons = self._render(case, unit_id)
         await self._pace(item.chat_id)
         message: Message = await self.bot.send_message(
             item.chat_id, text, reply_markup=keyboard(buttons)
@@ -231,9 +232,10 @@ class OutboxSender:
 
     async def _refresh(self, item: OutboxItem) -> None:
         assert item.case_id is not None
-        case = await self.cases.get(item.case_id)
-        for ref in await self.store.cards(case.id):
-            text, buttons = self._render(case, ref.unit_id)
+        for ref in await self.store.cards(item.case_id):
+            with use_locale(await self.cases.units.language_of(ref.chat_id)):
+                case = await self.cases.get(item.case_id)
+                text, buttons = self._render(case, ref.unit_id)
             await self._pace(ref.chat_id)
             try:
                 await self.bot.edit_message_text(
