@@ -6,8 +6,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+)
 from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
@@ -17,6 +23,7 @@ from bot.domain.cases import CaseService
 from bot.domain.digest import DigestService
 from bot.domain.outbox import OutboxStore
 from bot.domain.people import PeopleService
+from bot.domain.rules import Role
 from bot.domain.units import UnitService
 from bot.i18n import _, use_locale
 from bot.jobs.outbox import OutboxSender
@@ -114,27 +121,42 @@ async def _post_shutdown(app: Application) -> None:
         await services.db.close()
 
 
-def command_list(private: bool) -> list[tuple[str, str]]:
+def command_list(private: bool, admin: bool = False) -> list[tuple[str, str]]:
+    """The command menu: shorter in groups; fuller for admins."""
     common = [
         ("mycases", _("Open cases of my unit")),
         ("case", _("Show a case and its history")),
         ("overdue", _("Overdue cases")),
         ("digest", _("A digest of my units")),
+        ("lang", _("Language: Khmer or English")),
         ("help", _("What I can do")),
     ]
-    if private:
-        return [("new", _("Create a case")), *common, ("cancel", _("Stop what you are doing"))]
-    return [*common, ("units", _("The unit tree and chats"))]
+    if not private:
+        return [*common, ("units", _("The unit tree and chats"))]
+    out = [("new", _("Create a case")), *common, ("stats", _("Public figures")),
+           ("cancel", _("Stop what you are doing"))]
+    if admin:
+        out += [("report", _("The period report")), ("export", _("Cases and events as a file")),
+                ("invite", _("An invitation link")), ("people", _("Who holds which role")),
+                ("revoke", _("Take rights away")), ("refusals", _("Refused attempts"))]
+    return out
 
 
 async def _set_commands(app: Application, settings: Settings) -> None:
-    with use_locale(settings.default_language):
-        for private, scope in (
-            (True, BotCommandScopeAllPrivateChats()),
-            (False, BotCommandScopeAllGroupChats()),
-        ):
-            commands = [BotCommand(c, d) for c, d in command_list(private)]
+    """Menus in Khmer (language_code "km") and English (the default), for private chats and
+    groups, and a fuller one in each admin's private chat."""
+    services: Services = app.bot_data[SERVICES]
+    admins = await services.people.holders(Role.ADMIN)
+    for lang, code in (("en", None), ("km", "km")):
+        with use_locale(lang):
+            menus: list[tuple[Any, list[tuple[str, str]]]] = [
+                (BotCommandScopeAllPrivateChats(), command_list(True)),
+                (BotCommandScopeAllGroupChats(), command_list(False)),
+            ]
+            menus += [(BotCommandScopeChat(a), command_list(True, admin=True)) for a in admins]
+        for scope, commands in menus:
             try:
-                await app.bot.set_my_commands(commands, scope=scope)
+                await app.bot.set_my_commands([BotCommand(c, d) for c, d in commands], scope=scope,
+                                              language_code=code)
             except Exception as exc:  # a cosmetic call; never block start-up on it
                 log.warning("setMyCommands failed: %s", type(exc).__name__)
