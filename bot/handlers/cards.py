@@ -12,7 +12,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandl
 from bot.domain.cases import AttachmentIn, Change
 from bot.domain.errors import DomainError, StaleCase
 from bot.domain.rules import CHANNEL_LABELS, FORWARD_CHANNELS, Action
-from bot.handlers.common import Context, actor, now, refuse, reply, svc
+from bot.handlers.common import Context, actor, now, refuse, reply, stale_button, svc
 from bot.handlers.pickers import parse_ids, unit_picker
 from bot.i18n import _
 from bot.render import CARD_ACTIONS, DIRECT_CODES, keyboard
@@ -64,7 +64,7 @@ async def direct(update: Update, context: Context) -> None:
     assert query is not None
     parsed = _parse_card(query.data or "")
     if parsed is None or parsed[2] not in DIRECT_CODES:
-        await query.answer(_("That button is not valid any more."), show_alert=True)
+        await stale_button(update)
         return
     case_id, version, code = parsed
     action = CARD_ACTIONS[code]
@@ -128,7 +128,7 @@ async def start_prompt(update: Update, context: Context) -> int:
         if pending["unit_key"] is None:
             pending = None
     if pending is None:
-        await query.answer(_("That button is not valid any more."), show_alert=True)
+        await stale_button(update)
         return END
     action, case_id = Action(pending["action"]), int(pending["case"])
     who = actor(update)
@@ -189,7 +189,7 @@ async def got_channel(update: Update, context: Context) -> int:
     assert query is not None
     channel = (query.data or "").removeprefix("fc:")
     if pending is None or channel not in FORWARD_CHANNELS:
-        await query.answer(_("That button is not valid any more."), show_alert=True)
+        await stale_button(update)
         return END
     await query.answer()
     await query.edit_message_reply_markup(None)
@@ -222,7 +222,7 @@ async def skip_evidence(update: Update, context: Context) -> int:
     pending = _pending(update, context)
     assert query is not None
     if pending is None:
-        await query.answer(_("That button is not valid any more."), show_alert=True)
+        await stale_button(update)
         return END
     await query.answer()
     await query.edit_message_reply_markup(None)
@@ -290,7 +290,7 @@ async def assign_button(update: Update, context: Context) -> None:
     services = svc(context)
     unit = await services.units.by_id(ids[1]) if ids else None
     if ids is None or unit is None:
-        await query.answer(_("That button is not valid any more."), show_alert=True)
+        await stale_button(update)
         return
     try:
         case = await services.cases.apply(
@@ -312,7 +312,7 @@ async def assign_picker(update: Update, context: Context) -> None:
     ids = parse_ids(query.data or "", 3)
     services = svc(context)
     if ids is None:
-        await query.answer(_("That button is not valid any more."), show_alert=True)
+        await stale_button(update)
         return
     case_id, node, page = ids
     try:
@@ -331,7 +331,7 @@ async def dead_button(update: Update, context: Context) -> None:
     """Any press nothing else took: an old or forged button."""
     query = update.callback_query
     if query is not None:
-        await query.answer(_("That button is not valid any more."), show_alert=True)
+        await stale_button(update)
 
 
 async def forward_picker(update: Update, context: Context) -> None:
@@ -341,7 +341,7 @@ async def forward_picker(update: Update, context: Context) -> None:
     ids = parse_ids(query.data or "", 1)
     services = svc(context)
     if ids is None:
-        await query.answer(_("That button is not valid any more."), show_alert=True)
+        await stale_button(update)
         return
     try:
         await services.cases.check(ids[0], Action.FORWARD, actor(update))
@@ -363,7 +363,7 @@ async def update_status(update: Update, context: Context) -> None:
     assert query is not None
     ids = parse_ids((query.data or "").removesuffix(":upd"), 2)
     if ids is None:
-        await query.answer(_("That button is not valid any more."), show_alert=True)
+        await stale_button(update)
         return
     try:
         await svc(context).cases.show_card(actor(update), ids[0], now(context))

@@ -9,10 +9,10 @@ from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.domain.cases import Actor, CaseService, CaseView, Change, verification_buttons
-from bot.domain.errors import DomainError, Invalid
+from bot.domain.errors import DomainError
 from bot.domain.outbox import Buttons
 from bot.domain.rules import FORWARD_CHANNELS, Action, Status
-from bot.handlers.common import Context, UsageError, actor, case_arg, now, refuse, reply, svc
+from bot.handlers.common import Context, UsageError, actor, case_arg, now, refuse, reply, stale_button, svc
 from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _
 from bot.render import card_text, history_lines, keyboard, list_line, status_label
@@ -284,7 +284,7 @@ async def page(update: Update, context: Context) -> None:
     assert query is not None
     ids = parse_ids(query.data or "", 1)
     if ids is None:
-        await refuse(update, Invalid(_("That button is not valid any more.")))
+        await stale_button(update)
         return
     await _list(update, context, ids[0], overdue=(query.data or "").startswith("od:"))
 

@@ -91,3 +91,9 @@ async def refuse(update: Update, error: DomainError) -> None:
 def is_private(update: Update) -> bool:
     chat = update.effective_chat
     return chat is not None and chat.type == "private"
+
+
+async def stale_button(update: Update) -> None:
+    """A press on an old, expired or forged button: one sentence, nothing changes."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(_("That button is not valid any more."), show_alert=True)

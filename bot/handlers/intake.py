@@ -19,7 +19,7 @@ from telegram.ext import (
 from bot.domain.cases import AttachmentIn, Draft
 from bot.domain.errors import DomainError, Forbidden
 from bot.domain.rules import PRIORITIES, SOURCES
-from bot.handlers.common import Context, actor, is_private, now, refuse, reply, svc
+from bot.handlers.common import Context, actor, is_private, now, refuse, reply, stale_button, svc
 from bot.handlers.pickers import ROOT, parse_ids, unit_picker
 from bot.i18n import _
 from bot.render import cut, when
@@ -281,7 +281,7 @@ async def got_unit(update: Update, context: Context) -> int:
 
 async def _bad_button(update: Update, context: Context, state: int) -> int:
     if update.callback_query is not None:
-        await update.callback_query.answer(_("That button is not valid any more."), show_alert=True)
+        await stale_button(update)
     return state
 
 

@@ -12,7 +12,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 from bot.db import from_db
 from bot.domain.errors import DomainError
 from bot.domain.rules import ROLE_LABELS, Role
-from bot.handlers.common import Context, UsageError, actor, is_private, now, refuse, reply, svc
+from bot.handlers.common import Context, UsageError, actor, is_private, now, refuse, reply, stale_button, svc
 from bot.handlers.pickers import parse_ids
 from bot.i18n import _
 from bot.render import when
@@ -74,7 +74,7 @@ async def withdraw(update: Update, context: Context) -> None:
     assert query is not None
     ids = parse_ids(query.data or "", 1)
     if ids is None:
-        await query.answer(_("That button is not valid any more."), show_alert=True)
+        await stale_button(update)
         return
     try:
         await svc(context).people.withdraw_invitation(actor(update).tg_id, ids[0], now(context))
