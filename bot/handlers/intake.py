@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, time
 from html import escape
 from typing import Any
@@ -21,7 +21,7 @@ from bot.domain.errors import DomainError, Forbidden
 from bot.domain.rules import PRIORITIES, SOURCES
 from bot.handlers.common import Context, actor, is_private, now, refuse, reply, stale_button, svc
 from bot.handlers.pickers import ROOT, parse_ids, unit_picker
-from bot.i18n import _
+from bot.i18n import N_, _
 from bot.render import cut, when
 
 # States, in the order the questions are asked.
@@ -290,40 +290,29 @@ def _text(update: Update) -> str:
     return (message.text or "").strip() if message else ""
 
 
-async def got_summary(update: Update, context: Context) -> int:
-    text = _text(update)
-    if not 3 <= len(text) <= 200:
-        await reply(update, _("A summary needs 3 to 200 characters; please try again."))
-        return SUMMARY
-    _draft(context).summary = text
-    return await advance(update, context, SUMMARY)
+# The typed answers: the draft's field, the length allowed, and what to say when it is not.
+TEXT_STEPS: dict[int, tuple[str, int, int, str]] = {
+    SUMMARY: ("summary", 3, 200, N_("A summary needs 3 to 200 characters; please try again.")),
+    NAME: ("citizen_name", 1, 200, N_("A name needs 1 to 200 characters; please try again.")),
+    CONTACT: ("citizen_contact", 0, 200, N_("A contact has at most 200 characters; please try again.")),
+    DESCRIPTION: ("description", 0, 3000,
+                  N_("A description has at most 3000 characters; please shorten it.")),
+}
 
 
-async def got_name(update: Update, context: Context) -> int:
-    text = _text(update)
-    if not 1 <= len(text) <= 200:
-        await reply(update, _("A name needs 1 to 200 characters; please try again."))
-        return NAME
-    _draft(context).citizen_name = text
-    return await advance(update, context, NAME)
+def got_text(state: int) -> Callable[[Update, Context], Coroutine[Any, Any, int]]:
+    field, shortest, longest, problem = TEXT_STEPS[state]
 
+    async def answer(update: Update, context: Context) -> int:
+        text = _text(update)
+        if not shortest <= len(text) <= longest:
+            await reply(update, _(problem))
+            return state
+        setattr(_draft(context), field, text)
+        return await advance(update, context, state)
 
-async def got_contact(update: Update, context: Context) -> int:
-    text = _text(update)
-    if len(text) > 200:
-        await reply(update, _("A contact has at most 200 characters; please try again."))
-        return CONTACT
-    _draft(context).citizen_contact = text
-    return await advance(update, context, CONTACT)
-
-
-async def got_description(update: Update, context: Context) -> int:
-    text = _text(update)
-    if len(text) > 3000:
-        await reply(update, _("A description has at most 3000 characters; please shorten it."))
-        return DESCRIPTION
-    _draft(context).description = text
-    return await advance(update, context, DESCRIPTION)
+    answer.__name__ = f"got_{field}"
+    return answer
 
 
 async def skip_contact(update: Update, context: Context) -> int:
@@ -481,11 +470,11 @@ def conversation() -> ConversationHandler[Context]:
             CallbackQueryHandler(browse_unit, pattern=r"^np:"),
             CallbackQueryHandler(got_unit, pattern=r"^nu:"),
         ],
-        SUMMARY: [MessageHandler(text, got_summary)],
-        NAME: [MessageHandler(text, got_name)],
-        CONTACT: [MessageHandler(text, got_contact),
+        SUMMARY: [MessageHandler(text, got_text(SUMMARY))],
+        NAME: [MessageHandler(text, got_text(NAME))],
+        CONTACT: [MessageHandler(text, got_text(CONTACT)),
                   CallbackQueryHandler(skip_contact, pattern=r"^nk:contact$")],
-        DESCRIPTION: [MessageHandler(text, got_description),
+        DESCRIPTION: [MessageHandler(text, got_text(DESCRIPTION)),
                       CallbackQueryHandler(skip_or_keep_description, pattern=r"^nk:(desc|keep)$")],
         ATTACH: [MessageHandler(files, got_attachment),
                  MessageHandler(text, attach_text),
