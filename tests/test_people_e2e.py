@@ -24,7 +24,7 @@ async def test_invitation_registers_once_and_greets(bot: Bot) -> None:
     token = await invite(bot, bot.admin, "/invite pp-dp official")
     raw = await bot.services.db.all("SELECT token_hash FROM invitations")
     assert all(token not in r[0] for r in raw)  # only the hash is stored
-    newcomer = bot.api.user(2101, "Bopha", username="bopha", language_code="km")
+    newcomer = bot.api.user(2101, "Bopha", username="bopha", language_code="en")
     m = await bot.say(newcomer, bot.private(newcomer), f"/start {token}")
     greeting = bot.texts_since(m)[0]
     assert "Welcome, Bopha! You are now official of Daun Penh." in greeting and "/mycases" in greeting

@@ -46,7 +46,8 @@ class UsageError(Invalid):
     """A malformed command: one sentence and the usage line."""
 
     def __init__(self, problem: str, usage: str) -> None:
-        super().__init__(f"{problem}\n{_('Usage:')} <code>{escape(usage)}</code>")
+        label = _("Usage:")  # outside the f-string, or the extractor does not see it
+        super().__init__(f"{problem}\n{label} <code>{escape(usage)}</code>")
 
 
 def case_arg(args: list[str], usage: str) -> int:
