@@ -11,7 +11,7 @@ from bot.app import Services
 from bot.domain.errors import DomainError, Forbidden
 from bot.domain.rules import Role
 from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
-from bot.i18n import _, normalize, set_locale
+from bot.i18n import N_, _, normalize, set_locale
 
 
 async def every_update(update: Update, context: Context) -> None:
@@ -152,7 +152,7 @@ async def help_text(update: Update, context: Context) -> str:
     return "\n".join(lines)
 
 
-BINDCHAT_USAGE = "/bindchat <unit-key>"
+BINDCHAT_USAGE = N_("/bindchat <unit-key>")
 
 
 async def bindchat(update: Update, context: Context) -> None:
@@ -189,7 +189,7 @@ async def nothing_to_cancel(update: Update, context: Context) -> None:
     await reply(update, _("There is nothing to cancel."))
 
 
-LANG_USAGE = "/lang <km|en>"
+LANG_USAGE = N_("/lang <km|en>")
 
 
 async def lang(update: Update, context: Context) -> None:

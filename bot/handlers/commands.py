@@ -17,20 +17,20 @@ from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _
 from bot.render import card_text, history_lines, keyboard, list_line, status_label
 
-ASSIGN_USAGE = "/assign <case> <unit-key> [@official]"
-STATUS_USAGE = "/status <case> <in_progress|waiting_info> [note]"
-NOTE_USAGE = "/note <case> <text>"
-RESOLVE_USAGE = "/resolve <case> <what was done>"
-REOPEN_USAGE = "/reopen <case> <reason>"
-ANSWER_USAGE = "/answer <case> <text>"
-CASE_USAGE = "/case <number>"
-FORWARD_USAGE = "/forward <case> <institution-key> [letter|phone|email|in_person] <reason>"
-ACK_USAGE = "/ack <case> [their reference]"
-DECLINE_USAGE = "/decline <case> <reason>"
-OUTCOME_USAGE = "/outcome <case> <what the institution reported>"
-VERIFY_USAGE = "/verify <case> <confirmed|unreachable|disputed> [reason]"
-MERGE_USAGE = "/merge <case> <into-case>"
-DUE_USAGE = "/due <case> <YYYY-MM-DD>"
+ASSIGN_USAGE = N_("/assign <case> <unit-key> [@official]")
+STATUS_USAGE = N_("/status <case> <in_progress|waiting_info> [note]")
+NOTE_USAGE = N_("/note <case> <text>")
+RESOLVE_USAGE = N_("/resolve <case> <what was done>")
+REOPEN_USAGE = N_("/reopen <case> <reason>")
+ANSWER_USAGE = N_("/answer <case> <text>")
+CASE_USAGE = N_("/case <number>")
+FORWARD_USAGE = N_("/forward <case> <institution-key> [letter|phone|email|in_person] <reason>")
+ACK_USAGE = N_("/ack <case> [their reference]")
+DECLINE_USAGE = N_("/decline <case> <reason>")
+OUTCOME_USAGE = N_("/outcome <case> <what the institution reported>")
+VERIFY_USAGE = N_("/verify <case> <confirmed|unreachable|disputed> [reason]")
+MERGE_USAGE = N_("/merge <case> <into-case>")
+DUE_USAGE = N_("/due <case> <YYYY-MM-DD>")
 
 
 def _rest(update: Update, skip: int) -> str:

@@ -47,6 +47,7 @@ class UsageError(Invalid):
 
     def __init__(self, problem: str, usage: str) -> None:
         label = _("Usage:")  # outside the f-string, or the extractor does not see it
+        usage = _(usage)  # the argument names in the reader's language
         super().__init__(f"{problem}\n{label} <code>{escape(usage)}</code>")
 
 

@@ -9,9 +9,9 @@ from telegram.ext import CommandHandler
 
 from bot.domain.errors import DomainError
 from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
-from bot.i18n import _
+from bot.i18n import N_, _
 
-DIGEST_USAGE = "/digest [off|on]"
+DIGEST_USAGE = N_("/digest [off|on]")
 
 
 async def digest(update: Update, context: Context) -> None:

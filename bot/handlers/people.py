@@ -14,12 +14,12 @@ from bot.domain.errors import DomainError
 from bot.domain.rules import ROLE_LABELS, Role
 from bot.handlers.common import Context, UsageError, actor, is_private, now, refuse, reply, stale_button, svc
 from bot.handlers.pickers import parse_ids
-from bot.i18n import _
+from bot.i18n import N_, _
 from bot.render import when
 
-INVITE_USAGE = "/invite <unit-key|-> <official|supervisor|liaison|working_group|admin>"
-REVOKE_USAGE = "/revoke <@person|id> [unit-key] [role]"
-PEOPLE_USAGE = "/people [unit-key]"
+INVITE_USAGE = N_("/invite <unit-key|-> <official|supervisor|liaison|working_group|admin>")
+REVOKE_USAGE = N_("/revoke <@person|id> [unit-key] [role]")
+PEOPLE_USAGE = N_("/people [unit-key]")
 
 
 async def invite(update: Update, context: Context) -> None:

@@ -16,11 +16,11 @@ from bot.domain.errors import DomainError, Forbidden
 from bot.domain.reports import Period, ReportService, parse_period
 from bot.domain.rules import GLOBAL_ROLES, Role
 from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
-from bot.i18n import _
+from bot.i18n import N_, _
 from bot.reporting import charts, fairness_lines, render_report, write_table
 
-REPORT_USAGE = "/report [YYYY-MM | YYYY-Qn | YYYY]"
-EXPORT_USAGE = "/export [YYYY-MM | YYYY-Qn | YYYY] [nopd]"
+REPORT_USAGE = N_("/report [YYYY-MM | YYYY-Qn | YYYY]")
+EXPORT_USAGE = N_("/export [YYYY-MM | YYYY-Qn | YYYY] [nopd]")
 
 
 def _reports(context: Context) -> ReportService:
