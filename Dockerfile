@@ -1,7 +1,7 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 CASEBOT_CONFIG=/config/casebot.toml
-RUN apt-get update && apt-get install -y --no-install-recommends tzdata \
+RUN apt-get update && apt-get install -y --no-install-recommends tzdata fonts-khmeros \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 casebot \
     && mkdir -p /data /config && chown casebot /data

@@ -12,13 +12,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from babel.dates import format_date
+
 from bot.config import Settings
 from bot.db import Database
 from bot.domain.errors import DomainError
 from bot.domain.reports import Period, Report, ReportService, parse_period
 from bot.domain.rules import OUTCOME_LABELS
 from bot.domain.units import UnitService
-from bot.i18n import _, ngettext, use_locale
+from bot.i18n import _, current_locale, ngettext, use_locale
 
 
 def cohort_sentence(report: Report) -> list[str]:
@@ -94,16 +96,38 @@ def fairness_lines(stats: dict[str, list[dict[str, object]]], *, html: bool = Tr
     return lines
 
 
+KHMER_FONTS = ("Khmer OS", "Khmer OS System", "Noto Sans Khmer", "Noto Serif Khmer", "Hanuman")
+
+
+def _khmer_font() -> str | None:
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in KHMER_FONTS if name in installed), None)
+
+
 def charts(report: Report) -> list[tuple[str, bytes]]:
-    """PNG charts: received vs closed per week, and the age of open cases at the end."""
+    """PNG charts: received vs closed per week, and the age of open cases at the end. In Khmer
+    when a Khmer font is installed (the Docker image has fonts-khmeros), else in English rather
+    than as empty boxes."""
     import matplotlib
 
     matplotlib.use("Agg")
+    font = _khmer_font() if current_locale() == "km" else None
+    if current_locale() == "km" and font is None:
+        with use_locale("en"):
+            return _draw(report, None)
+    return _draw(report, font)
+
+
+def _draw(report: Report, font: str | None) -> list[tuple[str, bytes]]:
     from matplotlib import pyplot as plt
 
+    if font:
+        plt.rcParams["font.family"] = [font, "DejaVu Sans"]
     out = []
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
-    weeks = [w.strftime("%d %b") for w, _r, _c in report.weekly]
+    weeks = [format_date(w, "d MMM", locale=current_locale()) for w, _r, _c in report.weekly]
     x = range(len(weeks))
     ax.bar([i - 0.2 for i in x], [r for _w, r, _c in report.weekly], width=0.4, label=_("received"))
     ax.bar([i + 0.2 for i in x], [c for _w, _r, c in report.weekly], width=0.4, label=_("closed"))
