@@ -674,7 +674,7 @@ class CaseService:
         case = st.case
         if case.paused_at is not None and case.due_at is not None:
             waited = st.now - case.paused_at
-            st.updates["due_at"] = to_db(case.due_at + waited)
+            st.updates["due_at"] = to_db(self.policy.shift(case.due_at, case.paused_at, st.now))
             st.data["paused_hours"] = round(waited.total_seconds() / 3600, 1)
         st.updates["paused_at"] = None
 
@@ -686,10 +686,13 @@ class CaseService:
         st.updates.update(due_at=to_db(st.change.due), accept_due_at=None)
         st.data["due"] = to_db(st.change.due)
 
-    async def _do_snooze(self, st: _Step) -> None:
-        if st.case.snoozes >= self.reminders.max_snoozes:
+    def _check_snoozes(self, case: CaseView) -> None:
+        if case.snoozes >= self.reminders.max_snoozes:
             raise Invalid(_("#{n} was already snoozed {count} times: update its status or ask for "
-                            "help.").format(n=st.case.id, count=st.case.snoozes))
+                            "help.").format(n=case.id, count=case.snoozes))
+
+    async def _do_snooze(self, st: _Step) -> None:
+        self._check_snoozes(st.case)
         st.updates.update(snoozes=st.case.snoozes + 1,
                           next_action_at=to_db(self.reminders.next_allowed(st.now + timedelta(days=1))))
 
@@ -699,7 +702,7 @@ class CaseService:
             next_action_at=to_db(self.reminders.next_allowed(st.now + timedelta(days=1))))
         deadline = self._deadline(st.case)
         st.data.update(step=self._step_name(st.case),
-                       overdue_days=(st.now - deadline).days if deadline else 0)
+                       overdue_days=self.policy.days_after(deadline, st.now) if deadline else 0)
 
     async def _do_escalate(self, st: _Step) -> None:
         level = st.change.level or 2
@@ -782,7 +785,7 @@ class CaseService:
                                    (to_db(later) if later else None, case_id))
             return
         await self.apply(case_id, Action.REMIND, SYSTEM, Change(), now)
-        overdue = (now - deadline).days
+        overdue = self.policy.days_after(deadline, now)  # in working days, when they are set
         due_level = (3 if overdue >= self.reminders.escalate_again_after_days
                      else 2 if overdue >= self.reminders.escalate_after_days else 1)
         for level in range(max(case.reminder_level, 1) + 1, due_level + 1):
@@ -806,6 +809,8 @@ class CaseService:
         except Forbidden:
             await self._refused(actor, action, case_id, self.clock())
             raise
+        if action is Action.SNOOZE:  # the limit is known before the reason is asked for
+            self._check_snoozes(case)
         return case
 
     @staticmethod
@@ -839,7 +844,9 @@ class CaseService:
     async def show_card(self, actor: Actor, case_id: int, now: datetime) -> None:
         """Post the case's card, with its buttons, in the actor's chat (under a reminder)."""
         case, personal = await self.visible(actor, case_id, now)
-        if not personal or actor.chat_id is None:
+        # An institution's card never carries personal data: its liaisons get it in their chat.
+        liaison_chat = case.unit_kind == "external" and actor.chat_id == await self._unit_chat(case.unit_id)
+        if not (personal or liaison_chat) or actor.chat_id is None:
             raise Invalid(_("Use /case {n} to see it.").format(n=case_id))
         async with self.db.transaction() as conn:
             await outbox.queue_card(conn, actor.chat_id, case.id, case.unit_id, now)
@@ -1036,11 +1043,11 @@ class CaseService:
         days = st.data.get("overdue_days", 0)
         if st.action is Action.ESCALATE:
             deadline = self._deadline(case)
-            days = (now - deadline).days if deadline else 0
+            days = self.policy.days_after(deadline, now) if deadline else 0
 
             def escalation() -> str:
                 return "⬆️ " + _("#{n} ({unit}) is overdue by {days}: {summary}").format(
-                    n=n, unit=where(), days=days_label(days), summary=summary) + "\n" + _(
+                    n=n, unit=where(), days=days_label(max(1, days)), summary=summary) + "\n" + _(
                     "Escalated to you. /case {n} shows it.").format(n=n)
             level = st.data["level"]
             await self._send(conn, await self._supervisors_near(case, above=level >= 3), escalation, now, n)
@@ -1057,7 +1064,7 @@ class CaseService:
                 "verify": _("#{n} ({unit}) is resolved but not verified, {days} after the deadline: "
                             "{summary}"),
                 "resolve": _("#{n} ({unit}) is overdue by {days}: {summary}"),
-            }[step].format(n=n, unit=where(), days=days_label(days), summary=summary)
+            }[step].format(n=n, unit=where(), days=days_label(max(1, days)), summary=summary)
 
         def with_buttons() -> tuple[str, outbox.Buttons]:
             return reminder(), [

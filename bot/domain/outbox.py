@@ -78,9 +78,13 @@ class OutboxStore:
         self.db = db
 
     async def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        """Rows to deliver now. A row waits while an earlier one to the same chat is still
+        pending (backing off, or held by a retry_after): each chat gets its messages in order."""
         rows = await self.db.all(
-            "SELECT * FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
-            " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            "SELECT * FROM outbox o INDEXED BY outbox_pending WHERE sent_at IS NULL AND failed_at IS NULL"
+            " AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox p"
+            " WHERE p.sent_at IS NULL AND p.failed_at IS NULL AND p.chat_id = o.chat_id"
+            " AND p.id < o.id) ORDER BY id LIMIT ?",
             (to_db(now), limit),
         )
         return [

@@ -200,6 +200,41 @@ class DeadlinePolicy:
             counted += self.is_working_day(day)
         return datetime.combine(day, local.timetz()).astimezone(start.tzinfo)
 
+    def days_after(self, start: datetime, end: datetime) -> int:
+        """Whole days from start to end (how late a deadline is), in working days when they are
+        configured: the largest n with ``add_days(start, n) <= end``."""
+        if self.working_days is None and not self.holidays:
+            return max(0, (end - start).days)
+        local, stop = start.astimezone(self.tz), end.astimezone(self.tz)
+        day, days = local.date(), 0
+        while True:
+            day += timedelta(days=1)
+            if datetime.combine(day, local.timetz()) > stop:
+                return days
+            days += self.is_working_day(day)
+
+    def shift(self, due: datetime, start: datetime, end: datetime) -> datetime:
+        """A deadline moved by a pause from start to end: by the time of the pause that fell on
+        working days, counted forward over working days only (when they are configured)."""
+        if self.working_days is None and not self.holidays:
+            return due + max(end - start, timedelta(0))
+
+        def midnight_after(t: datetime) -> datetime:
+            return datetime.combine(t.date() + timedelta(days=1), time(0), tzinfo=self.tz)
+
+        paused, local, stop = timedelta(0), start.astimezone(self.tz), end.astimezone(self.tz)
+        while local < stop:
+            if self.is_working_day(local.date()):
+                paused += min(midnight_after(local), stop) - local
+            local = midnight_after(local)
+        local = due.astimezone(self.tz)
+        while True:
+            room = midnight_after(local) - local if self.is_working_day(local.date()) else timedelta(0)
+            if paused <= room:
+                return (local + paused).astimezone(due.tzinfo)
+            paused -= room
+            local = midnight_after(local)
+
     def resolve_due(self, start: datetime, priority: str, category: str | None = None) -> datetime:
         normal, urgent = self.resolve_days, self.urgent_resolve_days
         for key, days, urgent_days in self.by_category:

@@ -236,7 +236,10 @@ class UnitService:
         changed. Nothing is stored about people the bot does not know."""
         who = (name, username, language)
         known = self._seen.get(tg_id)
-        if known is not None and known[0] == who and (known[1] or not private):
+        cached = known is not None and known[0] == who and (known[1] or not private)
+        # Even when cached: a private chat that blocked the bot since is reachable again now.
+        if cached and not (private and await self.db.one(
+                "SELECT 1 FROM unreachable_chats WHERE chat_id = ?", (tg_id,))):
             return
         async with self.db.transaction() as conn:
             await conn.execute(
