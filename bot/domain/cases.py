@@ -198,7 +198,8 @@ class CaseView:
         return self.status in AWAY
 
     def is_overdue(self, now: datetime) -> bool:
-        return self.status in UNFINISHED_STATUSES and self.due_at is not None and self.due_at < now
+        return (self.status in UNFINISHED_STATUSES and self.due_at is not None and self.due_at < now
+                and self.paused_at is None)  # waiting for information stops the clock
 
 
 @dataclass(frozen=True)
@@ -415,7 +416,7 @@ class CaseService:
             where.append(f"c.unit_id IN ({','.join('?' * len(unit_ids))})")
             params += unit_ids
         if overdue_only:
-            where.append("c.due_at IS NOT NULL AND c.due_at < ?")
+            where.append("c.due_at IS NOT NULL AND c.due_at < ? AND c.paused_at IS NULL")
             params.append(to_db(now))
         clause = " WHERE " + " AND ".join(where)
         total_row = await self.db.one("SELECT COUNT(*) FROM cases c" + clause, params)
@@ -762,8 +763,14 @@ class CaseService:
         )
         deadline = self._deadline(after)
         st.updates.update(
-            reminder_level=0, snoozes=0 if st.action is not Action.SET_DUE else st.case.snoozes,
+            reminder_level=0,  # snoozes are counted per case: a new step does not reset them
             next_action_at=to_db(self.reminders.next_allowed(deadline)) if deadline else None)
+
+    async def hold_reminder(self, case_id: int, until: datetime | None) -> None:
+        """Scheduling only, no change to the case: the next look at it is ``until``."""
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE cases SET next_action_at = ? WHERE id = ?",
+                               (to_db(until) if until else None, case_id))
 
     async def due_reminders(self, now: datetime, limit: int = 200) -> list[int]:
         """Cases whose next reminder or escalation is due: an indexed range, whatever the total."""
@@ -780,9 +787,7 @@ class CaseService:
         deadline = self._deadline(case)
         if deadline is None or deadline > now or allowed > now:
             later = None if deadline is None else max(allowed, self.reminders.next_allowed(deadline))
-            async with self.db.transaction() as conn:  # scheduling only: no change to the case
-                await conn.execute("UPDATE cases SET next_action_at = ? WHERE id = ?",
-                                   (to_db(later) if later else None, case_id))
+            await self.hold_reminder(case_id, later)
             return
         await self.apply(case_id, Action.REMIND, SYSTEM, Change(), now)
         overdue = self.policy.days_after(deadline, now)  # in working days, when they are set

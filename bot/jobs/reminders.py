@@ -7,6 +7,7 @@ simply carries on; the first run happens at start, which also sends a digest mis
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from telegram.ext import ContextTypes
 
@@ -31,8 +32,9 @@ async def run_once(services: Services) -> int:
             handled.add(case_id)
             try:
                 await services.cases.run_reminder(case_id, now)
-            except Exception:  # one broken case must not stop the others
+            except Exception:  # one broken case must not stop the others, nor come back at once
                 log.exception("reminder for case %s failed", case_id)
+                await services.cases.hold_reminder(case_id, now + timedelta(hours=1))
         if not due:
             break
     count = len(handled)
