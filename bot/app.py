@@ -97,12 +97,12 @@ async def _post_init(app: Application) -> None:
     app.bot_data[SERVICES] = services
     await _set_commands(app, settings)
     services.sender.start()
-    if app.bot_data.get("jobs", True):  # today's digest, if missed while the bot was down
-        await services.digests.send_due(services.clock())
     from bot.jobs.reminders import tick
 
     assert app.job_queue is not None
     if app.bot_data.get("jobs", True):
+        # The first run comes right after start: it sends today's digest if it was missed while
+        # the bot was down, without holding up start-up.
         app.job_queue.run_repeating(tick, interval=settings.reminders.interval_minutes * 60, first=0,
                                     name="reminders-and-digests")
     log.info("casebot started: %d units, database %s", len(settings.units), settings.database_path)

@@ -26,7 +26,7 @@ from bot.config import DeliverySettings
 from bot.db import Database, from_db, to_db
 from bot.domain.outbox import queue_text
 from bot.jobs.outbox import MAX_ATTEMPTS
-from bot.jobs.throttle import Throttle
+from bot.jobs.throttle import MARGIN, Throttle
 from tests.conftest import DP_CHAT, OFFICIAL, SR_CHAT, WG_CHAT, Clock
 from tests.fakebotapi import FakeBotAPI
 from tests.harness import Bot, running_bot
@@ -49,11 +49,11 @@ def test_throttle_one_a_second_per_chat() -> None:
     ticks = Ticks()
     th = Throttle(DeliverySettings(), clock=ticks)
     assert th.take(OFFICIAL) == 0
-    assert th.take(OFFICIAL) == pytest.approx(1.0)  # refused: nothing reserved
+    assert th.take(OFFICIAL) == pytest.approx(1.0 + MARGIN)  # refused: nothing reserved
     assert th.ready_in(OFFICIAL + 1) == 0           # another chat is not held back
     ticks.t += 0.5
-    assert th.ready_in(OFFICIAL) == pytest.approx(0.5)
-    ticks.t += 0.5
+    assert th.ready_in(OFFICIAL) == pytest.approx(0.5 + MARGIN)
+    ticks.t += 0.5 + MARGIN + 1e-9
     assert th.take(OFFICIAL) == 0
 
 
@@ -63,8 +63,8 @@ def test_throttle_thirty_a_second_overall() -> None:
     for chat in range(1, 31):
         assert th.take(chat) == 0
         ticks.t += 0.01
-    assert th.ready_in(31) == pytest.approx(1.0 - 0.30)
-    ticks.t = 1001.0
+    assert th.ready_in(31) == pytest.approx(1.0 + MARGIN - 0.30)
+    ticks.t = 1001.0 + MARGIN + 1e-9
     assert th.take(31) == 0  # the first one left the window
     assert th.ready_in(32) == pytest.approx(0.01)  # and the second leaves it next
 
@@ -74,11 +74,12 @@ def test_throttle_twenty_a_minute_per_group() -> None:
     th = Throttle(DeliverySettings(), clock=ticks)
     for _ in range(20):
         assert th.take(DP_CHAT) == 0
-        ticks.t += 1.0  # one a second per chat
-    assert th.ready_in(DP_CHAT) == pytest.approx(40.0)  # the 21st waits for the first to age out
+        ticks.t += 1.0 + MARGIN + 1e-9  # one a second per chat (and the margin)
+    # the 21st waits for the first to age out of the minute
+    assert th.ready_in(DP_CHAT) == pytest.approx(60.0 + MARGIN - 20 * (1.0 + MARGIN))
     assert th.ready_in(SR_CHAT) == 0                     # the limit is per group
     assert th.ready_in(OFFICIAL) == 0                    # private chats have no minute limit
-    ticks.t = 1060.0
+    ticks.t = 1060.0 + MARGIN + 1e-9
     assert th.take(DP_CHAT) == 0
 
 

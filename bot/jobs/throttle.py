@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 from bot.config import DeliverySettings
 
+MARGIN = 0.05  # seconds: our clock and Telegram's are not the same; stay clear of the edges
+
 
 class Throttle:
     def __init__(self, limits: DeliverySettings, clock: Callable[[], float] = time.monotonic) -> None:
@@ -25,19 +27,19 @@ class Throttle:
         now = self.clock()
         waits = [0.0]
         overall = self._overall
-        while overall and now - overall[0] >= 1.0:
+        while overall and now - overall[0] >= 1.0 + MARGIN:
             overall.popleft()
         if len(overall) >= self.per_second:
-            waits.append(1.0 - (now - overall[0]))
+            waits.append(1.0 + MARGIN - (now - overall[0]))
         last = self._last.get(chat_id)
         if last is not None:
-            waits.append(self.chat_gap - (now - last))
+            waits.append(self.chat_gap + MARGIN - (now - last))
         if chat_id < 0:
             window = self._groups.setdefault(chat_id, deque())
-            while window and now - window[0] >= 60.0:
+            while window and now - window[0] >= 60.0 + MARGIN:
                 window.popleft()
             if len(window) >= self.group_per_minute:
-                waits.append(60.0 - (now - window[0]))
+                waits.append(60.0 + MARGIN - (now - window[0]))
         return max(waits)
 
     def take(self, chat_id: int) -> float:

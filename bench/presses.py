@@ -1,0 +1,406 @@
+"""Figure 3: button presses through the real Application against the fake Bot API, beside a
+bare python-telegram-bot echo bot on the same fake server, in the same run.
+
+Casebot (``build_application(jobs=False, rate_limiter=False)``, high delivery limits) handles,
+per case, four updates: **Accept** (transaction, event, card edited through the outbox),
+**Resolved…** (the question), the official's answer (the evidence question) and **Skip** (the
+resolution: transaction, event, card edited). Each update counts as done when the calls that
+answer it are recorded by the fake server: ``answerCallbackQuery`` and the card's
+``editMessageText`` for the presses, the bot's ``sendMessage`` for the rest.
+
+The bare bot answers each press and edits the pressed message, and replies to a text: the same
+four updates, the same completion rule.
+
+Two modes, each bot in turn (bare, casebot, bare, casebot … so drift falls on both):
+- *sequential*: one update at a time, the next injected when the previous is done: latency
+  p50/p99 (injection → last answering call recorded) and updates per second;
+- *burst*: all cases' first updates injected at once, then all second updates, …: updates per
+  second when updates queue up (as in a morning rush).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler
+from telegram.ext import filters as tg_filters
+
+from bench import ministry
+from bench.common import Figure, median, ms, percentile, ratio
+from bench.generate import working_copy
+from bot.app import SERVICES, Services, build_application
+from bot.domain.cases import Actor, Change
+from bot.domain.rules import Action
+from tests.fakebotapi import FakeBotAPI
+
+JSON = dict[str, Any]
+Predicate = Callable[[dict[str, Any], Any], bool]
+TIMEOUT = 30.0
+RESOLUTION = "Visited the site with both families; the boundary was re-marked and signed."
+
+
+class TimedAPI(FakeBotAPI):
+    """The fake Bot API that tells the benchmark the moment a call it waits for is recorded."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._expected: list[tuple[str, Predicate, asyncio.AbstractEventLoop,
+                                   asyncio.Future[tuple[float, Any]]]] = []
+
+    def expect(self, method: str, predicate: Predicate) -> asyncio.Future[tuple[float, Any]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[float, Any]] = loop.create_future()
+        with self._lock:
+            self._expected.append((method, predicate, loop, future))
+        return future
+
+    def _record(self, method: str, params: dict[str, Any], result: Any, files: Any,
+                error: JSON | None = None) -> None:
+        super()._record(method, params, result, files, error)
+        if method == "getUpdates" or error is not None:
+            return
+        at = time.perf_counter()
+        with self._lock:
+            for item in list(self._expected):
+                expected, predicate, loop, future = item
+                if expected == method and predicate(params, result):
+                    self._expected.remove(item)
+                    loop.call_soon_threadsafe(_settle, future, (at, result))
+
+
+def _settle(future: asyncio.Future[tuple[float, Any]], value: tuple[float, Any]) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def answered(query_id: str) -> Predicate:
+    return lambda p, _r: p.get("callback_query_id") == query_id
+
+
+def edited(chat: int, message_id: int) -> Predicate:
+    return lambda p, _r: p.get("chat_id") == chat and p.get("message_id") == message_id
+
+
+def sent(chat: int, marker: str = "") -> Predicate:
+    return lambda p, _r: p.get("chat_id") == chat and marker in str(p.get("reply_markup", ""))
+
+
+@dataclass
+class Flow:
+    """One case (or one bare message) pressed through: a user in a chat, the card pressed."""
+
+    user: JSON
+    chat: int
+    message_id: int
+    case_id: int = 0
+    prompt_id: int = 0    # casebot: the "what was done?" question
+    evidence_id: int = 0  # casebot: the evidence question with Skip
+
+
+@dataclass
+class Samples:
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    seq_updates: int = 0
+    seq_seconds: float = 0.0
+    burst_updates: int = 0
+    burst_seconds: float = 0.0
+
+    def add(self, kind: str, seconds: float) -> None:
+        self.latencies.setdefault(kind, []).append(seconds)
+
+    @property
+    def all_latencies(self) -> list[float]:
+        return [x for xs in self.latencies.values() for x in xs]
+
+
+class Driver:
+    """Injects one kind of update for a flow and returns the futures that say it is done."""
+
+    name = ""
+    kinds = ("accept", "resolve", "answer", "skip")
+
+    def __init__(self, api: TimedAPI) -> None:
+        self.api = api
+
+    def step(self, kind: str, flow: Flow) -> list[asyncio.Future[tuple[float, Any]]]:
+        raise NotImplementedError
+
+    def after(self, kind: str, flow: Flow, results: list[tuple[float, Any]]) -> None:
+        """Note what the answers carry (message ids) for the next step."""
+
+    def press(self, flow: Flow, message_id: int, data: str) -> str:
+        update = self.api.press(flow.user, flow.chat, message_id, data)
+        return str(update["callback_query"]["id"])
+
+
+class CasebotDriver(Driver):
+    name = "casebot"
+
+    def button(self, flow: Flow, code: str) -> str:
+        with self.api._lock:
+            message = self.api.messages[(flow.chat, flow.message_id)]
+        for _label, data in self.api.buttons(message):
+            if data and data.endswith(":" + code):
+                return data
+        raise AssertionError(f"no {code} button on the card of #{flow.case_id}: {message}")
+
+    def step(self, kind: str, flow: Flow) -> list[asyncio.Future[tuple[float, Any]]]:
+        api = self.api
+        if kind == "accept":
+            qid = self.press(flow, flow.message_id, self.button(flow, "acc"))
+            return [api.expect("answerCallbackQuery", answered(qid)),
+                    api.expect("editMessageText", edited(flow.chat, flow.message_id))]
+        if kind == "resolve":
+            qid = self.press(flow, flow.message_id, self.button(flow, "res"))
+            return [api.expect("answerCallbackQuery", answered(qid)),
+                    api.expect("sendMessage", sent(flow.chat, "force_reply"))]
+        if kind == "answer":
+            api.send_message(flow.user, flow.chat, RESOLUTION, reply_to_message_id=flow.prompt_id)
+            return [api.expect("sendMessage", sent(flow.chat, "ev:skip"))]
+        qid = self.press(flow, flow.evidence_id, "ev:skip")
+        return [api.expect("answerCallbackQuery", answered(qid)),
+                api.expect("editMessageText", edited(flow.chat, flow.message_id))]
+
+    def after(self, kind: str, flow: Flow, results: list[tuple[float, Any]]) -> None:
+        if kind == "resolve":
+            flow.prompt_id = int(results[1][1]["message_id"])
+        elif kind == "answer":
+            flow.evidence_id = int(results[0][1]["message_id"])
+
+
+class BareDriver(Driver):
+    name = "bare"
+
+    def step(self, kind: str, flow: Flow) -> list[asyncio.Future[tuple[float, Any]]]:
+        api = self.api
+        if kind == "answer":
+            api.send_message(flow.user, flow.chat, RESOLUTION)
+            return [api.expect("sendMessage", sent(flow.chat))]
+        qid = self.press(flow, flow.message_id, f"bare:{kind}")
+        return [api.expect("answerCallbackQuery", answered(qid)),
+                api.expect("editMessageText", edited(flow.chat, flow.message_id))]
+
+
+async def _wait(futures: list[asyncio.Future[tuple[float, Any]]]) -> list[tuple[float, Any]]:
+    return list(await asyncio.wait_for(asyncio.gather(*futures), TIMEOUT))
+
+
+async def sequential(driver: Driver, flows: list[Flow], samples: Samples | None) -> None:
+    started = time.perf_counter()
+    for flow in flows:
+        for kind in driver.kinds:
+            t = time.perf_counter()
+            results = await _wait(driver.step(kind, flow))
+            driver.after(kind, flow, results)
+            if samples is not None:
+                samples.add(kind, max(r[0] for r in results) - t)
+    if samples is not None:
+        samples.seq_updates += len(flows) * len(driver.kinds)
+        samples.seq_seconds += time.perf_counter() - started
+
+
+async def burst(driver: Driver, flows: list[Flow], samples: Samples) -> None:
+    """Every flow's next update at once; then the next kind. (Flows here have distinct
+    (user, chat) pairs: a question waits for one answer per person and chat.)"""
+    started = time.perf_counter()
+    for kind in driver.kinds:
+        pending = [(flow, driver.step(kind, flow)) for flow in flows]
+        for flow, futures in pending:
+            driver.after(kind, flow, await _wait(futures))
+    samples.burst_updates += len(flows) * len(driver.kinds)
+    samples.burst_seconds += time.perf_counter() - started
+
+
+# --- the bots --------------------------------------------------------------------------------
+
+def bare_application(api: FakeBotAPI) -> Application:  # type: ignore[type-arg]
+    """The reference: a bare python-telegram-bot that answers presses and edits the message."""
+    counter = 0
+
+    async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        nonlocal counter
+        query = update.callback_query
+        assert query is not None
+        counter += 1
+        await query.answer()
+        await query.edit_message_text(f"pressed {counter}", reply_markup=_bare_keyboard())
+
+    async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text("noted")
+
+    app = (ApplicationBuilder().token(api.token).base_url(api.base_url)
+           .base_file_url(api.base_file_url).build())
+    app.add_handler(CallbackQueryHandler(on_press))
+    app.add_handler(MessageHandler(tg_filters.TEXT & ~tg_filters.COMMAND, on_text))
+    return app
+
+
+def _bare_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("Press", callback_data="bare:press")]])
+
+
+async def _start_polling(app: Application) -> None:  # type: ignore[type-arg]
+    assert app.updater is not None
+    await app.updater.start_polling(poll_interval=0.0, timeout=1, drop_pending_updates=False)
+
+
+async def _stop_polling(app: Application) -> None:  # type: ignore[type-arg]
+    assert app.updater is not None
+    await app.updater.stop()
+
+
+async def _casebot_flows(app: Application, api: TimedAPI, count: int,  # type: ignore[type-arg]
+                         clock: Callable[[], datetime]) -> list[Flow]:
+    """``count`` open cases, each assigned afresh through the domain to a district (one after
+    another, so that every (official, chat) pair differs), its card posted by the sender."""
+    services: Services = app.bot_data[SERVICES]
+    db = services.db
+    districts = [(r[0], r[1], r[2]) for r in await db.all(
+        "SELECT id, key, config_chat_id FROM units WHERE kind = 'district' AND active ORDER BY id")]
+    officials: dict[int, list[tuple[int, str]]] = {}
+    for unit_id, tg_id, name in await db.all(
+            "SELECT g.unit_id, g.tg_id, p.name FROM grants g JOIN people p ON p.tg_id = g.tg_id"
+            " WHERE g.role = 'official' AND g.revoked_at IS NULL ORDER BY g.tg_id"):
+        officials.setdefault(unit_id, []).append((tg_id, name))
+    rows = await db.all(
+        "SELECT c.id FROM cases c WHERE c.status IN ('new', 'assigned', 'in_progress', 'waiting_info')"
+        " AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.case_id = c.id)"
+        " ORDER BY c.id DESC LIMIT ?", (count,))
+    if len(rows) < count:
+        raise AssertionError(f"only {len(rows)} open cases to press, {count} needed")
+    ids = [r[0] for r in rows]
+    async with db.transaction() as conn:  # cards of earlier assignments: not in this fake's chats
+        await conn.execute(f"DELETE FROM case_cards WHERE case_id IN ({','.join('?' * len(ids))})", ids)
+    dispatcher = Actor(ministry.WORKING_GROUP[0], "Dispatcher")
+    flows = []
+    for i, (case_id,) in enumerate(rows):
+        unit_id, key, chat = districts[i % len(districts)]
+        tg_id, name = officials[unit_id][(i // len(districts)) % len(officials[unit_id])]
+        await services.cases.apply(case_id, Action.ASSIGN, dispatcher, Change(unit_key=key), clock())
+        api.group_chat(chat, key)
+        flows.append(Flow(api.user(tg_id, name, username=f"user{tg_id}"), chat, 0, case_id))
+    while await services.sender.drain():
+        pass
+    for flow in flows:
+        cards = [c for c in await services.outbox.cards(flow.case_id) if c.chat_id == flow.chat]
+        if not cards:
+            raise AssertionError(f"the card of #{flow.case_id} was not posted")
+        flow.message_id = cards[-1].message_id
+    return flows
+
+
+async def _bare_flows(app: Application, api: TimedAPI, flows: list[Flow]) -> list[Flow]:  # type: ignore[type-arg]
+    """As many messages of the bare bot, in the same chats, pressed by the same people."""
+    out = []
+    for flow in flows:
+        message = await app.bot.send_message(flow.chat, "A message with a button",
+                                             reply_markup=_bare_keyboard())
+        out.append(Flow(flow.user, flow.chat, message.message_id))
+    return out
+
+
+async def run(path: Path, work_dir: Path, *, cases: int = 50, rounds: int = 2,
+              warmup: int = 3) -> list[Figure]:
+    """``cases`` flows per mode and round for each bot (4 updates each)."""
+    logging.getLogger("bot").setLevel(logging.ERROR)
+    copy = working_copy(path, work_dir, "presses.sqlite3")
+    api = TimedAPI().start()
+    per_round = 2 * cases
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        return ministry.NOW + timedelta(seconds=time.monotonic() - started)
+
+    settings = ministry.settings_for(copy, api=api, delivery=ministry.FAST_DELIVERY)
+    casebot = build_application(settings, api.token, clock=clock, rate_limiter=False, jobs=False)
+    bare = bare_application(api)
+    apps = (bare, casebot)
+    samples = {"bare": Samples(), "casebot": Samples()}
+    try:
+        for app in apps:
+            await app.initialize()
+        assert casebot.post_init is not None
+        await casebot.post_init(casebot)
+        flows = await _casebot_flows(casebot, api, warmup + rounds * per_round, clock)
+        bare_flows = await _bare_flows(bare, api, flows)
+        for app in apps:
+            await app.start()
+        drivers: dict[str, tuple[Application, Driver, list[Flow]]] = {  # type: ignore[type-arg]
+            "bare": (bare, BareDriver(api), bare_flows),
+            "casebot": (casebot, CasebotDriver(api), flows),
+        }
+        for name, (app, driver, fl) in drivers.items():  # warm-up, not counted
+            await _start_polling(app)
+            await sequential(driver, fl[:warmup], None)
+            await _stop_polling(app)
+            drivers[name] = (app, driver, fl[warmup:])
+        for r in range(rounds):
+            for name, (app, driver, fl) in drivers.items():
+                mine = fl[r * per_round:(r + 1) * per_round] if name == "casebot" else fl[:per_round]
+                await _start_polling(app)
+                await sequential(driver, mine[:cases], samples[name])
+                await burst(driver, mine[cases:], samples[name])
+                await _stop_polling(app)
+        if api.server_errors:
+            raise AssertionError(api.server_errors[-1])
+        services: Services = casebot.bot_data[SERVICES]
+        ids = [f.case_id for f in flows]
+        resolved = await services.db.one(
+            f"SELECT COUNT(*) FROM cases WHERE status = 'resolved' AND id IN ({','.join('?' * len(ids))})",
+            ids)
+        if resolved is None or resolved[0] != len(ids):
+            raise AssertionError(f"{len(ids)} cases pressed through, {resolved and resolved[0]} resolved")
+    finally:
+        for app in apps:
+            with contextlib.suppress(Exception):
+                if app.updater is not None and app.updater.running:
+                    await app.updater.stop()
+            with contextlib.suppress(Exception):
+                if app.running:
+                    await app.stop()
+        with contextlib.suppress(Exception):
+            if casebot.post_stop:
+                await casebot.post_stop(casebot)
+        for app in apps:
+            with contextlib.suppress(Exception):
+                await app.shutdown()
+        if casebot.post_shutdown:
+            await casebot.post_shutdown(casebot)
+        api.stop()
+    return figures(samples["casebot"], samples["bare"], cases, rounds)
+
+
+def figures(bot: Samples, bare: Samples, cases: int, rounds: int) -> list[Figure]:
+    def rate(s: Samples, burst_mode: bool) -> float:
+        return (s.burst_updates / s.burst_seconds) if burst_mode else (s.seq_updates / s.seq_seconds)
+
+    b_burst, r_burst = rate(bot, True), rate(bare, True)
+    b_seq, r_seq = rate(bot, False), rate(bare, False)
+    lat, ref = bot.all_latencies, bare.all_latencies
+    detail = ", ".join(f"{k} {ms(median(v))}" for k, v in bot.latencies.items())
+    n = len(lat)
+    out = [
+        Figure("Button presses, burst (Accept, Resolved…, answer, Skip): updates/s",
+               f"{b_burst:.0f}/s", f"{r_burst:.0f}/s bare PTB bot", f"{b_burst / r_burst:.2f}",
+               "≥ 0.5", b_burst / r_burst >= 0.5,
+               data={"casebot": b_burst, "bare": r_burst, "updates": bot.burst_updates}),
+        Figure("Button presses, one at a time: updates/s", f"{b_seq:.0f}/s", f"{r_seq:.0f}/s bare",
+               f"{b_seq / r_seq:.2f}", "≥ 0.5", b_seq / r_seq >= 0.5,
+               data={"casebot": b_seq, "bare": r_seq, "updates": bot.seq_updates}),
+        Figure(f"Button press latency p50 (n={n}; {detail})", ms(median(lat)), f"{ms(median(ref))} bare",
+               ratio(median(lat), median(ref)), data={"casebot": median(lat), "bare": median(ref)}),
+        Figure(f"Button press latency p99 (n={n})", ms(percentile(lat, 99)),
+               f"{ms(percentile(ref, 99))} bare", ratio(percentile(lat, 99), percentile(ref, 99)),
+               data={"casebot": percentile(lat, 99), "bare": percentile(ref, 99)}),
+    ]
+    return out

@@ -1,0 +1,183 @@
+"""Run the benchmarks and print one Markdown table: figure, value, reference, ratio, target.
+
+    python -m bench.run                      # everything at 10k, 100k and 1M cases
+    python -m bench.run reminders digest     # some of them
+    python -m bench.run --sizes 10000,100000 --out /tmp/bench.md
+
+Databases are generated on first use and cached (bench/generate.py); benchmarks that write
+work on copies in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import telegram
+
+from bench import delivery, generate, memory, presses, reports, scan
+from bench.common import Figure, size_label, table
+
+BENCHMARKS = ("reminders", "digest", "presses", "delivery", "memory", "reports")
+
+
+@dataclass
+class Options:
+    sizes: list[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
+    benchmarks: tuple[str, ...] = BENCHMARKS
+    seed: int = 1
+    due_now: int = generate.DUE_NOW
+    data_dir: Path = generate.DATA_DIR
+    work_dir: Path | None = None        # None: a temporary folder, removed at the end
+    press_size: int | None = None       # None: 100k if measured, else the largest size below
+    press_cases: int = 40               # flows per mode and round (4 updates each)
+    press_rounds: int = 4
+    delivery_messages: int = 3000
+    delivery_chats: int = 1000
+    scan_repeats: int = 1000
+    digest_repeats: int = 3
+    memory_reference: bool = True       # also start the bot on the smallest database
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kib / 1024 / 1024:.0f} GB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    import os
+
+    return (f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+            f"python-telegram-bot {telegram.__version__}")
+
+
+def code_state() -> str:
+    """The commit measured, and the files of bot/ changed since (work in progress)."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "bot"], cwd=repo,
+                               capture_output=True, text=True, check=True).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    changed = [line[3:] for line in dirty if line.strip()]
+    return f"commit {head}" + (f", with uncommitted changes to {', '.join(changed)}" if changed else "")
+
+
+def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
+    sizes = sorted(set(options.sizes))
+    wanted = set(options.benchmarks)
+    press_size = options.press_size or max([s for s in sizes if s <= 100_000] or [min(sizes)])
+    needed = set(sizes) if wanted & {"reminders"} else set()
+    if wanted & {"digest", "memory"}:
+        needed |= {min(sizes), max(sizes)}
+    if "presses" in wanted:
+        needed.add(press_size)
+    if "delivery" in wanted:
+        needed.add(min(sizes))
+    paths = {n: generate.ensure(n, seed=options.seed, due_now=options.due_now,
+                                data_dir=options.data_dir, log=log) for n in sorted(needed)}
+    ends = {n: paths[n] for n in {min(sizes), max(sizes)} if n in paths}
+    own_work = options.work_dir is None
+    work = Path(tempfile.mkdtemp(prefix="casebot-bench-")) if own_work else options.work_dir
+    assert work is not None
+    figures: list[Figure] = []
+    try:
+        for name in BENCHMARKS:
+            if name not in wanted:
+                continue
+            log(f"{name} …")
+            started = time.perf_counter()
+            if name == "reminders":
+                got = asyncio.run(scan.reminder_scan(paths, repeats=options.scan_repeats,
+                                                  block=min(100, options.scan_repeats)))
+            elif name == "digest":
+                got = asyncio.run(scan.digest(ends, work, repeats=options.digest_repeats))
+            elif name == "presses":
+                got = asyncio.run(presses.run(paths[press_size], work, cases=options.press_cases,
+                                              rounds=options.press_rounds))
+                for f in got:
+                    f.name += f" ({size_label(press_size)} cases)"
+            elif name == "delivery":
+                got = asyncio.run(delivery.run(paths[min(sizes)], work,
+                                               messages=options.delivery_messages,
+                                               n_chats=options.delivery_chats))
+            elif name == "memory":
+                got = asyncio.run(memory.run(
+                    ends if options.memory_reference else {max(sizes): paths[max(sizes)]}, work))
+            else:
+                got = reports.run()
+            figures += got
+            for f in got:
+                log(f"  {f.name}: {f.value} (reference {f.reference}, ratio {f.ratio}) {f.verdict}")
+            log(f"{name} done in {time.perf_counter() - started:.1f} s")
+            for leftover in work.glob("*.sqlite3*"):
+                leftover.unlink()
+    finally:
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("benchmarks", nargs="*", metavar="BENCHMARK",
+                        help=f"some of {', '.join(BENCHMARKS)} (default: all)")
+    parser.add_argument("--sizes", default="10000,100000,1000000",
+                        help="case counts, comma-separated (default 10000,100000,1000000)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--due-now", type=int, default=generate.DUE_NOW)
+    parser.add_argument("--data-dir", type=Path, default=generate.DATA_DIR)
+    parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--press-size", type=int, default=None)
+    parser.add_argument("--press-cases", type=int, default=40)
+    parser.add_argument("--press-rounds", type=int, default=4)
+    parser.add_argument("--delivery-messages", type=int, default=3000)
+    parser.add_argument("--delivery-chats", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    args = parser.parse_args(argv)
+    unknown = [b for b in args.benchmarks if b not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}: choose from {', '.join(BENCHMARKS)}")
+    options = Options(
+        sizes=[int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()],
+        benchmarks=tuple(args.benchmarks) or BENCHMARKS, seed=args.seed, due_now=args.due_now,
+        data_dir=args.data_dir, work_dir=args.work_dir, press_size=args.press_size,
+        press_cases=args.press_cases, press_rounds=args.press_rounds,
+        delivery_messages=args.delivery_messages, delivery_chats=args.delivery_chats,
+    )
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    figures = run(options, log)
+    text = f"Machine: {machine()}\nCode: {code_state()}\n\n{table(figures)}\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0 if all(f.met is not False for f in figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

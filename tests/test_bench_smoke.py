@@ -1,0 +1,66 @@
+"""The benchmarks of bench/ run end to end at a tiny size, so that they do not rot.
+
+Only behaviour and completion are checked, never timing: every benchmark measures what it says
+(the same number of reminders due at every size, a digest for every supervisor, presses that
+resolve their cases, every notification delivered, a bot process that starts and sends its
+digests). ``python -m bench.run`` measures for real (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.common import Figure
+from bench.run import BENCHMARKS, Options, run
+
+
+@pytest.fixture(autouse=True)
+def _keep_log_levels() -> Iterator[None]:
+    """The benchmarks quiet the bot's loggers; the tests after this one need them as they were."""
+    levels = {name: logging.getLogger(name).level for name in ("", "bot", "telegram", "httpx")}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    options = Options(
+        sizes=[400, 800], due_now=20, data_dir=tmp_path / "data", work_dir=tmp_path / "work",
+        press_cases=2, press_rounds=1, delivery_messages=60, delivery_chats=30,
+        scan_repeats=3, digest_repeats=1, memory_reference=False,
+    )
+    figures = run(options, log=lambda line: None)
+
+    def named(prefix: str) -> list[Figure]:
+        found = [f for f in figures if f.name.startswith(prefix)]
+        assert found, f"no figure {prefix!r} in {[f.name for f in figures]}"
+        return found
+
+    scans = named("Reminder scan")
+    assert [f.data["cases"] for f in scans] == [400, 800]
+    assert {f.data["selected"] for f in scans} == {20}  # the same number due at every size
+
+    (digest,) = named("Daily digest")
+    assert digest.data["scopes"] == 256 and digest.data["queued"] == 257  # and the working group
+
+    burst, one_by_one, p50, p99 = named("Button press")
+    assert burst.data["updates"] == one_by_one.data["updates"] == 2 * 4  # two cases, four updates
+    assert p50.data["casebot"] > 0 and p99.data["bare"] > 0
+
+    rate, too_many, lost = named("Delivery")
+    assert rate.data["delivered"] == 60 and lost.data["lost"] == 0 and lost.data["failed"] == 0
+    assert too_many.data["count_429"] >= 0
+
+    restart, fresh, first_run, memory = named("Start-up") + named("First run") + named("Peak RSS")
+    assert fresh.data["fresh"]["digests"] == 257  # today's digests, caught up after start
+    assert fresh.data["fresh"]["delivered"] >= 257 + 20  # and the reminders due, all delivered
+    assert restart.data["restart"]["startup"] > 0 and memory.data["fresh"]["hwm_kib"] > 0
+    assert first_run.data["fresh"]["scheduled_first_run_in"] >= 0
+
+    (reports,) = named("Reports and exports")
+    assert reports.value
+    assert len(figures) == 2 + 1 + 4 + 3 + 4 + 1 and len(BENCHMARKS) == 6
