@@ -103,7 +103,12 @@ async def _post_init(app: Application) -> None:
     if app.bot_data.get("jobs", True):
         # The first run comes right after start: it sends today's digest if it was missed while
         # the bot was down, without holding up start-up.
-        app.job_queue.run_repeating(tick, interval=settings.reminders.interval_minutes * 60, first=0,
+        # Not first=0 on the repeating job: its start is already past when the job queue starts
+        # (after post_init), and APScheduler would put the first run a whole interval later.
+        interval = settings.reminders.interval_minutes * 60
+        app.job_queue.run_once(tick, when=0, name="reminders-and-digests-at-start",
+                               job_kwargs={"misfire_grace_time": None})
+        app.job_queue.run_repeating(tick, interval=interval, first=interval,
                                     name="reminders-and-digests")
     log.info("casebot started: %d units, database %s", len(settings.units), settings.database_path)
 
