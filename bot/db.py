@@ -104,14 +104,24 @@ class Database:
             else:
                 await self.conn.execute("COMMIT")
 
+    async def write(self, sql: str, params: Iterable[Any] = (), *, many: bool = False) -> int:
+        """One statement, atomic by itself (autocommit), in turn with the transactions: one trip
+        to aiosqlite's thread instead of three (BEGIN, the statement, COMMIT). Rows changed."""
+        async with self._write_lock:
+            if many:
+                cur = await self.conn.executemany(sql, params)
+            else:
+                cur = await self.conn.execute(sql, tuple(params))
+            return int(cur.rowcount)
+
     async def one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        async with self.conn.execute(sql, tuple(params)) as cur:
-            row: Row | None = await cur.fetchone()
-            return row
+        # execute_fetchall: one trip to aiosqlite's thread; a cursor takes three (execute,
+        # fetch, close), and each trip costs more than the query.
+        rows = list(await self.conn.execute_fetchall(sql, tuple(params)))
+        return rows[0] if rows else None
 
     async def all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-        async with self.conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return list(await self.conn.execute_fetchall(sql, tuple(params)))
 
 
 def _split_sql(script: str) -> list[str]:

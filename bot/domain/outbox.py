@@ -103,16 +103,22 @@ class OutboxStore:
 
     async def mark_sending(self, item_ids: list[int], now: datetime) -> None:
         """Claimed for sending. A row still "sending" after a crash is simply due again."""
-        async with self.db.transaction() as conn:
-            await conn.executemany("UPDATE outbox SET sending_at = ? WHERE id = ?",
-                                   [(to_db(now), i) for i in item_ids])
+        await self.db.write("UPDATE outbox SET sending_at = ? WHERE id = ?",
+                            [(to_db(now), i) for i in item_ids], many=True)
 
     async def mark_sent(self, item_id: int, now: datetime, message_id: int | None = None) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, message_id = ? WHERE id = ?",
-                (to_db(now), message_id, item_id),
-            )
+        await self.db.write(
+            "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, message_id = ? WHERE id = ?",
+            (to_db(now), message_id, item_id))
+
+    async def unreachable(self, chat_ids: list[int]) -> set[int]:
+        """Which of these chats blocked or removed the bot: one query for a batch."""
+        if not chat_ids:
+            return set()
+        rows = await self.db.all(
+            f"SELECT chat_id FROM unreachable_chats WHERE chat_id IN ({','.join('?' * len(chat_ids))})",
+            chat_ids)
+        return {int(r[0]) for r in rows}
 
     async def is_unreachable(self, chat_id: int) -> bool:
         return await self.db.one("SELECT 1 FROM unreachable_chats WHERE chat_id = ?",

@@ -225,7 +225,6 @@ async def skip_evidence(update: Update, context: Context) -> int:
         await stale_button(update)
         return END
     await query.answer()
-    await query.edit_message_reply_markup(None)
     return await _finish(update, context, pending, ())
 
 
@@ -244,7 +243,10 @@ async def _finish(
     except DomainError as exc:
         await _fail(update, context, exc, case_id)
         return END
-    await reply(update, "✅ " + _done(action, case_id))
+    if update.callback_query is not None:  # Skip: the question itself becomes the confirmation
+        await update.callback_query.edit_message_text("✅ " + _done(action, case_id))
+    else:
+        await reply(update, "✅ " + _done(action, case_id))
     return END
 
 

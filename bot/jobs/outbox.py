@@ -100,14 +100,18 @@ class OutboxSender:
         """The items that may go now: one per chat (so each chat keeps its order), within the
         limits. Also the shortest wait when none may."""
         batch: list[OutboxItem] = []
-        seen: set[int | None] = set()
+        seen: set[object] = set()
         shortest: float | None = None
+        blocked = await self.store.unreachable(sorted({i.chat_id for i in items if i.chat_id is not None}))
         for item in items:
             chat = item.chat_id
-            if chat in seen:
+            # A refresh has no chat (it edits the case's cards, each paced by its own chat):
+            # one per case in a batch, not one refresh per batch.
+            key = chat if chat is not None else ("case", item.case_id)
+            if key in seen:
                 continue
-            seen.add(chat)
-            if chat is not None and await self.store.is_unreachable(chat):
+            seen.add(key)
+            if chat is not None and chat in blocked:
                 await self.store.mark_failed(item.id, self.clock(), "unreachable")
                 continue
             wait = self.throttle.ready_in(chat) if chat is not None else 0.0
