@@ -48,6 +48,20 @@ class Unit:
         )
 
 
+class _Snapshot:
+    """The active units by id, by key and by chat (a bound chat wins over the config's), and
+    the working group's bound chat."""
+
+    def __init__(self, units: list[Unit], wg_chat_id: int | None) -> None:
+        self.by_id = {u.id: u for u in units}
+        self.by_key = {u.key.lower(): u for u in units}
+        self.by_chat: dict[int, Unit] = {}
+        for u in sorted(units, key=lambda u: (not u.bound, u.id)):
+            if u.chat_id is not None:
+                self.by_chat.setdefault(u.chat_id, u)  # bound ones first
+        self.wg_chat_id = wg_chat_id
+
+
 @dataclass(frozen=True)
 class Category:
     id: int
@@ -72,38 +86,55 @@ class UnitService:
         self._seen: dict[int, tuple[tuple[str, str | None, str | None], bool]] = {}
         self._parent: dict[int, int | None] = {}
         self._children: dict[int | None, list[int]] = {}
+        self._units: _Snapshot | None = None  # the active units and their chats, in memory
+        self.generation = 0  # moves on whenever units or their chats change
+
+    def _changed(self) -> None:
+        self._units = None
+        self.generation += 1
+
+    async def _snapshot(self) -> _Snapshot:
+        """Units change only with the config and /bindchat, and every update asks for its chat's
+        unit: they are read once and kept until one of those changes them."""
+        snap = self._units
+        if snap is None:
+            generation = self.generation
+            units = [Unit.from_row(r) for r in await self.db.all(_UNIT_SELECT + " WHERE u.active")]
+            wg = await self.db.one("SELECT value FROM settings_kv WHERE key = ?", (_WG_CHAT,))
+            snap = _Snapshot(units, None if wg is None else int(wg["value"]))
+            if self.generation == generation:  # not changed while it was read
+                self._units = snap
+        return snap
 
     async def sync_from_config(self) -> None:
         """Make the units and categories tables match the config (keys are stable)."""
         async with self.db.transaction() as conn:
             keys = [u.key for u in self.settings.units]
-            for unit in self.settings.units:
-                await conn.execute(
-                    "INSERT INTO units(key, name, name_km, kind, config_chat_id, ack_days, active)"
-                    " VALUES(?,?,?,?,?,?,1) ON CONFLICT(key) DO UPDATE SET name=excluded.name,"
-                    " name_km=excluded.name_km, kind=excluded.kind,"
-                    " config_chat_id=excluded.config_chat_id, ack_days=excluded.ack_days, active=1",
-                    (unit.key, unit.name, unit.name_km, unit.kind, unit.chat_id, unit.ack_days),
-                )
-            for unit in self.settings.units:
-                await conn.execute(
-                    "UPDATE units SET parent_id=(SELECT id FROM units WHERE key=?) WHERE key=?",
-                    (unit.parent, unit.key),
-                )
+            await conn.executemany(
+                "INSERT INTO units(key, name, name_km, kind, config_chat_id, ack_days, active)"
+                " VALUES(?,?,?,?,?,?,1) ON CONFLICT(key) DO UPDATE SET name=excluded.name,"
+                " name_km=excluded.name_km, kind=excluded.kind,"
+                " config_chat_id=excluded.config_chat_id, ack_days=excluded.ack_days, active=1",
+                [(u.key, u.name, u.name_km, u.kind, u.chat_id, u.ack_days) for u in self.settings.units],
+            )
+            await conn.executemany(
+                "UPDATE units SET parent_id=(SELECT id FROM units WHERE key=?) WHERE key=?",
+                [(u.parent, u.key) for u in self.settings.units],
+            )
             marks = ",".join("?" * len(keys))
             await conn.execute(f"UPDATE units SET active=0 WHERE key NOT IN ({marks})", keys)
             cat_keys = [c.key for c in self.settings.categories]
-            for cat in self.settings.categories:
-                await conn.execute(
-                    "INSERT INTO categories(key, name, name_km, active) VALUES(?,?,?,1)"
-                    " ON CONFLICT(key) DO UPDATE SET name=excluded.name, name_km=excluded.name_km,"
-                    " active=1",
-                    (cat.key, cat.name, cat.name_km),
-                )
+            await conn.executemany(
+                "INSERT INTO categories(key, name, name_km, active) VALUES(?,?,?,1)"
+                " ON CONFLICT(key) DO UPDATE SET name=excluded.name, name_km=excluded.name_km,"
+                " active=1",
+                [(c.key, c.name, c.name_km) for c in self.settings.categories],
+            )
             marks = ",".join("?" * len(cat_keys))
             await conn.execute(
                 f"UPDATE categories SET active=0 WHERE key NOT IN ({marks})", cat_keys
             )
+        self._changed()
         await self.load_tree()
 
     # --- reads -------------------------------------------------------------------------
@@ -113,14 +144,13 @@ class UnitService:
         return [Unit.from_row(r) for r in rows]
 
     async def by_key(self, key: str) -> Unit:
-        row = await self.db.one(_UNIT_SELECT + " WHERE u.key = ? AND u.active", (key.lower(),))
-        if row is None:
+        unit = (await self._snapshot()).by_key.get(key.lower())
+        if unit is None:
             raise UnitNotFound(key)
-        return Unit.from_row(row)
+        return unit
 
     async def by_id(self, unit_id: int) -> Unit | None:
-        row = await self.db.one(_UNIT_SELECT + " WHERE u.id = ? AND u.active", (unit_id,))
-        return None if row is None else Unit.from_row(row)
+        return (await self._snapshot()).by_id.get(unit_id)
 
     async def institutions(self) -> list[Unit]:
         rows = await self.db.all(_UNIT_SELECT + " WHERE u.kind = 'external' AND u.active ORDER BY u.name")
@@ -138,12 +168,7 @@ class UnitService:
         return [Unit.from_row(r) for r in rows]
 
     async def unit_for_chat(self, chat_id: int) -> Unit | None:
-        row = await self.db.one(
-            _UNIT_SELECT + " WHERE u.active AND (b.chat_id = ? OR (b.chat_id IS NULL AND"
-            " u.config_chat_id = ?)) ORDER BY b.chat_id IS NULL LIMIT 1",
-            (chat_id, chat_id),
-        )
-        return None if row is None else Unit.from_row(row)
+        return (await self._snapshot()).by_chat.get(chat_id)
 
     async def categories(self) -> list[Category]:
         rows = await self.db.all("SELECT id, key, name, name_km FROM categories WHERE active ORDER BY id")
@@ -156,10 +181,8 @@ class UnitService:
         return None if r is None else Category(r["id"], r["key"], r["name"], r["name_km"])
 
     async def wg_chat_id(self) -> int | None:
-        row = await self.db.one("SELECT value FROM settings_kv WHERE key = ?", (_WG_CHAT,))
-        if row is not None:
-            return int(row["value"])
-        return self.settings.working_group_chat_id
+        bound = (await self._snapshot()).wg_chat_id
+        return bound if bound is not None else self.settings.working_group_chat_id
 
     # --- the tree (units change only with the config, so it is kept in memory) -----------
 
@@ -208,6 +231,7 @@ class UnitService:
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (_WG_CHAT, str(chat_id)),
                 )
+            self._changed()
             return _("the working group")
         unit = await self.by_key(key)
         async with self.db.transaction() as conn:
@@ -222,6 +246,7 @@ class UnitService:
             await conn.execute("DELETE FROM settings_kv WHERE key = ? AND value = ?",
                                (_WG_CHAT, str(chat_id)))
             await conn.execute("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
+        self._changed()
         return unit.name
 
     async def seen(
