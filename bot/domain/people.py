@@ -76,6 +76,33 @@ class PeopleService:
         self.db = db
         self.settings = settings
         self.units = units
+        # Every update asks who its sender is: their grants are kept in memory, and forgotten
+        # whenever a grant or a unit changes (``_version``, ``units.generation``).
+        self._grants: dict[int, tuple[list[Grant], bool]] = {}
+        self._version = 0
+        self._units_generation = units.generation
+
+    def _grants_changed(self) -> None:
+        self._version += 1
+        self._grants.clear()
+
+    async def _held(self, tg_id: int) -> tuple[list[Grant], bool]:
+        """The person's active grants (on active units), and whether they hold any grant at all."""
+        if self._units_generation != self.units.generation:
+            self._units_generation = self.units.generation
+            self._grants_changed()
+        held = self._grants.get(tg_id)
+        if held is None:
+            version, generation = self._version, self.units.generation
+            rows = await self.db.all(
+                _GRANT_SELECT.replace("WHERE g.revoked_at IS NULL AND (g.unit_id IS NULL OR u.active)",
+                                      "WHERE g.revoked_at IS NULL")
+                .replace("AS unit_name", "AS unit_name, g.unit_id IS NULL OR u.active AS live")
+                + " AND g.tg_id = ? ORDER BY g.id", (tg_id,))
+            held = ([_grant(r) for r in rows if r["live"]], bool(rows))
+            if version == self._version and generation == self.units.generation:
+                self._grants[tg_id] = held
+        return list(held[0]), held[1]
 
     # --- start-up -------------------------------------------------------------------------
 
@@ -105,20 +132,18 @@ class PeopleService:
                         " VALUES(?, 'working_group', 'config', ?)", (tg_id, to_db(now)))
                 await conn.execute("INSERT INTO settings_kv(key, value) VALUES(?, ?)",
                                    (_WG_MIGRATED, to_db(now)))
+        self._grants_changed()
 
     # --- reads ----------------------------------------------------------------------------
 
     async def grants(self, tg_id: int) -> list[Grant]:
-        rows = await self.db.all(_GRANT_SELECT + " AND g.tg_id = ? ORDER BY g.id", (tg_id,))
-        return [_grant(r) for r in rows]
+        return (await self._held(tg_id))[0]
 
     async def global_roles(self, tg_id: int) -> frozenset[Role]:
         return frozenset(g.role for g in await self.grants(tg_id) if g.role in GLOBAL_ROLES)
 
     async def is_registered(self, tg_id: int) -> bool:
-        row = await self.db.one("SELECT 1 FROM grants WHERE tg_id = ? AND revoked_at IS NULL LIMIT 1",
-                                (tg_id,))
-        return row is not None
+        return (await self._held(tg_id))[1]
 
     async def unit_scope(self, tg_id: int) -> set[int] | None:
         """Units whose cases the person may read: None means all (admin, working group)."""
@@ -232,6 +257,7 @@ class PeopleService:
                 (tg_id, inv["role"], inv["unit_id"], inv["created_by"], to_db(now)))
             await conn.execute("UPDATE invitations SET used_by = ?, used_at = ? WHERE id = ?",
                                (tg_id, to_db(now), inv["id"]))
+        self._grants_changed()
         grants = await self.grants(tg_id)
         return next(g for g in grants if g.role == inv["role"] and g.unit_id == inv["unit_id"])
 
@@ -329,6 +355,7 @@ class PeopleService:
                 await conn.execute(
                     "UPDATE grants SET revoked_by = ?, revoked_at = ? WHERE id = ?",
                     (actor_id, to_db(now), g.id))
+        self._grants_changed()
         return allowed
 
     # --- refusals -----------------------------------------------------------------------------
