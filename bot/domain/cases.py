@@ -543,11 +543,10 @@ class CaseService:
     ) -> CaseView:
         text = change.text.strip()
         async with self.db.transaction() as conn:
-            async with conn.execute(_CASE_SELECT + " WHERE c.id = ?", (case_id,)) as cur:
-                row = await cur.fetchone()
-            if row is None:
+            rows = list(await conn.execute_fetchall(_CASE_SELECT + " WHERE c.id = ?", (case_id,)))
+            if not rows:
                 raise CaseNotFound(case_id)
-            case = _view(row)
+            case = _view(rows[0])
             roles = await self.roles(actor, case)
             self._guard(case, action, roles, expected_version, actor)
             self.check_text(action, text)
