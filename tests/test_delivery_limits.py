@@ -32,6 +32,7 @@ from tests.fakebotapi import FakeBotAPI
 from tests.harness import Bot, running_bot
 from tests.test_e2e_inputs import make_case
 
+BUTTONS = [[("Update status", "x:1")]]
 REAL_LIMITS = {"overall_per_second": 30, "per_chat_per_second": 1, "group_per_minute": 20}
 
 
@@ -210,10 +211,11 @@ async def test_a_burst_keeps_within_telegrams_limits(
         monkeypatch.setattr(sender, "bot", warp.bot(sender.bot))
         people = [700_001 + i for i in range(40)]
         async with bot.services.db.transaction() as conn:  # queued at once, delivered below
-            for i in range(45):
-                await queue_text(conn, DP_CHAT, f"group message {i:02d}", clock())
+            for i in range(45):  # with buttons, as reminders are: each its own message
+                await queue_text(conn, DP_CHAT, f"group message {i:02d}", clock(), buttons=BUTTONS)
                 if i < len(people):
-                    await queue_text(conn, people[i], f"private message {i:02d}", clock())
+                    await queue_text(conn, people[i], f"private message {i:02d}", clock(),
+                                     buttons=BUTTONS)
         mark = api.mark()
         await sender.drain()
 
@@ -241,10 +243,12 @@ async def test_a_burst_keeps_within_telegrams_limits(
 
 # --- failures ----------------------------------------------------------------------------------
 
-async def queue(bot: Bot, chat_id: int, *texts: str) -> None:
+async def queue(bot: Bot, chat_id: int, *texts: str, plain: bool = False) -> None:
+    """Texts to a chat, queued together. With buttons (as reminders have) unless ``plain``: plain
+    texts queued together share a message (see the tests of joining below)."""
     async with bot.services.db.transaction() as conn:
         for text in texts:
-            await queue_text(conn, chat_id, text, bot.clock())
+            await queue_text(conn, chat_id, text, bot.clock(), buttons=None if plain else BUTTONS)
 
 
 async def rows_to(bot: Bot, chat_id: int) -> list[tuple[str, bool, str | None, str | None, int]]:
@@ -439,6 +443,68 @@ async def test_every_row_ends_sent_or_failed(bot: Bot, monkeypatch: pytest.Monke
     assert delivered(bot, mark, WG_CHAT)[0] == "wg 1"
     rows = await bot.services.db.all("SELECT message_id FROM outbox WHERE sent_at IS NOT NULL AND kind = 'text'")
     assert all(r[0] for r in rows)
+
+
+# --- plain texts queued together share a message ----------------------------------------------
+
+async def sent_ids(bot: Bot, chat_id: int) -> list[int | None]:
+    rows = await bot.services.db.all(
+        "SELECT message_id FROM outbox WHERE kind = 'text' AND chat_id = ? ORDER BY id", (chat_id,))
+    return [r[0] for r in rows]
+
+
+async def test_plain_texts_queued_together_go_as_one_message(bot: Bot) -> None:
+    """A burst of one-line notices to the working group (20 messages a minute) is one message;
+    a text with buttons goes on its own, and the order is kept."""
+    mark = bot.api.mark()
+    lines = [f"#{i} accepted" for i in range(1, 6)]
+    await queue(bot, WG_CHAT, *lines[:2], plain=True)
+    await queue(bot, WG_CHAT, "reminder with buttons")
+    await queue(bot, WG_CHAT, *lines[2:], plain=True)
+    await bot.settle()
+    assert delivered(bot, mark, WG_CHAT) == ["#1 accepted\n#2 accepted", "reminder with buttons",
+                                             "#3 accepted\n#4 accepted\n#5 accepted"]
+    ids = await sent_ids(bot, WG_CHAT)
+    assert all(ids) and ids[0] == ids[1] and ids[1] != ids[2] != ids[3] and ids[3] == ids[4] == ids[5]
+    assert [s[1] for s in await rows_to(bot, WG_CHAT)] == [True] * 6
+
+
+async def test_joined_texts_stay_within_one_message(bot: Bot) -> None:
+    mark = bot.api.mark()
+    lines = [f"{i:03d} " + "x" * 996 for i in range(9)]  # 1,000 characters each
+    await queue(bot, WG_CHAT, *lines, plain=True)
+    await bot.settle()
+    messages = delivered(bot, mark, WG_CHAT)
+    assert "\n".join(messages).split("\n") == lines  # each text whole, in order
+    assert [len(m.split("\n")) for m in messages] == [3, 3, 3]  # as many as fit in 4,096, less room
+    assert [s[1] for s in await rows_to(bot, WG_CHAT)] == [True] * 9
+
+
+async def test_a_joined_message_refused_sends_each_text_alone(bot: Bot) -> None:
+    """One malformed text does not take the others down with it."""
+    mark = bot.api.mark()
+    await queue(bot, SR_CHAT, "first", "<b>malformed", "third", plain=True)
+    await bot.settle()
+    bot.clock.advance(seconds=1)
+    await bot.settle()
+    assert delivered(bot, mark, SR_CHAT) == ["first", "third"]
+    state = await rows_to(bot, SR_CHAT)
+    assert [(s[1], s[2] is not None) for s in state] == [(True, False), (False, True), (True, False)]
+    assert "parse" in (state[1][2] or "").lower()
+
+
+async def test_a_joined_message_held_by_retry_after_keeps_all_its_texts(bot: Bot) -> None:
+    bot.api.fail_next("sendMessage", "Too Many Requests: retry after 10", 429,
+                      parameters={"retry_after": 10}, predicate=lambda p: int(p["chat_id"]) == SR_CHAT)
+    mark = bot.api.mark()
+    await queue(bot, SR_CHAT, "one", "two", plain=True)
+    await bot.settle()
+    assert delivered(bot, mark, SR_CHAT) == []
+    assert [(s[1], s[4]) for s in await rows_to(bot, SR_CHAT)] == [(False, 0), (False, 0)]
+    bot.clock.advance(seconds=10)
+    await bot.settle()
+    assert delivered(bot, mark, SR_CHAT) == ["one\ntwo"]
+    assert [s[1] for s in await rows_to(bot, SR_CHAT)] == [True, True]
 
 
 # --- crashes ------------------------------------------------------------------------------------

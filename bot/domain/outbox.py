@@ -31,6 +31,18 @@ class OutboxItem:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime
+    more: bool = False               # more rows wait behind this one for the same chat
+    joined: tuple[int, ...] = ()     # further rows sent in this one's message (see ``followers``)
+    next_at: datetime | None = None  # when it is due
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return (self.id, *self.joined)
+
+    @property
+    def plain(self) -> bool:
+        """A text without buttons: it may share a message with the texts after it."""
+        return self.kind == "text" and not self.payload.get("buttons")
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,14 @@ class CardRef:
     chat_id: int
     message_id: int
     unit_id: int | None
+
+
+def _item(r: Any, now: datetime, *, more: bool = False) -> OutboxItem:
+    return OutboxItem(
+        r["id"], r["kind"], r["chat_id"], r["case_id"], r["text"], json.loads(r["payload"]),
+        r["attempts"], from_db(r["created_at"]) or now, more,
+        next_at=from_db(r["next_attempt_at"]) or now,
+    )
 
 
 async def queue_text(
@@ -81,19 +101,33 @@ class OutboxStore:
         """Rows to deliver now. A row waits while an earlier one to the same chat is still
         pending (backing off, or held by a retry_after): each chat gets its messages in order."""
         rows = await self.db.all(
-            "SELECT * FROM outbox o INDEXED BY outbox_pending WHERE sent_at IS NULL AND failed_at IS NULL"
+            "SELECT *, EXISTS (SELECT 1 FROM outbox q INDEXED BY outbox_pending_chat"
+            " WHERE q.sent_at IS NULL AND q.failed_at IS NULL AND q.chat_id = o.chat_id"
+            " AND q.id > o.id) AS more"
+            " FROM outbox o INDEXED BY outbox_pending WHERE sent_at IS NULL AND failed_at IS NULL"
             " AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox p"
             " WHERE p.sent_at IS NULL AND p.failed_at IS NULL AND p.chat_id = o.chat_id"
             " AND p.id < o.id) ORDER BY id LIMIT ?",
             (to_db(now), limit),
         )
-        return [
-            OutboxItem(
-                r["id"], r["kind"], r["chat_id"], r["case_id"], r["text"],
-                json.loads(r["payload"]), r["attempts"], from_db(r["created_at"]) or now,
-            )
-            for r in rows
-        ]
+        return [_item(r, now, more=bool(r["more"])) for r in rows]
+
+    async def followers(self, item: OutboxItem, now: datetime, room: int) -> list[OutboxItem]:
+        """The plain texts queued right behind a plain text, for the same chat and due now, that
+        fit with it in one message of ``room`` characters: a burst of one-line notices to a chat
+        (the working group's, limited to 20 messages a minute) goes as one message."""
+        rows = await self.db.all(
+            "SELECT * FROM outbox INDEXED BY outbox_pending_chat WHERE sent_at IS NULL"
+            " AND failed_at IS NULL AND chat_id = ? AND id > ? ORDER BY id LIMIT 50",
+            (item.chat_id, item.id))
+        out: list[OutboxItem] = []
+        for r in rows:
+            follower = _item(r, now)
+            room -= len(follower.text) + 1
+            if not follower.plain or (follower.next_at or now) > now or room < 0:
+                break
+            out.append(follower)
+        return out
 
     async def pending(self) -> int:
         row = await self.db.one(
@@ -106,10 +140,12 @@ class OutboxStore:
         await self.db.write("UPDATE outbox SET sending_at = ? WHERE id = ?",
                             [(to_db(now), i) for i in item_ids], many=True)
 
-    async def mark_sent(self, item_id: int, now: datetime, message_id: int | None = None) -> None:
+    async def mark_sent(self, item_ids: int | tuple[int, ...], now: datetime,
+                        message_id: int | None = None) -> None:
+        ids = (item_ids,) if isinstance(item_ids, int) else item_ids
         await self.db.write(
             "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, message_id = ? WHERE id = ?",
-            (to_db(now), message_id, item_id))
+            [(to_db(now), message_id, i) for i in ids], many=True)
 
     async def unreachable(self, chat_ids: list[int]) -> set[int]:
         """Which of these chats blocked or removed the bot: one query for a batch."""
@@ -138,22 +174,18 @@ class OutboxStore:
                 await queue_text(conn, chat, text, now)
 
     async def retry_later(
-        self, item_id: int, at: datetime, error: str, *, count_attempt: bool = True
+        self, item_ids: int | tuple[int, ...], at: datetime, error: str, *, count_attempt: bool = True
     ) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE outbox SET next_attempt_at = ?, last_error = ?,"
-                " attempts = attempts + ? WHERE id = ?",
-                (to_db(at), error[:500], 1 if count_attempt else 0, item_id),
-            )
+        ids = (item_ids,) if isinstance(item_ids, int) else item_ids
+        await self.db.write(
+            "UPDATE outbox SET next_attempt_at = ?, last_error = ?, attempts = attempts + ? WHERE id = ?",
+            [(to_db(at), error[:500], 1 if count_attempt else 0, i) for i in ids], many=True)
 
-    async def mark_failed(self, item_id: int, now: datetime, error: str) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1"
-                " WHERE id = ?",
-                (to_db(now), error[:500], item_id),
-            )
+    async def mark_failed(self, item_ids: int | tuple[int, ...], now: datetime, error: str) -> None:
+        ids = (item_ids,) if isinstance(item_ids, int) else item_ids
+        await self.db.write(
+            "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1 WHERE id = ?",
+            [(to_db(now), error[:500], i) for i in ids], many=True)
 
     async def record_card(
         self, ref: CardRef, now: datetime, sent_item_id: int | None = None

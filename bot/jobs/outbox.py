@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import itertools
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from telegram import Bot, Message
@@ -22,6 +24,7 @@ from bot.i18n import _, use_locale
 from bot.jobs.throttle import Throttle
 from bot.render import (
     CAPTION_LIMIT,
+    MESSAGE_LIMIT,
     card_buttons,
     card_text,
     cut,
@@ -32,6 +35,7 @@ from bot.render import (
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
+JOIN_LIMIT = MESSAGE_LIMIT - 596  # texts joined into one message: room for what HTML and emoji add
 
 
 class OutboxSender:
@@ -48,6 +52,7 @@ class OutboxSender:
         self.concurrency = max(1, int(cases.settings.delivery.overall_per_second))
         self._wake = asyncio.Event()
         self._draining = asyncio.Lock()  # one drain at a time: an item is never sent twice
+        self._alone: set[int] = set()  # rows that were refused in a joined message
         self._task: asyncio.Task[None] | None = None
         self.tz = cases.settings.tz
 
@@ -88,7 +93,8 @@ class OutboxSender:
                     return handled
                 batch, wait = await self._pick(items)
                 if batch:
-                    await self.store.mark_sending([i.id for i in batch], self.clock())
+                    batch = [await self._join(i) for i in batch]
+                    await self.store.mark_sending([n for i in batch for n in i.ids], self.clock())
                     await asyncio.gather(*(self._deliver(i) for i in batch))
                     handled += len(batch)
                 elif wait is not None:
@@ -123,6 +129,20 @@ class OutboxSender:
                 break
         return batch, shortest
 
+    async def _join(self, item: OutboxItem) -> OutboxItem:
+        """A plain text with more plain texts right behind it for the same chat takes them along
+        in one message (one line each), as long as it stays one message."""
+        if not (item.more and item.plain) or len(item.text) >= JOIN_LIMIT:
+            return item
+        followers = await self.store.followers(item, self.clock(), JOIN_LIMIT - len(item.text))
+        if not followers:
+            return item
+        followers = list(itertools.takewhile(lambda f: f.id not in self._alone, followers))
+        if not followers or item.id in self._alone:
+            return item
+        return replace(item, text="\n".join([item.text, *(f.text for f in followers)]),
+                       joined=tuple(f.id for f in followers))
+
     async def _pace(self, chat_id: int) -> None:
         while (wait := self.throttle.take(chat_id)) > 0:
             await asyncio.sleep(wait)
@@ -141,28 +161,32 @@ class OutboxSender:
                 await self._refresh(item)
             else:
                 raise ValueError(f"unknown outbox kind {item.kind}")
-            await self.store.mark_sent(item.id, self.clock(), message_id)
+            await self.store.mark_sent(item.ids, self.clock(), message_id)
             log.debug("delivered outbox item %s (%s)", item.id, item.kind)
         except RetryAfter as exc:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
             await self.store.retry_later(
-                item.id, now + timedelta(seconds=seconds), "retry after", count_attempt=False
+                item.ids, now + timedelta(seconds=seconds), "retry after", count_attempt=False
             )
         except Forbidden as exc:  # blocked by the person, or removed from the group
             log.warning("outbox item %s (%s): chat unreachable", item.id, item.kind)
-            await self.store.mark_failed(item.id, now, exc.message)
+            await self.store.mark_failed(item.ids, now, exc.message)
             if item.chat_id is not None:
                 await self._unreachable(item.chat_id, exc.message, now)
         except BadRequest as exc:
+            if item.joined:  # one of the texts is at fault: each goes again on its own, in order
+                self._alone.update(item.ids)
+                await self.store.retry_later(item.ids, now, exc.message, count_attempt=False)
+                return
             log.warning("outbox item %s (%s) refused: %s", item.id, item.kind, exc.message)
-            await self.store.mark_failed(item.id, now, exc.message)
+            await self.store.mark_failed(item.ids, now, exc.message)
         except (NetworkError, TelegramError) as exc:  # timeouts, 5xx: back off and retry
             if item.attempts + 1 >= MAX_ATTEMPTS:
                 log.warning("outbox item %s (%s) gave up: %s", item.id, item.kind, exc.message)
-                await self.store.mark_failed(item.id, now, exc.message)
+                await self.store.mark_failed(item.ids, now, exc.message)
             else:
-                await self.store.retry_later(item.id, backoff(item.attempts, now), exc.message)
+                await self.store.retry_later(item.ids, backoff(item.attempts, now), exc.message)
 
     async def _unreachable(self, chat_id: int, reason: str, now: datetime) -> None:
         """Stop writing to a chat that blocked or removed the bot; tell the working group once."""
