@@ -5,6 +5,8 @@ and the people ids. Units and categories reach the database through the real
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,7 +85,7 @@ def unit_chat(index: int) -> int:
 
 
 def config_dict(db_path: Path | str, *, base_url: str | None = None,
-                delivery: dict[str, float] | None = None) -> dict[str, Any]:
+                delivery: Mapping[str, float] | None = None) -> dict[str, Any]:
     units: list[dict[str, Any]] = [{"key": "moi", "name": "Ministry of Interior", "kind": "ministry"}]
     chats = 0
 
@@ -134,8 +136,39 @@ def config_dict(db_path: Path | str, *, base_url: str | None = None,
 
 
 def settings_for(db_path: Path | str, *, api: Any = None, base_url: str | None = None,
-                 delivery: dict[str, float] | None = None) -> Settings:
+                 delivery: Mapping[str, float] | None = None) -> Settings:
     """Settings of the synthetic ministry, talking to a FakeBotAPI (``api``, or its root URL)."""
     if api is not None:
         base_url = str(api.base_url).removesuffix("/bot")
     return parse_settings(config_dict(db_path, base_url=base_url, delivery=delivery))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def config_toml(db_path: Path | str, *, base_url: str | None = None,
+                delivery: Mapping[str, float] | None = None) -> str:
+    """``config_dict`` as a TOML file's text, for the ``casebot`` command line (``--config``)."""
+    data = config_dict(db_path, base_url=base_url, delivery=delivery)
+
+    def is_tables(v: Any) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items()
+             if not isinstance(v, dict) and not is_tables(v)]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]", *(f"{kk} = {_toml_value(vv)}" for kk, vv in v.items())]
+        elif is_tables(v):
+            for item in v:
+                lines += ["", f"[[{k}]]", *(f"{kk} = {_toml_value(vv)}" for kk, vv in item.items())]
+    return "\n".join(lines) + "\n"

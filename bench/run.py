@@ -47,6 +47,7 @@ class Options:
     scan_repeats: int = 1000
     digest_repeats: int = 3
     memory_reference: bool = True       # also start the bot on the smallest database
+    report_size: int | None = None      # reports and exports; None: as press_size's default
 
 
 def machine() -> str:
@@ -88,7 +89,8 @@ def code_state() -> str:
 def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
     sizes = sorted(set(options.sizes))
     wanted = set(options.benchmarks)
-    press_size = options.press_size or max([s for s in sizes if s <= 100_000] or [min(sizes)])
+    up_to_100k = max([s for s in sizes if s <= 100_000] or [min(sizes)])
+    press_size = options.press_size or up_to_100k
     needed = set(sizes) if wanted & {"reminders"} else set()
     if wanted & {"digest", "memory"}:
         needed |= {min(sizes), max(sizes)}
@@ -96,6 +98,9 @@ def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
         needed.add(press_size)
     if "delivery" in wanted:
         needed.add(min(sizes))
+    report_sizes = {min(sizes), options.report_size or up_to_100k}  # the reference, and 100k
+    if "reports" in wanted:
+        needed |= report_sizes
     paths = {n: generate.ensure(n, seed=options.seed, due_now=options.due_now,
                                 data_dir=options.data_dir, log=log) for n in sorted(needed)}
     ends = {n: paths[n] for n in {min(sizes), max(sizes)} if n in paths}
@@ -127,7 +132,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
                 got = asyncio.run(memory.run(
                     ends if options.memory_reference else {max(sizes): paths[max(sizes)]}, work))
             else:
-                got = reports.run()
+                got = reports.run({n: paths[n] for n in report_sizes}, work)
             figures += got
             for f in got:
                 log(f"  {f.name}: {f.value} (reference {f.reference}, ratio {f.ratio}) {f.verdict}")
@@ -152,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument("--press-size", type=int, default=None)
     parser.add_argument("--press-cases", type=int, default=40)
+    parser.add_argument("--report-size", type=int, default=None,
+                        help="cases for the reports and exports (default: 100k or the largest below)")
     parser.add_argument("--press-rounds", type=int, default=4)
     parser.add_argument("--delivery-messages", type=int, default=3000)
     parser.add_argument("--delivery-chats", type=int, default=1000)
@@ -166,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=args.data_dir, work_dir=args.work_dir, press_size=args.press_size,
         press_cases=args.press_cases, press_rounds=args.press_rounds,
         delivery_messages=args.delivery_messages, delivery_chats=args.delivery_chats,
+        report_size=args.report_size,
     )
 
     def log(line: str) -> None:

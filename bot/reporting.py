@@ -8,9 +8,10 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any, cast
 
 from babel.dates import format_date
 
@@ -158,29 +159,73 @@ def _png(fig: object) -> bytes:
     return buf.getvalue()
 
 
-def write_table(path: Path, sheets: Sequence[tuple[str, list[str], list[list[object]]]]) -> list[Path]:
+class TableWriter:
+    """Sheets written one row at a time: CSV (one file per sheet: the first at ``path``, the
+    others beside it) or XLSX (one file, a sheet each, openpyxl's write-only mode). No cap, and
+    nothing held but the row being written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.xlsx = path.suffix.lower() == ".xlsx"
+        self.written: list[Path] = []
+        self._file: IO[str] | None = None
+        self._workbook: Any = None
+        if self.xlsx:
+            from openpyxl import Workbook
+
+            self._workbook = Workbook(write_only=True)
+
+    def sheet(self, title: str, header: list[str]) -> Callable[[Sequence[object]], None]:
+        """Start the next sheet with its header; returns the function that appends a row."""
+        if self._workbook is not None:
+            ws = self._workbook.create_sheet(title)
+            ws.append(header)
+            return cast("Callable[[Sequence[object]], None]", ws.append)
+        self._close_file()
+        target = self.path if not self.written else self.path.with_name(
+            f"{self.path.stem}-{title}{self.path.suffix}")
+        self._file = target.open("w", newline="", encoding="utf-8-sig")
+        self.written.append(target)
+        writer = csv.writer(self._file)
+        writer.writerow(header)
+        return writer.writerow
+
+    def close(self) -> list[Path]:
+        """Finish the file(s); the paths written."""
+        if self._workbook is not None:
+            self._workbook.save(self.path)
+            self._workbook = None
+            self.written = [self.path]
+        self._close_file()
+        return self.written
+
+    def abort(self) -> None:
+        """Stop on an error: no XLSX is saved (a half-written sheet would be corrupt)."""
+        self._workbook = None
+        self._close_file()
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+Sheet = tuple[str, list[str], Iterable[Sequence[object]]]  # title, header, rows
+
+
+def write_table(path: Path, sheets: Sequence[Sheet]) -> list[Path]:
     """CSV (one file per sheet: the first at ``path``, the others beside it) or XLSX (one file,
     a sheet each), written row by row: no cap, little memory."""
-    if path.suffix.lower() == ".xlsx":
-        from openpyxl import Workbook
-
-        wb = Workbook(write_only=True)
+    out = TableWriter(path)
+    try:
         for title, header, rows in sheets:
-            ws = wb.create_sheet(title)
-            ws.append(header)
+            append = out.sheet(title, header)
             for row in rows:
-                ws.append(row)
-        wb.save(path)
-        return [path]
-    written = []
-    for i, (title, header, rows) in enumerate(sheets):
-        target = path if i == 0 else path.with_name(f"{path.stem}-{title}{path.suffix}")
-        with target.open("w", newline="", encoding="utf-8-sig") as fh:
-            w = csv.writer(fh)
-            w.writerow(header)
-            w.writerows(rows)
-        written.append(target)
-    return written
+                append(row)
+    except BaseException:
+        out.abort()
+        raise
+    return out.close()
 
 
 def stats_markdown(stats: dict[str, list[dict[str, object]]]) -> str:
@@ -242,14 +287,26 @@ async def cli_export(settings: Settings, args: argparse.Namespace) -> int:
     path = Path(args.output)
     if args.format == "xlsx" and path.suffix.lower() != ".xlsx":
         path = path.with_suffix(".xlsx")
+    personal = not args.no_personal_data
     db, reports = await _open(settings)
-    try:
-        ch, cases, eh, events = await reports.export_rows(period, None, not args.no_personal_data)
+    counts = {"cases": 0, "events": 0}
+    out = TableWriter(path)
+    try:  # written as read, a batch at a time: exports of any size in little memory
+        case_header, event_header = reports.export_headers(personal)
+        for title, header, rows in (("cases", case_header, reports.export_cases(period, None, personal)),
+                                    ("events", event_header, reports.export_events(period, None))):
+            append = out.sheet(title, header)
+            async for row in rows:
+                append(row)
+                counts[title] += 1
+    except BaseException:
+        out.abort()
+        raise
     finally:
         await db.close()
-    for written in write_table(path, [("cases", ch, cases), ("events", eh, events)]):
-        print(f"wrote {written}")
-    print(f"{len(cases)} cases, {len(events)} events")
+    for file in out.close():
+        print(f"wrote {file}")
+    print(f"{counts['cases']} cases, {counts['events']} events")
     return 0
 
 

@@ -61,6 +61,14 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert restart.data["restart"]["startup"] > 0 and memory.data["fresh"]["hwm_kib"] > 0
     assert first_run.data["fresh"]["first_run_after"] is not None or first_run.data["fresh"]["scheduled_in"] > 0
 
-    (reports,) = named("Reports and exports")
-    assert reports.value
-    assert len(figures) == 2 + 1 + 4 + 3 + 4 + 1 and len(BENCHMARKS) == 6
+    report, report_rss = named("Report for")
+    export, export_rss = named("Export --format xlsx")
+    for n in (400, 800):  # the reference (the smallest size) and the measured size, both run
+        assert report.data["report"][n]["seconds"] > 0 and report.data["report"][n]["maxrss_kib"] > 0
+        assert report.data["report"][n]["charts"] == ["open-ages.png", "received-closed.png"]
+        assert report.data["report"][n]["chart_bytes"] > 0 and report.data["report"][n]["received"] > 0
+        assert export.data["export"][n]["cases"] == n and export.data["export"][n]["events"] > n
+        assert export.data["export"][n]["bytes"] > 0 and export.data["export"][n]["maxrss_kib"] > 0
+    assert report.reference.endswith("at 400") and report_rss.value.endswith("MB")
+    assert export.ratio != "—" and export_rss.value.endswith("MB")
+    assert len(figures) == 2 + 1 + 4 + 3 + 4 + 4 and len(BENCHMARKS) == 6

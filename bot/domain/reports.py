@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import statistics
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -19,6 +20,12 @@ from bot.i18n import _
 
 SMALL = 5          # counts under this are shown as "<5" in public figures
 MIN_RANKED = 10    # no unit is ranked with fewer cases than this
+EXPORT_BATCH = 2000  # rows an export fetches at a time: an export of any size holds one batch
+CASE_HEADER = ("case", "external_ref", "status", "outcome", "source", "category", "place", "unit",
+               "priority", "received_at", "created_at", "due_at", "resolved_at", "closed_at",
+               "reopen_count", "handoffs", "bouncing", "merged_into", "summary", "description")
+PERSONAL_HEADER = ("citizen_name", "citizen_contact")
+EVENT_HEADER = ("case", "at", "actor", "action", "from_status", "to_status", "note")
 
 
 @dataclass(frozen=True)
@@ -117,26 +124,26 @@ class ReportService:
 
     async def facts(self, scope: set[int] | None) -> Iterator[CaseFacts]:
         """Every case in scope (its unit, or its place, within the scope units)."""
-        rows = await self.db.all(
-            "SELECT c.id, c.unit_id, c.place_unit_id, cat.key AS category, c.status, c.received_at,"
-            " c.resolved_at, c.closed_at, c.outcome, c.due_at, c.bouncing"
-            " FROM cases c JOIN categories cat ON cat.id = c.category_id")
-        out = []
-        for r in rows:
+        return iter([f async for f in self.stream_facts(scope)])
+
+    async def stream_facts(self, scope: set[int] | None) -> AsyncIterator[CaseFacts]:
+        """``facts`` a batch at a time: a pass over every case without holding them all."""
+        async for r in self._stream(
+                "SELECT c.id, c.unit_id, c.place_unit_id, cat.key AS category, c.status, c.received_at,"
+                " c.resolved_at, c.closed_at, c.outcome, c.due_at, c.bouncing"
+                " FROM cases c JOIN categories cat ON cat.id = c.category_id", ()):
             if scope is not None and r["unit_id"] not in scope and r["place_unit_id"] not in scope:
                 continue
-            out.append(CaseFacts(
+            yield CaseFacts(
                 r["id"], r["unit_id"], r["place_unit_id"], r["category"], r["status"],
                 from_db(r["received_at"]) or datetime.min, from_db(r["resolved_at"]),
-                from_db(r["closed_at"]), r["outcome"], from_db(r["due_at"]), bool(r["bouncing"])))
-        return iter(out)
+                from_db(r["closed_at"]), r["outcome"], from_db(r["due_at"]), bool(r["bouncing"]))
 
     async def report(self, period: Period, scope: set[int] | None, now: datetime) -> Report:
         rep = Report(period)
         start, end = period.start, period.end
         cut = min(end, now)
-        facts = list(await self.facts(scope))
-        ids = {f.id for f in facts}
+        ids: set[int] = set()
         days_to_close: list[float] = []
         week0 = (start.astimezone(self.tz).date() - timedelta(days=start.astimezone(self.tz).weekday()))
         weeks: dict[date, list[int]] = {}
@@ -145,7 +152,8 @@ class ReportService:
             weeks[d] = [0, 0]
             d += timedelta(days=7)
         cohorts: dict[int, Cohort] = {}
-        for f in facts:
+        async for f in self.stream_facts(scope):  # one pass; the cases are not held
+            ids.add(f.id)
             local_received = f.received_at.astimezone(self.tz)
             finished_at = f.closed_at if f.outcome in ("confirmed", "unreachable", "merged") else None
             done_by = f.resolved_at or finished_at  # resolved (or closed, or merged) at
@@ -303,30 +311,34 @@ class ReportService:
 
     # --- exports -----------------------------------------------------------------------------
 
-    async def export_rows(
-        self, period: Period | None, scope: set[int] | None, personal: bool
-    ) -> tuple[list[str], list[list[object]], list[str], list[list[object]]]:
-        """Cases (received in the period) and their events, as header + rows. No row cap."""
-        where, params = "", []
-        if period is not None:
-            where, params = " WHERE c.received_at >= ? AND c.received_at < ?", [
-                to_db(period.start), to_db(period.end)]
-        rows = await self.db.all(
-            "SELECT c.*, cat.key AS category_key, pu.key AS place_key, u.key AS unit_key"
-            " FROM cases c JOIN categories cat ON cat.id = c.category_id"
-            " JOIN units pu ON pu.id = c.place_unit_id LEFT JOIN units u ON u.id = c.unit_id"
-            + where + " ORDER BY c.id", params)
-        case_header = ["case", "external_ref", "status", "outcome", "source", "category", "place",
-                       "unit", "priority", "received_at", "created_at", "due_at", "resolved_at",
-                       "closed_at", "reopen_count", "handoffs", "bouncing", "merged_into", "summary",
-                       "description"]
-        if personal:
-            case_header += ["citizen_name", "citizen_contact"]
-        cases, ids = [], set()
-        for r in rows:
+    def export_headers(self, personal: bool) -> tuple[list[str], list[str]]:
+        """The header of the cases sheet and of the events sheet."""
+        return [*CASE_HEADER, *(PERSONAL_HEADER if personal else ())], list(EVENT_HEADER)
+
+    async def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[sqlite3.Row]:
+        """The rows of a query a batch at a time, not all at once."""
+        async with self.db.conn.execute(sql, tuple(params)) as cursor:
+            while batch := await cursor.fetchmany(EXPORT_BATCH):
+                for row in batch:
+                    yield row
+
+    @staticmethod
+    def _period_where(period: Period | None) -> tuple[str, list[object]]:
+        if period is None:
+            return "", []
+        return " WHERE c.received_at >= ? AND c.received_at < ?", [to_db(period.start), to_db(period.end)]
+
+    async def export_cases(self, period: Period | None, scope: set[int] | None,
+                           personal: bool) -> AsyncIterator[list[object]]:
+        """The cases received in the period (everything without one), a row each, by id."""
+        where, params = self._period_where(period)
+        async for r in self._stream(
+                "SELECT c.*, cat.key AS category_key, pu.key AS place_key, u.key AS unit_key"
+                " FROM cases c JOIN categories cat ON cat.id = c.category_id"
+                " JOIN units pu ON pu.id = c.place_unit_id LEFT JOIN units u ON u.id = c.unit_id"
+                + where + " ORDER BY c.id", params):
             if scope is not None and r["unit_id"] not in scope and r["place_unit_id"] not in scope:
                 continue
-            ids.add(r["id"])
             line: list[object] = [
                 r["id"], r["external_ref"], r["status"], r["outcome"], r["source"], r["category_key"],
                 r["place_key"], r["unit_key"], r["priority"], r["received_at"], r["created_at"],
@@ -334,16 +346,33 @@ class ReportService:
                 r["bouncing"], r["merged_into"], r["summary"], r["description"]]
             if personal:
                 line += [r["citizen_name"], r["citizen_contact"]]
-            cases.append(line)
-        event_header = ["case", "at", "actor", "action", "from_status", "to_status", "note"]
-        events = [
-            [e["case_id"], e["at"], e["actor_name"], e["action"], e["from_status"], e["to_status"],
-             e["note"]]
-            for e in await self.db.all(
-                "SELECT case_id, at, actor_name, action, from_status, to_status, note FROM events"
-                " ORDER BY case_id, id")
-            if e["case_id"] in ids
-        ]
+            yield line
+
+    async def export_events(self, period: Period | None,
+                            scope: set[int] | None) -> AsyncIterator[list[object]]:
+        """The events of the cases ``export_cases`` gives, by case and in order."""
+        where, params = self._period_where(period)
+        if where or scope is not None:  # only the events of the cases exported
+            sql = ("SELECT e.case_id, e.at, e.actor_name, e.action, e.from_status, e.to_status,"
+                   " e.note, c.unit_id, c.place_unit_id FROM events e JOIN cases c ON c.id = e.case_id"
+                   + where + " ORDER BY e.case_id, e.id")
+        else:  # every case: every event
+            sql = ("SELECT case_id, at, actor_name, action, from_status, to_status, note FROM events"
+                   " ORDER BY case_id, id")
+        async for e in self._stream(sql, params):
+            if scope is not None and e["unit_id"] not in scope and e["place_unit_id"] not in scope:
+                continue
+            yield [e["case_id"], e["at"], e["actor_name"], e["action"], e["from_status"],
+                   e["to_status"], e["note"]]
+
+    async def export_rows(
+        self, period: Period | None, scope: set[int] | None, personal: bool
+    ) -> tuple[list[str], list[list[object]], list[str], list[list[object]]]:
+        """Cases (received in the period) and their events, as header + rows. No row cap. All in
+        memory: for large exports, write ``export_cases`` and ``export_events`` as they come."""
+        case_header, event_header = self.export_headers(personal)
+        cases = [line async for line in self.export_cases(period, scope, personal)]
+        events = [line async for line in self.export_events(period, scope)]
         return case_header, cases, event_header, events
 
 
