@@ -9,11 +9,13 @@ import io
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import aclosing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from babel.dates import format_date
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from bot.config import Settings
 from bot.db import Database
@@ -159,10 +161,32 @@ def _png(fig: object) -> bytes:
     return buf.getvalue()
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheet apps may run as a formula
+CONTROL = "".join(chr(c) for c in range(32) if chr(c) not in "\t\n\r")  # what XLSX cannot hold
+
+
+def spreadsheet_text(value: str, *, xlsx: bool) -> str:
+    """Text as safe to open in a spreadsheet app. Text that would start with ``= + - @``, a tab or
+    a carriage return gets a leading ``'`` so that it is shown, never run as a formula (OWASP
+    "CSV injection"), also when control characters come first. For XLSX, control characters
+    (which the format cannot hold) are dropped; line breaks and tabs are kept."""
+    if xlsx:
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+    if value.lstrip(CONTROL).startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def spreadsheet_row(row: Sequence[object], *, xlsx: bool) -> list[object]:
+    """A row with its text made safe (``spreadsheet_text``); numbers and dates as they are."""
+    return [spreadsheet_text(v, xlsx=xlsx) if isinstance(v, str) else v for v in row]
+
+
 class TableWriter:
     """Sheets written one row at a time: CSV (one file per sheet: the first at ``path``, the
     others beside it) or XLSX (one file, a sheet each, openpyxl's write-only mode). No cap, and
-    nothing held but the row being written."""
+    nothing held but the row being written. Every text cell goes through ``spreadsheet_text``:
+    citizens' text never becomes a formula, and control characters never break an XLSX."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -177,18 +201,24 @@ class TableWriter:
 
     def sheet(self, title: str, header: list[str]) -> Callable[[Sequence[object]], None]:
         """Start the next sheet with its header; returns the function that appends a row."""
+        put: Callable[[Sequence[object]], object]
         if self._workbook is not None:
             ws = self._workbook.create_sheet(title)
-            ws.append(header)
-            return cast("Callable[[Sequence[object]], None]", ws.append)
-        self._close_file()
-        target = self.path if not self.written else self.path.with_name(
-            f"{self.path.stem}-{title}{self.path.suffix}")
-        self._file = target.open("w", newline="", encoding="utf-8-sig")
-        self.written.append(target)
-        writer = csv.writer(self._file)
-        writer.writerow(header)
-        return writer.writerow
+            put = ws.append
+        else:
+            self._close_file()
+            target = self.path if not self.written else self.path.with_name(
+                f"{self.path.stem}-{title}{self.path.suffix}")
+            self._file = target.open("w", newline="", encoding="utf-8-sig")
+            self.written.append(target)
+            put = csv.writer(self._file).writerow
+        xlsx = self.xlsx
+
+        def append(row: Sequence[object]) -> None:
+            put(spreadsheet_row(row, xlsx=xlsx))
+
+        append(header)
+        return append
 
     def close(self) -> list[Path]:
         """Finish the file(s); the paths written."""
@@ -289,25 +319,36 @@ async def cli_export(settings: Settings, args: argparse.Namespace) -> int:
         path = path.with_suffix(".xlsx")
     personal = not args.no_personal_data
     db, reports = await _open(settings)
-    counts = {"cases": 0, "events": 0}
-    out = TableWriter(path)
-    try:  # written as read, a batch at a time: exports of any size in little memory
-        case_header, event_header = reports.export_headers(personal)
-        for title, header, rows in (("cases", case_header, reports.export_cases(period, None, personal)),
-                                    ("events", event_header, reports.export_events(period, None))):
-            append = out.sheet(title, header)
-            async for row in rows:
-                append(row)
-                counts[title] += 1
-    except BaseException:
-        out.abort()
-        raise
+    try:
+        out, counts = await stream_export(reports, path, period, None, personal)
     finally:
         await db.close()
     for file in out.close():
         print(f"wrote {file}")
     print(f"{counts['cases']} cases, {counts['events']} events")
     return 0
+
+
+async def stream_export(reports: ReportService, path: Path, period: Period | None,
+                        scope: set[int] | None, personal: bool) -> tuple[TableWriter, dict[str, int]]:
+    """The cases sheet and the events sheet, written as read, a batch at a time: exports of any
+    size in little memory. Returns the writer, still to be closed (``close`` saves an XLSX), and
+    the rows written per sheet. On an error nothing is saved."""
+    counts = {"cases": 0, "events": 0}
+    out = TableWriter(path)
+    try:
+        case_header, event_header = reports.export_headers(personal)
+        for title, header, rows in (("cases", case_header, reports.export_cases(period, scope, personal)),
+                                    ("events", event_header, reports.export_events(period, scope))):
+            append = out.sheet(title, header)
+            async with aclosing(rows):  # on an error, its cursor is closed before the database
+                async for row in rows:
+                    append(row)
+                    counts[title] += 1
+    except BaseException:
+        out.abort()
+        raise
+    return out, counts
 
 
 async def cli_stats(settings: Settings, args: argparse.Namespace) -> int:

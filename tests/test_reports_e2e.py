@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
+from openpyxl import load_workbook
+
 from tests.conftest import WG_CHAT
 from tests.harness import Bot
 from tests.test_e2e_inputs import make_case
@@ -37,3 +41,27 @@ async def test_report_export_stats(bot: Bot) -> None:
     m = await bot.say(bot.stranger, bot.private(bot.stranger), "/stats")
     text = bot.texts_since(m)[0]
     assert "Public figures" in text and "&lt;5" in text and "Hidden Citizen" not in text
+
+
+async def test_export_document_is_safe_and_counted(bot: Bot) -> None:
+    """/export writes the same safe workbook as the CLI: citizens' text never a formula, control
+    characters dropped; the caption counts what the sheets hold."""
+    await make_case(bot, summary='=HYPERLINK("http://x","y")', citizen_name="+855 12 345 678",
+                    description="ring \x07bell\x1b")
+    await make_case(bot)
+    cases, events = (await bot.services.db.one("SELECT (SELECT COUNT(*) FROM cases),"
+                                               " (SELECT COUNT(*) FROM events)") or (0, 0))
+    for chat, personal in ((bot.private(bot.wg), True), (bot.wg_chat, False)):
+        m = await bot.say(bot.wg, chat, "/export")
+        [doc] = bot.sent_since(m, None, "sendDocument")
+        assert doc.params["caption"] == (f"{cases} cases, {events} events; personal data: "
+                                         + ("included" if personal else "left out"))
+        wb = load_workbook(io.BytesIO(doc.files["document"].content))
+        assert doc.files["document"].filename == "casebot-all.xlsx"
+        assert all(c.data_type != "f" for ws in wb.worksheets for row in ws.iter_rows() for c in row)
+        rows = list(wb["cases"].iter_rows(values_only=True))
+        assert len(rows) == 1 + cases and len(list(wb["events"].iter_rows())) == 1 + events
+        case = dict(zip(rows[0], rows[1], strict=True))
+        assert case["summary"] == "'=HYPERLINK(\"http://x\",\"y\")"
+        assert case["description"] == "ring bell"
+        assert case.get("citizen_name") == ("'+855 12 345 678" if personal else None)

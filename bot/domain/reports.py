@@ -8,7 +8,8 @@ import re
 import sqlite3
 import statistics
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -315,7 +316,7 @@ class ReportService:
         """The header of the cases sheet and of the events sheet."""
         return [*CASE_HEADER, *(PERSONAL_HEADER if personal else ())], list(EVENT_HEADER)
 
-    async def _stream(self, sql: str, params: Sequence[object]) -> AsyncIterator[sqlite3.Row]:
+    async def _stream(self, sql: str, params: Sequence[object]) -> AsyncGenerator[sqlite3.Row, None]:
         """The rows of a query a batch at a time, not all at once."""
         async with self.db.conn.execute(sql, tuple(params)) as cursor:
             while batch := await cursor.fetchmany(EXPORT_BATCH):
@@ -329,28 +330,31 @@ class ReportService:
         return " WHERE c.received_at >= ? AND c.received_at < ?", [to_db(period.start), to_db(period.end)]
 
     async def export_cases(self, period: Period | None, scope: set[int] | None,
-                           personal: bool) -> AsyncIterator[list[object]]:
-        """The cases received in the period (everything without one), a row each, by id."""
+                           personal: bool) -> AsyncGenerator[list[object], None]:
+        """The cases received in the period (everything without one), a row each, by id. Closed
+        early (``aclose``), it closes its cursor there and then."""
         where, params = self._period_where(period)
-        async for r in self._stream(
-                "SELECT c.*, cat.key AS category_key, pu.key AS place_key, u.key AS unit_key"
-                " FROM cases c JOIN categories cat ON cat.id = c.category_id"
-                " JOIN units pu ON pu.id = c.place_unit_id LEFT JOIN units u ON u.id = c.unit_id"
-                + where + " ORDER BY c.id", params):
-            if scope is not None and r["unit_id"] not in scope and r["place_unit_id"] not in scope:
-                continue
-            line: list[object] = [
-                r["id"], r["external_ref"], r["status"], r["outcome"], r["source"], r["category_key"],
-                r["place_key"], r["unit_key"], r["priority"], r["received_at"], r["created_at"],
-                r["due_at"], r["resolved_at"], r["closed_at"], r["reopen_count"], r["handoffs"],
-                r["bouncing"], r["merged_into"], r["summary"], r["description"]]
-            if personal:
-                line += [r["citizen_name"], r["citizen_contact"]]
-            yield line
+        sql = ("SELECT c.*, cat.key AS category_key, pu.key AS place_key, u.key AS unit_key"
+               " FROM cases c JOIN categories cat ON cat.id = c.category_id"
+               " JOIN units pu ON pu.id = c.place_unit_id LEFT JOIN units u ON u.id = c.unit_id"
+               + where + " ORDER BY c.id")
+        async with aclosing(self._stream(sql, params)) as rows:
+            async for r in rows:
+                if scope is not None and r["unit_id"] not in scope and r["place_unit_id"] not in scope:
+                    continue
+                line: list[object] = [
+                    r["id"], r["external_ref"], r["status"], r["outcome"], r["source"], r["category_key"],
+                    r["place_key"], r["unit_key"], r["priority"], r["received_at"], r["created_at"],
+                    r["due_at"], r["resolved_at"], r["closed_at"], r["reopen_count"], r["handoffs"],
+                    r["bouncing"], r["merged_into"], r["summary"], r["description"]]
+                if personal:
+                    line += [r["citizen_name"], r["citizen_contact"]]
+                yield line
 
     async def export_events(self, period: Period | None,
-                            scope: set[int] | None) -> AsyncIterator[list[object]]:
-        """The events of the cases ``export_cases`` gives, by case and in order."""
+                            scope: set[int] | None) -> AsyncGenerator[list[object], None]:
+        """The events of the cases ``export_cases`` gives, by case and in order. Closed early
+        (``aclose``), it closes its cursor there and then."""
         where, params = self._period_where(period)
         if where or scope is not None:  # only the events of the cases exported
             sql = ("SELECT e.case_id, e.at, e.actor_name, e.action, e.from_status, e.to_status,"
@@ -359,21 +363,12 @@ class ReportService:
         else:  # every case: every event
             sql = ("SELECT case_id, at, actor_name, action, from_status, to_status, note FROM events"
                    " ORDER BY case_id, id")
-        async for e in self._stream(sql, params):
-            if scope is not None and e["unit_id"] not in scope and e["place_unit_id"] not in scope:
-                continue
-            yield [e["case_id"], e["at"], e["actor_name"], e["action"], e["from_status"],
-                   e["to_status"], e["note"]]
-
-    async def export_rows(
-        self, period: Period | None, scope: set[int] | None, personal: bool
-    ) -> tuple[list[str], list[list[object]], list[str], list[list[object]]]:
-        """Cases (received in the period) and their events, as header + rows. No row cap. All in
-        memory: for large exports, write ``export_cases`` and ``export_events`` as they come."""
-        case_header, event_header = self.export_headers(personal)
-        cases = [line async for line in self.export_cases(period, scope, personal)]
-        events = [line async for line in self.export_events(period, scope)]
-        return case_header, cases, event_header, events
+        async with aclosing(self._stream(sql, params)) as rows:
+            async for e in rows:
+                if scope is not None and e["unit_id"] not in scope and e["place_unit_id"] not in scope:
+                    continue
+                yield [e["case_id"], e["at"], e["actor_name"], e["action"], e["from_status"],
+                       e["to_status"], e["note"]]
 
 
 def suppress(count: int) -> int | str:

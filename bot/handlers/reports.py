@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tempfile
 from datetime import timedelta
@@ -17,7 +18,7 @@ from bot.domain.reports import Period, ReportService, parse_period
 from bot.domain.rules import GLOBAL_ROLES, Role
 from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
 from bot.i18n import N_, _
-from bot.reporting import charts, fairness_lines, render_report, write_table
+from bot.reporting import charts, fairness_lines, render_report, stream_export
 
 REPORT_USAGE = N_("/report [YYYY-MM | YYYY-Qn | YYYY]")
 EXPORT_USAGE = N_("/export [YYYY-MM | YYYY-Qn | YYYY] [nopd]")
@@ -89,17 +90,20 @@ async def export(update: Update, context: Context) -> None:
     # Personal data only for the working group, and only where nobody else reads along.
     personal = (not leave_out and scope is None and update.effective_chat is not None
                 and update.effective_chat.type == "private")
-    ch, cases, eh, events = await _reports(context).export_rows(period, scope, personal)
     label = period.label if period else "all"
-    with tempfile.TemporaryDirectory() as tmp:
+    chat = update.effective_chat
+    assert chat is not None
+    # Streamed to a temporary file a batch at a time (any size in little memory), sent, deleted.
+    with tempfile.TemporaryDirectory(prefix="casebot-export-") as tmp:
         path = Path(tmp) / f"casebot-{label}.xlsx"
-        write_table(path, [("cases", ch, cases), ("events", eh, events)])
-        chat = update.effective_chat
-        assert chat is not None
-        await chat.send_document(
-            InputFile(path.read_bytes(), filename=path.name),
-            caption=_("{cases} cases, {events} events; personal data: {pd}").format(
-                cases=len(cases), events=len(events), pd=_("included") if personal else _("left out")))
+        out, counts = await stream_export(_reports(context), path, period, scope, personal)
+        await asyncio.to_thread(out.close)  # saving a large workbook takes a while: not on the loop
+        with path.open("rb") as document:
+            await chat.send_document(
+                document, filename=path.name,
+                caption=_("{cases} cases, {events} events; personal data: {pd}").format(
+                    cases=counts["cases"], events=counts["events"],
+                    pd=_("included") if personal else _("left out")))
 
 
 async def stats(update: Update, context: Context) -> None:
