@@ -27,6 +27,7 @@ from bot.domain.rules import Role
 from bot.domain.units import UnitService
 from bot.i18n import _, use_locale
 from bot.jobs.outbox import OutboxSender
+from bot.ordering import PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
 SERVICES = "services"
@@ -63,6 +64,7 @@ def build_application(
         .post_init(_post_init)
         .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)
+        .concurrent_updates(PerChatUpdateProcessor())  # in order per chat, side by side across
     )
     if rate_limiter:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=0))  # type: ignore[arg-type]
