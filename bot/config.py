@@ -61,6 +61,9 @@ class DeliverySettings:
     overall_per_second: float = 30
     per_chat_per_second: float = 1
     group_per_minute: float = 20
+    # Notices (plain texts: "#12 accepted by …") wait this long so that those of a burst go to
+    # their chat as one message; 0 sends each at once.
+    notice_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -209,9 +212,14 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
     digest_time = _clock(digest_raw.get("time", "07:30"), "digest.time")
     del_raw = _expect(data.get("delivery", {}), dict, "delivery", "a table")
     del_known = {"overall_per_second": 30, "per_chat_per_second": 1, "group_per_minute": 20}
-    _unknown(del_raw, set(del_known), "delivery.")
+    _unknown(del_raw, {*del_known, "notice_seconds"}, "delivery.")
+    notice = del_raw.get("notice_seconds", 1.0)
+    _expect(notice, (int, float), "delivery.notice_seconds", "a number")
+    if not 0 <= notice <= 60:
+        raise ConfigError(f"delivery.notice_seconds: must be from 0 to 60, got {notice}")
     delivery = DeliverySettings(
-        **{k: _positive_number(del_raw.get(k, v), f"delivery.{k}") for k, v in del_known.items()}
+        **{k: _positive_number(del_raw.get(k, v), f"delivery.{k}") for k, v in del_known.items()},
+        notice_seconds=float(notice),
     )
     outbox_raw = _expect(data.get("outbox", {}), dict, "outbox", "a table")
     _unknown(outbox_raw, {"interval_seconds"}, "outbox.")

@@ -159,8 +159,9 @@ def e2e_settings(api: FakeBotAPI, tmp_path: Path, **overrides: Any) -> Settings:
     data = config_dict(tmp_path / "data" / "casebot.sqlite3")
     data["telegram"] = {"base_url": api.base_url, "base_file_url": api.base_file_url}
     # Real limits make a test wait seconds per chat; the limits have tests of their own.
+    # Notices go at once (the wait that joins a burst of them has tests of its own).
     data["delivery"] = {"overall_per_second": 10000, "per_chat_per_second": 10000,
-                        "group_per_minute": 100000}
+                        "group_per_minute": 100000, "notice_seconds": 0}
     data.update(overrides)
     return parse_settings(data)
 

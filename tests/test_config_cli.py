@@ -94,6 +94,18 @@ def _same_chat_twice(text: str) -> str:
 Mutation = Callable[[str], str]
 MUTATIONS: list[tuple[str, Mutation, str, str]] = [
     (
+        "negative-notice-wait",
+        lambda t: replace_once(t, "notice_seconds = 1.0", "notice_seconds = -1"),
+        "delivery.notice_seconds: ",
+        "must be from 0 to 60",
+    ),
+    (
+        "notice-wait-not-a-number",
+        lambda t: replace_once(t, "notice_seconds = 1.0", 'notice_seconds = "soon"'),
+        "delivery.notice_seconds: ",
+        "must be a number",
+    ),
+    (
         "bad-timezone",
         lambda t: replace_once(t, 'timezone = "Asia/Phnom_Penh"', 'timezone = "Mars/Olympus_Mons"'),
         "timezone: ",

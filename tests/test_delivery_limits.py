@@ -33,7 +33,8 @@ from tests.harness import Bot, running_bot
 from tests.test_e2e_inputs import make_case
 
 BUTTONS = [[("Update status", "x:1")]]
-REAL_LIMITS = {"overall_per_second": 30, "per_chat_per_second": 1, "group_per_minute": 20}
+REAL_LIMITS = {"overall_per_second": 30, "per_chat_per_second": 1, "group_per_minute": 20,
+               "notice_seconds": 0}
 
 
 # --- the throttle on its own, on a clock moved by hand -------------------------------------------
@@ -202,7 +203,7 @@ async def test_a_burst_keeps_within_telegrams_limits(
 ) -> None:
     api = rate_limited_api
     async with running_bot(tmp_path, clock, api=api, delivery=REAL_LIMITS) as bot:
-        assert bot.settings.delivery == DeliverySettings(30, 1, 20)  # the override won
+        assert bot.settings.delivery == DeliverySettings(30, 1, 20, 0)  # the override won
         warp = Warp()
         passed = warp_rate_limits(api, warp, monkeypatch)
         monkeypatch.setattr(outbox_job, "asyncio", WarpedAsyncio(warp))
@@ -505,6 +506,69 @@ async def test_a_joined_message_held_by_retry_after_keeps_all_its_texts(bot: Bot
     await bot.settle()
     assert delivered(bot, mark, SR_CHAT) == ["one\ntwo"]
     assert [s[1] for s in await rows_to(bot, SR_CHAT)] == [True, True]
+
+
+async def test_notices_wait_for_the_rest_of_their_burst(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``notice_seconds``, a notice waits that long from when the sender first saw it, so
+    that the notices of a burst go as one message; texts with buttons do not wait."""
+    delivery = {"overall_per_second": 10000, "per_chat_per_second": 10000,
+                "group_per_minute": 100000, "notice_seconds": 2}
+    async with running_bot(tmp_path, clock, delivery=delivery) as bot:
+        sender = bot.services.sender
+        await sender.stop()  # drained by hand below, on a clock moved by hand
+        ticks = Ticks()
+        monkeypatch.setattr(sender, "monotonic", ticks)
+        mark = bot.api.mark()
+        await queue(bot, WG_CHAT, "#1 accepted", plain=True)
+        await queue(bot, SR_CHAT, "reminder with buttons")
+        await sender.drain()
+        assert delivered(bot, mark, SR_CHAT) == ["reminder with buttons"]
+        assert delivered(bot, mark, WG_CHAT) == []
+        assert sender._release == pytest.approx(ticks.t + 2)  # the sender wakes itself then
+        ticks.t += 1.5
+        await queue(bot, WG_CHAT, "#2 accepted", "#3 resolved", plain=True)
+        await sender.drain()
+        assert delivered(bot, mark, WG_CHAT) == []
+        ticks.t += 0.5
+        await sender.drain()
+        assert delivered(bot, mark, WG_CHAT) == ["#1 accepted\n#2 accepted\n#3 resolved"]
+        assert [s[1] for s in await rows_to(bot, WG_CHAT)] == [True] * 3
+
+
+async def test_a_notice_does_not_hold_up_a_card_behind_it(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    delivery = {"overall_per_second": 10000, "per_chat_per_second": 10000,
+                "group_per_minute": 100000, "notice_seconds": 60}
+    async with running_bot(tmp_path, clock, delivery=delivery) as bot:
+        sender = bot.services.sender
+        await sender.stop()
+        monkeypatch.setattr(sender, "monotonic", Ticks())  # the clock stands still
+        mark = bot.api.mark()
+        await queue(bot, SR_CHAT, "#1 assigned to you", "#2 assigned to you", plain=True)
+        await sender.drain()
+        assert delivered(bot, mark, SR_CHAT) == []
+        await queue(bot, SR_CHAT, "reminder with buttons")
+        await sender.drain()
+        assert delivered(bot, mark, SR_CHAT) == ["#1 assigned to you\n#2 assigned to you",
+                                                 "reminder with buttons"]
+
+
+async def test_a_held_notice_goes_without_another_wake(tmp_path: Path, clock: Clock) -> None:
+    """The running sender wakes by itself when a notice's wait ends (nothing else happens)."""
+    delivery = {"overall_per_second": 10000, "per_chat_per_second": 10000,
+                "group_per_minute": 100000, "notice_seconds": 0.2}
+    async with running_bot(tmp_path, clock, delivery=delivery) as bot:
+        mark = bot.api.mark()
+        await queue(bot, WG_CHAT, "#1 accepted", "#2 accepted", plain=True)
+        bot.services.sender.wake()
+        for _ in range(500):  # up to 5 s; it takes about 0.2 s
+            if delivered(bot, mark, WG_CHAT):
+                break
+            await asyncio.sleep(0.01)
+        assert delivered(bot, mark, WG_CHAT) == ["#1 accepted\n#2 accepted"]
 
 
 # --- crashes ------------------------------------------------------------------------------------

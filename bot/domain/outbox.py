@@ -112,6 +112,15 @@ class OutboxStore:
         )
         return [_item(r, now, more=bool(r["more"])) for r in rows]
 
+    async def anything_but_notices_behind(self, item: OutboxItem) -> bool:
+        """Whether a card, a card edit or a text with buttons waits behind this row for its chat."""
+        row = await self.db.one(
+            "SELECT 1 FROM outbox INDEXED BY outbox_pending_chat WHERE sent_at IS NULL"
+            " AND failed_at IS NULL AND chat_id = ? AND id > ?"
+            " AND (kind != 'text' OR json_extract(payload, '$.buttons') IS NOT NULL) LIMIT 1",
+            (item.chat_id, item.id))
+        return row is not None
+
     async def followers(self, item: OutboxItem, now: datetime, room: int) -> list[OutboxItem]:
         """The plain texts queued right behind a plain text, for the same chat and due now, that
         fit with it in one message of ``room`` characters: a burst of one-line notices to a chat

@@ -11,6 +11,7 @@ import contextlib
 import html
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -53,6 +54,11 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._draining = asyncio.Lock()  # one drain at a time: an item is never sent twice
         self._alone: set[int] = set()  # rows that were refused in a joined message
+        # Notices wait ``notice_seconds`` from when first seen, so that a burst goes as one message.
+        self.notice_seconds = cases.settings.delivery.notice_seconds
+        self.monotonic: Callable[[], float] = time.monotonic
+        self._noticed: dict[int, float] = {}
+        self._release: float | None = None  # when the first notice held back may go
         self._task: asyncio.Task[None] | None = None
         self.tz = cases.settings.tz
 
@@ -78,8 +84,11 @@ class OutboxSender:
                 raise
             except Exception:
                 log.exception("outbox drain failed; will retry")
+            timeout = self.interval
+            if self._release is not None:  # a notice held back: wake when it may go
+                timeout = min(timeout, max(0.0, self._release - self.monotonic()) + 0.01)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             self._wake.clear()
 
     async def drain(self) -> int:
@@ -108,6 +117,7 @@ class OutboxSender:
         batch: list[OutboxItem] = []
         seen: set[object] = set()
         shortest: float | None = None
+        self._release = None
         blocked = await self.store.unreachable(sorted({i.chat_id for i in items if i.chat_id is not None}))
         for item in items:
             chat = item.chat_id
@@ -118,7 +128,10 @@ class OutboxSender:
                 continue
             seen.add(key)
             if chat is not None and chat in blocked:
+                self._noticed.pop(item.id, None)
                 await self.store.mark_failed(item.id, self.clock(), "unreachable")
+                continue
+            if await self._held(item):
                 continue
             wait = self.throttle.ready_in(chat) if chat is not None else 0.0
             if wait > 0:
@@ -128,6 +141,19 @@ class OutboxSender:
             if len(batch) >= self.concurrency:
                 break
         return batch, shortest
+
+    async def _held(self, item: OutboxItem) -> bool:
+        """Whether a notice still waits for the rest of its burst (then ``_release`` says until
+        when). Buttons, cards and card edits never wait: they answer what someone just did, and
+        a notice goes at once when one of them is queued behind it."""
+        if not item.plain or self.notice_seconds <= 0:
+            return False
+        now = self.monotonic()
+        release = self._noticed.setdefault(item.id, now) + self.notice_seconds
+        if release <= now or (item.more and await self.store.anything_but_notices_behind(item)):
+            return False
+        self._release = release if self._release is None else min(self._release, release)
+        return True
 
     async def _join(self, item: OutboxItem) -> OutboxItem:
         """A plain text with more plain texts right behind it for the same chat takes them along
@@ -148,6 +174,8 @@ class OutboxSender:
             await asyncio.sleep(wait)
 
     async def _deliver(self, item: OutboxItem) -> None:
+        for n in item.ids:
+            self._noticed.pop(n, None)
         now = self.clock()
         try:
             # Texts were written in their reader's language; cards are drawn in their chat's.
