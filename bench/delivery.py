@@ -63,8 +63,9 @@ async def run(path: Path, work_dir: Path, *, messages: int = 3000, n_chats: int 
             for i in range(messages):
                 chat = targets[i % len(targets)]
                 buttons = [[(label, data.format(n=i)) for label, data in row] for row in BUTTONS]
-                await outbox.queue_text(conn, chat, REMINDER.format(n=i + 1), now,
-                                        buttons=buttons if i % 2 else None)
+                # Reminders carry their buttons, so each is a message of its own (plain notices
+                # queued together for a chat would share one).
+                await outbox.queue_text(conn, chat, REMINDER.format(n=i + 1), now, buttons=buttons)
         mark = api.mark()
         started = time.perf_counter()
         while True:

@@ -286,8 +286,8 @@ async def _casebot_flows(app: Application, api: TimedAPI, count: int,  # type: i
     for i, (case_id,) in enumerate(rows):
         unit_id, key, chat = districts[i % len(districts)]
         tg_id, name = officials[unit_id][(i // len(districts)) % len(officials[unit_id])]
+        api.group_chat(chat, key)  # before the card is posted to it (the sender runs meanwhile)
         await services.cases.apply(case_id, Action.ASSIGN, dispatcher, Change(unit_key=key), clock())
-        api.group_chat(chat, key)
         flows.append(Flow(api.user(tg_id, name, username=f"user{tg_id}"), chat, 0, case_id))
     while await services.sender.drain():
         pass
@@ -310,11 +310,11 @@ async def _bare_flows(app: Application, api: TimedAPI, flows: list[Flow]) -> lis
 
 
 async def run(path: Path, work_dir: Path, *, cases: int = 50, rounds: int = 2,
-              warmup: int = 3) -> list[Figure]:
+              warmup: int = 3, latency: float = 0.0) -> list[Figure]:
     """``cases`` flows per mode and round for each bot (4 updates each)."""
     logging.getLogger("bot").setLevel(logging.ERROR)
     copy = working_copy(path, work_dir, "presses.sqlite3")
-    api = TimedAPI().start()
+    api = TimedAPI(latency=latency).start()  # latency: seconds each Bot API call takes
     per_round = 2 * cases
     started = time.monotonic()
 

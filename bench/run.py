@@ -42,6 +42,7 @@ class Options:
     press_size: int | None = None       # None: 100k if measured, else the largest size below
     press_cases: int = 40               # flows per mode and round (4 updates each)
     press_rounds: int = 4
+    press_latency: float = 0.05         # a second pass with this network latency (0: none)
     delivery_messages: int = 3000
     delivery_chats: int = 1000
     scan_repeats: int = 1000
@@ -124,6 +125,14 @@ def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
                                               rounds=options.press_rounds))
                 for f in got:
                     f.name += f" ({size_label(press_size)} cases)"
+                if options.press_latency > 0:  # the same where each call takes a round trip
+                    slow = asyncio.run(presses.run(paths[press_size], work,
+                                                   cases=min(20, options.press_cases), rounds=2,
+                                                   latency=options.press_latency))
+                    for f in slow:
+                        f.name += (f" ({size_label(press_size)} cases, every Bot API call taking"
+                                   f" {options.press_latency * 1000:.0f} ms)")
+                    got += slow
             elif name == "delivery":
                 got = asyncio.run(delivery.run(paths[min(sizes)], work,
                                                messages=options.delivery_messages,
@@ -160,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-size", type=int, default=None,
                         help="cases for the reports and exports (default: 100k or the largest below)")
     parser.add_argument("--press-rounds", type=int, default=4)
+    parser.add_argument("--press-latency", type=float, default=0.05,
+                        help="seconds per Bot API call in a second pass of presses (0: skip it)")
     parser.add_argument("--delivery-messages", type=int, default=3000)
     parser.add_argument("--delivery-chats", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
@@ -171,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes=[int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()],
         benchmarks=tuple(args.benchmarks) or BENCHMARKS, seed=args.seed, due_now=args.due_now,
         data_dir=args.data_dir, work_dir=args.work_dir, press_size=args.press_size,
-        press_cases=args.press_cases, press_rounds=args.press_rounds,
+        press_cases=args.press_cases, press_rounds=args.press_rounds, press_latency=args.press_latency,
         delivery_messages=args.delivery_messages, delivery_chats=args.delivery_chats,
         report_size=args.report_size,
     )

@@ -619,8 +619,10 @@ class FakeBotAPI:
         bot_first_name: str = "Casebot Test",
         rate_limits: bool = False,
         strict_html_ampersand: bool = True,
+        latency: float = 0.0,
     ) -> None:
         self.token = token
+        self.latency = latency  # seconds each call takes (getUpdates aside)
         self.bot_id = bot_id
         self.bot_username = bot_username
         self.bot_first_name = bot_first_name
@@ -849,6 +851,8 @@ class FakeBotAPI:
         name = self._canonical.get(method.lower(), method)
         if name == "getUpdates":
             return self._dispatch_get_updates(params, files)
+        if self.latency:  # the network's round trip, as from a phone's country to Telegram
+            time.sleep(self.latency)
         with self._lock:
             self._in_flight += 1
             self._last_activity = time.monotonic()

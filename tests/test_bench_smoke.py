@@ -30,7 +30,7 @@ def _keep_log_levels() -> Iterator[None]:
 def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     options = Options(
         sizes=[400, 800], due_now=20, data_dir=tmp_path / "data", work_dir=tmp_path / "work",
-        press_cases=2, press_rounds=1, delivery_messages=60, delivery_chats=30,
+        press_cases=2, press_rounds=1, press_latency=0.01, delivery_messages=60, delivery_chats=30,
         scan_repeats=3, digest_repeats=1, memory_reference=False,
     )
     figures = run(options, log=lambda line: None)
@@ -47,9 +47,11 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     (digest,) = named("Daily digest")
     assert digest.data["scopes"] == 256 and digest.data["queued"] == 257  # and the working group
 
-    burst, one_by_one, p50, p99 = named("Button press")
+    burst, one_by_one, p50, p99, *slow = named("Button press")
     assert burst.data["updates"] == one_by_one.data["updates"] == 2 * 4  # two cases, four updates
     assert p50.data["casebot"] > 0 and p99.data["bare"] > 0
+    assert len(slow) == 4 and all("every Bot API call taking 10 ms" in f.name for f in slow)
+    assert slow[0].data["updates"] == 2 * 4 * 2  # two rounds
 
     rate, too_many, lost = named("Delivery")
     assert rate.data["delivered"] == 60 and lost.data["lost"] == 0 and lost.data["failed"] == 0
@@ -71,4 +73,4 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         assert export.data["export"][n]["bytes"] > 0 and export.data["export"][n]["maxrss_kib"] > 0
     assert report.reference.endswith("at 400") and report_rss.value.endswith("MB")
     assert export.ratio != "—" and export_rss.value.endswith("MB")
-    assert len(figures) == 2 + 1 + 4 + 3 + 4 + 4 and len(BENCHMARKS) == 6
+    assert len(figures) == 2 + 1 + 4 + 4 + 3 + 4 + 4 and len(BENCHMARKS) == 6
