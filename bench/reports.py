@@ -13,7 +13,9 @@ database as the bot does: migrations, WAL, units synced from the config, so it m
   case and every event, the heaviest export.
 
 Time: from the spawn to the exit (interpreter, imports, opening the database included). Peak
-memory: the child's own ``ru_maxrss`` from ``os.wait4`` (its VmHWM, in KiB on Linux). Before the
+memory: the child's VmHWM, read by the child itself as it exits (not ``ru_maxrss`` from
+``wait4``: Linux keeps in it the RSS of the forked copy of the parent before ``exec``, so after
+the other benchmarks every child "peaked" at the parent's size). Before the
 timed runs, one untimed report on the reference warms the page cache and matplotlib's font cache.
 """
 
@@ -56,8 +58,14 @@ def casebot(args: list[str], config: Path, out_dir: Path, name: str) -> Run:
     """``casebot <args> --config <config>`` in a fresh process; its wall time and peak RSS."""
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    argv = [sys.executable, "-m", "bot.cli", *args, "--config", str(config)]
     out_path, err_path = out_dir / f"{name}.out", out_dir / f"{name}.err"
+    hwm_path = out_dir / f"{name}.hwm"
+    child = ("import atexit, sys\n"
+             "from bench.memory import vm\n"
+             f"atexit.register(lambda: open({str(hwm_path)!r}, 'w').write(str(vm('VmHWM'))))\n"
+             "from bot.cli import main\n"
+             "sys.exit(main(sys.argv[1:]))\n")
+    argv = [sys.executable, "-c", child, *args, "--config", str(config)]
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=err)
@@ -67,7 +75,8 @@ def casebot(args: list[str], config: Path, out_dir: Path, name: str) -> Run:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[2:])} failed ({proc.returncode}):\n"
                            f"{err_path.read_text(errors='replace')[-3000:]}")
-    return Run(argv, seconds, int(usage.ru_maxrss), out_path.read_text(encoding="utf-8"))
+    del usage  # see the module's docstring
+    return Run(argv, seconds, int(hwm_path.read_text()), out_path.read_text(encoding="utf-8"))
 
 
 def measure(n: int, path: Path, work_dir: Path, *, warm: bool = False,
