@@ -65,7 +65,6 @@ def build_application(
         .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)
         .concurrent_updates(PerChatUpdateProcessor())  # in order per chat, side by side across
-        .connection_pool_size(8)  # enough for 30 messages a second; fewer connections to keep
     )
     if rate_limiter:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=0))  # type: ignore[arg-type]

@@ -556,6 +556,24 @@ async def test_a_notice_does_not_hold_up_a_card_behind_it(
                                                  "reminder with buttons"]
 
 
+async def test_a_full_message_of_notices_does_not_wait(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    delivery = {"overall_per_second": 10000, "per_chat_per_second": 10000,
+                "group_per_minute": 100000, "notice_seconds": 60}
+    async with running_bot(tmp_path, clock, delivery=delivery) as bot:
+        sender = bot.services.sender
+        await sender.stop()
+        monkeypatch.setattr(sender, "monotonic", Ticks())  # the clock stands still
+        mark = bot.api.mark()
+        lines = [f"{i:03d} " + "x" * 996 for i in range(9)]  # three fill a message
+        await queue(bot, WG_CHAT, *lines, plain=True)
+        await sender.drain()
+        # the two full messages go at once; the last three could still take more, so they wait
+        assert delivered(bot, mark, WG_CHAT) == ["\n".join(lines[0:3]), "\n".join(lines[3:6])]
+        assert [s[1] for s in await rows_to(bot, WG_CHAT)] == [True] * 6 + [False] * 3
+
+
 async def test_a_held_notice_goes_without_another_wake(tmp_path: Path, clock: Clock) -> None:
     """The running sender wakes by itself when a notice's wait ends (nothing else happens)."""
     delivery = {"overall_per_second": 10000, "per_chat_per_second": 10000,

@@ -10,6 +10,7 @@ Cards are rendered when sent, so they always show the latest state.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,19 +113,13 @@ class OutboxStore:
         )
         return [_item(r, now, more=bool(r["more"])) for r in rows]
 
-    async def anything_but_notices_behind(self, item: OutboxItem) -> bool:
-        """Whether a card, a card edit or a text with buttons waits behind this row for its chat."""
-        row = await self.db.one(
-            "SELECT 1 FROM outbox INDEXED BY outbox_pending_chat WHERE sent_at IS NULL"
-            " AND failed_at IS NULL AND chat_id = ? AND id > ?"
-            " AND (kind != 'text' OR json_extract(payload, '$.buttons') IS NOT NULL) LIMIT 1",
-            (item.chat_id, item.id))
-        return row is not None
-
-    async def followers(self, item: OutboxItem, now: datetime, room: int) -> list[OutboxItem]:
+    async def followers(self, item: OutboxItem, now: datetime,
+                        room: int) -> tuple[list[OutboxItem], bool]:
         """The plain texts queued right behind a plain text, for the same chat and due now, that
         fit with it in one message of ``room`` characters: a burst of one-line notices to a chat
-        (the working group's, limited to 20 messages a minute) goes as one message."""
+        (the working group's, limited to 20 messages a minute) goes as one message. Also whether
+        the message should go now: a card, a card edit or a text with buttons waits behind it, or
+        nothing more fits."""
         rows = await self.db.all(
             "SELECT * FROM outbox INDEXED BY outbox_pending_chat WHERE sent_at IS NULL"
             " AND failed_at IS NULL AND chat_id = ? AND id > ? ORDER BY id LIMIT 50",
@@ -132,11 +127,15 @@ class OutboxStore:
         out: list[OutboxItem] = []
         for r in rows:
             follower = _item(r, now)
+            if not follower.plain:
+                return out, True
             room -= len(follower.text) + 1
-            if not follower.plain or (follower.next_at or now) > now or room < 0:
+            if room < 0:
+                return out, True
+            if (follower.next_at or now) > now:  # backing off: the run ends here, for now
                 break
             out.append(follower)
-        return out
+        return out, False
 
     async def pending(self) -> int:
         row = await self.db.one(
@@ -149,9 +148,8 @@ class OutboxStore:
         await self.db.write("UPDATE outbox SET sending_at = ? WHERE id = ?",
                             [(to_db(now), i) for i in item_ids], many=True)
 
-    async def mark_sent(self, item_ids: int | tuple[int, ...], now: datetime,
+    async def mark_sent(self, ids: Iterable[int], now: datetime,
                         message_id: int | None = None) -> None:
-        ids = (item_ids,) if isinstance(item_ids, int) else item_ids
         await self.db.write(
             "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, message_id = ? WHERE id = ?",
             [(to_db(now), message_id, i) for i in ids], many=True)
@@ -166,8 +164,7 @@ class OutboxStore:
         return {int(r[0]) for r in rows}
 
     async def is_unreachable(self, chat_id: int) -> bool:
-        return await self.db.one("SELECT 1 FROM unreachable_chats WHERE chat_id = ?",
-                                 (chat_id,)) is not None
+        return chat_id in await self.unreachable([chat_id])
 
     async def mark_unreachable(self, chat_id: int, reason: str, now: datetime) -> bool:
         """Record that a chat blocked or removed the bot. True if it was news."""
@@ -183,15 +180,13 @@ class OutboxStore:
                 await queue_text(conn, chat, text, now)
 
     async def retry_later(
-        self, item_ids: int | tuple[int, ...], at: datetime, error: str, *, count_attempt: bool = True
+        self, ids: Iterable[int], at: datetime, error: str, *, count_attempt: bool = True
     ) -> None:
-        ids = (item_ids,) if isinstance(item_ids, int) else item_ids
         await self.db.write(
             "UPDATE outbox SET next_attempt_at = ?, last_error = ?, attempts = attempts + ? WHERE id = ?",
             [(to_db(at), error[:500], 1 if count_attempt else 0, i) for i in ids], many=True)
 
-    async def mark_failed(self, item_ids: int | tuple[int, ...], now: datetime, error: str) -> None:
-        ids = (item_ids,) if isinstance(item_ids, int) else item_ids
+    async def mark_failed(self, ids: Iterable[int], now: datetime, error: str) -> None:
         await self.db.write(
             "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1 WHERE id = ?",
             [(to_db(now), error[:500], i) for i in ids], many=True)

@@ -65,6 +65,13 @@ SELECT g.id, g.tg_id, g.role, g.unit_id, u.key AS unit_key, u.name AS unit_name
 FROM grants g LEFT JOIN units u ON u.id = g.unit_id
 WHERE g.revoked_at IS NULL AND (g.unit_id IS NULL OR u.active)
 """
+# A person's grants, also those on a unit since removed (they still make the person known).
+_PERSON_GRANTS = """
+SELECT g.id, g.tg_id, g.role, g.unit_id, u.key AS unit_key, u.name AS unit_name,
+       g.unit_id IS NULL OR u.active AS live
+FROM grants g LEFT JOIN units u ON u.id = g.unit_id
+WHERE g.revoked_at IS NULL AND g.tg_id = ? ORDER BY g.id
+"""
 
 
 def _grant(r: Row) -> Grant:
@@ -86,7 +93,7 @@ class PeopleService:
         self._version += 1
         self._grants.clear()
 
-    async def _held(self, tg_id: int) -> tuple[list[Grant], bool]:
+    async def _lookup(self, tg_id: int) -> tuple[list[Grant], bool]:
         """The person's active grants (on active units), and whether they hold any grant at all."""
         if self._units_generation != self.units.generation:
             self._units_generation = self.units.generation
@@ -94,11 +101,7 @@ class PeopleService:
         held = self._grants.get(tg_id)
         if held is None:
             version, generation = self._version, self.units.generation
-            rows = await self.db.all(
-                _GRANT_SELECT.replace("WHERE g.revoked_at IS NULL AND (g.unit_id IS NULL OR u.active)",
-                                      "WHERE g.revoked_at IS NULL")
-                .replace("AS unit_name", "AS unit_name, g.unit_id IS NULL OR u.active AS live")
-                + " AND g.tg_id = ? ORDER BY g.id", (tg_id,))
+            rows = await self.db.all(_PERSON_GRANTS, (tg_id,))
             held = ([_grant(r) for r in rows if r["live"]], bool(rows))
             if version == self._version and generation == self.units.generation:
                 self._grants[tg_id] = held
@@ -137,13 +140,13 @@ class PeopleService:
     # --- reads ----------------------------------------------------------------------------
 
     async def grants(self, tg_id: int) -> list[Grant]:
-        return (await self._held(tg_id))[0]
+        return (await self._lookup(tg_id))[0]
 
     async def global_roles(self, tg_id: int) -> frozenset[Role]:
         return frozenset(g.role for g in await self.grants(tg_id) if g.role in GLOBAL_ROLES)
 
     async def is_registered(self, tg_id: int) -> bool:
-        return (await self._held(tg_id))[1]
+        return (await self._lookup(tg_id))[1]
 
     async def unit_scope(self, tg_id: int) -> set[int] | None:
         """Units whose cases the person may read: None means all (admin, working group)."""

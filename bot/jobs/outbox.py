@@ -102,7 +102,6 @@ class OutboxSender:
                     return handled
                 batch, wait = await self._pick(items)
                 if batch:
-                    batch = [await self._join(i) for i in batch]
                     await self.store.mark_sending([n for i in batch for n in i.ids], self.clock())
                     await asyncio.gather(*(self._deliver(i) for i in batch))
                     handled += len(batch)
@@ -129,9 +128,10 @@ class OutboxSender:
             seen.add(key)
             if chat is not None and chat in blocked:
                 self._noticed.pop(item.id, None)
-                await self.store.mark_failed(item.id, self.clock(), "unreachable")
+                await self.store.mark_failed((item.id,), self.clock(), "unreachable")
                 continue
-            if await self._held(item):
+            item, go_now = await self._join(item)
+            if not go_now and self._held(item):
                 continue
             wait = self.throttle.ready_in(chat) if chat is not None else 0.0
             if wait > 0:
@@ -142,32 +142,32 @@ class OutboxSender:
                 break
         return batch, shortest
 
-    async def _held(self, item: OutboxItem) -> bool:
+    async def _join(self, item: OutboxItem) -> tuple[OutboxItem, bool]:
+        """A plain text with more plain texts right behind it for the same chat takes them along
+        in one message (one line each), as long as it stays one message. Also whether it should
+        go now rather than wait for more (see ``OutboxStore.followers``)."""
+        if item.id in self._alone:  # refused in a joined message: goes on its own
+            return item, True
+        if not (item.more and item.plain):
+            return item, False
+        followers, go_now = await self.store.followers(item, self.clock(), JOIN_LIMIT - len(item.text))
+        followers = list(itertools.takewhile(lambda f: f.id not in self._alone, followers))
+        if not followers:
+            return item, go_now
+        return replace(item, text="\n".join([item.text, *(f.text for f in followers)]),
+                       joined=tuple(f.id for f in followers)), go_now
+
+    def _held(self, item: OutboxItem) -> bool:
         """Whether a notice still waits for the rest of its burst (then ``_release`` says until
-        when). Buttons, cards and card edits never wait: they answer what someone just did, and
-        a notice goes at once when one of them is queued behind it."""
+        when). Buttons, cards and card edits never wait: they answer what someone just did."""
         if not item.plain or self.notice_seconds <= 0:
             return False
         now = self.monotonic()
         release = self._noticed.setdefault(item.id, now) + self.notice_seconds
-        if release <= now or (item.more and await self.store.anything_but_notices_behind(item)):
+        if release <= now:
             return False
         self._release = release if self._release is None else min(self._release, release)
         return True
-
-    async def _join(self, item: OutboxItem) -> OutboxItem:
-        """A plain text with more plain texts right behind it for the same chat takes them along
-        in one message (one line each), as long as it stays one message."""
-        if not (item.more and item.plain) or len(item.text) >= JOIN_LIMIT:
-            return item
-        followers = await self.store.followers(item, self.clock(), JOIN_LIMIT - len(item.text))
-        if not followers:
-            return item
-        followers = list(itertools.takewhile(lambda f: f.id not in self._alone, followers))
-        if not followers or item.id in self._alone:
-            return item
-        return replace(item, text="\n".join([item.text, *(f.text for f in followers)]),
-                       joined=tuple(f.id for f in followers))
 
     async def _pace(self, chat_id: int) -> None:
         while (wait := self.throttle.take(chat_id)) > 0:
@@ -176,6 +176,8 @@ class OutboxSender:
     async def _deliver(self, item: OutboxItem) -> None:
         for n in item.ids:
             self._noticed.pop(n, None)
+            if not item.joined:
+                self._alone.discard(n)
         now = self.clock()
         try:
             # Texts were written in their reader's language; cards are drawn in their chat's.
@@ -261,7 +263,7 @@ class OutboxSender:
             case = await self.cases.get(item.case_id)  # names in the chat's language
             unit_id = item.payload.get("unit_id")
             if unit_id is not None and unit_id != case.unit_id:
-                await self.store.mark_sent(item.id, self.clock())  # moved on before delivery
+                await self.store.mark_sent((item.id,), self.clock())  # moved on before delivery
                 return
             text, buttons = self._render(case, unit_id)
         await self._pace(item.chat_id)
