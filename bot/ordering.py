@@ -17,7 +17,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-MAX_CONCURRENT_UPDATES = 32
+MAX_CONCURRENT_UPDATES = 16  # chats handled at once; a burst beyond waits its turn
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ class OutboxItem:
     more: bool = False               # more rows wait behind this one for the same chat
     joined: tuple[int, ...] = ()     # further rows sent in this one's message (see ``followers``)
     next_at: datetime | None = None  # when it is due
+    unreachable: bool = False        # its chat blocked or removed the bot
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -104,14 +105,16 @@ class OutboxStore:
         rows = await self.db.all(
             "SELECT *, EXISTS (SELECT 1 FROM outbox q INDEXED BY outbox_pending_chat"
             " WHERE q.sent_at IS NULL AND q.failed_at IS NULL AND q.chat_id = o.chat_id"
-            " AND q.id > o.id) AS more"
+            " AND q.id > o.id) AS more,"
+            " EXISTS (SELECT 1 FROM unreachable_chats x WHERE x.chat_id = o.chat_id) AS unreachable"
             " FROM outbox o INDEXED BY outbox_pending WHERE sent_at IS NULL AND failed_at IS NULL"
             " AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox p"
             " WHERE p.sent_at IS NULL AND p.failed_at IS NULL AND p.chat_id = o.chat_id"
             " AND p.id < o.id) ORDER BY id LIMIT ?",
             (to_db(now), limit),
         )
-        return [_item(r, now, more=bool(r["more"])) for r in rows]
+        return [replace(_item(r, now, more=bool(r["more"])), unreachable=bool(r["unreachable"]))
+                for r in rows]
 
     async def followers(self, item: OutboxItem, now: datetime,
                         room: int) -> tuple[list[OutboxItem], bool]:
@@ -154,17 +157,9 @@ class OutboxStore:
             "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, message_id = ? WHERE id = ?",
             [(to_db(now), message_id, i) for i in ids], many=True)
 
-    async def unreachable(self, chat_ids: list[int]) -> set[int]:
-        """Which of these chats blocked or removed the bot: one query for a batch."""
-        if not chat_ids:
-            return set()
-        rows = await self.db.all(
-            f"SELECT chat_id FROM unreachable_chats WHERE chat_id IN ({','.join('?' * len(chat_ids))})",
-            chat_ids)
-        return {int(r[0]) for r in rows}
-
     async def is_unreachable(self, chat_id: int) -> bool:
-        return chat_id in await self.unreachable([chat_id])
+        return await self.db.one("SELECT 1 FROM unreachable_chats WHERE chat_id = ?",
+                                 (chat_id,)) is not None
 
     async def mark_unreachable(self, chat_id: int, reason: str, now: datetime) -> bool:
         """Record that a chat blocked or removed the bot. True if it was news."""

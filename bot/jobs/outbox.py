@@ -117,7 +117,6 @@ class OutboxSender:
         seen: set[object] = set()
         shortest: float | None = None
         self._release = None
-        blocked = await self.store.unreachable(sorted({i.chat_id for i in items if i.chat_id is not None}))
         for item in items:
             chat = item.chat_id
             # A refresh has no chat (it edits the case's cards, each paced by its own chat):
@@ -126,7 +125,7 @@ class OutboxSender:
             if key in seen:
                 continue
             seen.add(key)
-            if chat is not None and chat in blocked:
+            if item.unreachable:
                 self._noticed.pop(item.id, None)
                 await self.store.mark_failed((item.id,), self.clock(), "unreachable")
                 continue
