@@ -289,12 +289,20 @@ async def _casebot_flows(app: Application, api: TimedAPI, count: int,  # type: i
         api.group_chat(chat, key)  # before the card is posted to it (the sender runs meanwhile)
         await services.cases.apply(case_id, Action.ASSIGN, dispatcher, Change(unit_key=key), clock())
         flows.append(Flow(api.user(tg_id, name, username=f"user{tg_id}"), chat, 0, case_id))
-    while await services.sender.drain():
-        pass
+    # Every card out before the presses; a card whose call failed (the fake server may drop a
+    # kept-alive connection under latency: httpx.ReadError) is retried by the sender, 5 s later.
+    deadline = time.monotonic() + TIMEOUT
+    while await services.outbox.pending() and time.monotonic() < deadline:
+        await services.sender.drain()
+        await asyncio.sleep(0.1)
     for flow in flows:
         cards = [c for c in await services.outbox.cards(flow.case_id) if c.chat_id == flow.chat]
         if not cards:
-            raise AssertionError(f"the card of #{flow.case_id} was not posted")
+            rows = await db.all("SELECT id, kind, chat_id, sent_at, failed_at, last_error, next_attempt_at"
+                                " FROM outbox WHERE case_id = ? OR chat_id = ? ORDER BY id DESC LIMIT 8",
+                                (flow.case_id, flow.chat))
+            raise AssertionError(f"the card of #{flow.case_id} was not posted: "
+                                 f"{[tuple(r) for r in rows]}")
         flow.message_id = cards[-1].message_id
     return flows
 
