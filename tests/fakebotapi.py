@@ -492,6 +492,9 @@ def _close_tag(top: list[Any], pos16: int, stack: list[list[Any]], entities: lis
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a bot opening many connections at once (updates of
+    # several chats handled side by side, the sender's concurrent sends) had some refused or reset.
+    request_queue_size = 128
     api: FakeBotAPI
 
 
