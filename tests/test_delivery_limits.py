@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -508,18 +509,29 @@ async def test_a_joined_message_held_by_retry_after_keeps_all_its_texts(bot: Bot
     assert [s[1] for s in await rows_to(bot, SR_CHAT)] == [True, True]
 
 
+def fast_delivery(notice_seconds: float) -> dict[str, float]:
+    return {"overall_per_second": 10000, "per_chat_per_second": 10000,
+            "group_per_minute": 100000, "notice_seconds": notice_seconds}
+
+
+@asynccontextmanager
+async def drained_by_hand(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch,
+                          notice_seconds: float) -> AsyncIterator[tuple[Bot, Ticks]]:
+    """A bot whose sender is drained by the test, its notices timed on a clock moved by hand."""
+    async with running_bot(tmp_path, clock, delivery=fast_delivery(notice_seconds)) as bot:
+        await bot.services.sender.stop()
+        ticks = Ticks()
+        monkeypatch.setattr(bot.services.sender, "monotonic", ticks)
+        yield bot, ticks
+
+
 async def test_notices_wait_for_the_rest_of_their_burst(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With ``notice_seconds``, a notice waits that long from when the sender first saw it, so
     that the notices of a burst go as one message; texts with buttons do not wait."""
-    delivery = {"overall_per_second": 10000, "per_chat_per_second": 10000,
-                "group_per_minute": 100000, "notice_seconds": 2}
-    async with running_bot(tmp_path, clock, delivery=delivery) as bot:
+    async with drained_by_hand(tmp_path, clock, monkeypatch, 2) as (bot, ticks):
         sender = bot.services.sender
-        await sender.stop()  # drained by hand below, on a clock moved by hand
-        ticks = Ticks()
-        monkeypatch.setattr(sender, "monotonic", ticks)
         mark = bot.api.mark()
         await queue(bot, WG_CHAT, "#1 accepted", plain=True)
         await queue(bot, SR_CHAT, "reminder with buttons")
@@ -540,18 +552,13 @@ async def test_notices_wait_for_the_rest_of_their_burst(
 async def test_a_notice_does_not_hold_up_a_card_behind_it(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    delivery = {"overall_per_second": 10000, "per_chat_per_second": 10000,
-                "group_per_minute": 100000, "notice_seconds": 60}
-    async with running_bot(tmp_path, clock, delivery=delivery) as bot:
-        sender = bot.services.sender
-        await sender.stop()
-        monkeypatch.setattr(sender, "monotonic", Ticks())  # the clock stands still
+    async with drained_by_hand(tmp_path, clock, monkeypatch, 60) as (bot, _ticks):  # time stands still
         mark = bot.api.mark()
         await queue(bot, SR_CHAT, "#1 assigned to you", "#2 assigned to you", plain=True)
-        await sender.drain()
+        await bot.services.sender.drain()
         assert delivered(bot, mark, SR_CHAT) == []
         await queue(bot, SR_CHAT, "reminder with buttons")
-        await sender.drain()
+        await bot.services.sender.drain()
         assert delivered(bot, mark, SR_CHAT) == ["#1 assigned to you\n#2 assigned to you",
                                                  "reminder with buttons"]
 
@@ -559,16 +566,11 @@ async def test_a_notice_does_not_hold_up_a_card_behind_it(
 async def test_a_full_message_of_notices_does_not_wait(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    delivery = {"overall_per_second": 10000, "per_chat_per_second": 10000,
-                "group_per_minute": 100000, "notice_seconds": 60}
-    async with running_bot(tmp_path, clock, delivery=delivery) as bot:
-        sender = bot.services.sender
-        await sender.stop()
-        monkeypatch.setattr(sender, "monotonic", Ticks())  # the clock stands still
+    async with drained_by_hand(tmp_path, clock, monkeypatch, 60) as (bot, _ticks):  # time stands still
         mark = bot.api.mark()
         lines = [f"{i:03d} " + "x" * 996 for i in range(9)]  # three fill a message
         await queue(bot, WG_CHAT, *lines, plain=True)
-        await sender.drain()
+        await bot.services.sender.drain()
         # the two full messages go at once; the last three could still take more, so they wait
         assert delivered(bot, mark, WG_CHAT) == ["\n".join(lines[0:3]), "\n".join(lines[3:6])]
         assert [s[1] for s in await rows_to(bot, WG_CHAT)] == [True] * 6 + [False] * 3
@@ -576,9 +578,7 @@ async def test_a_full_message_of_notices_does_not_wait(
 
 async def test_a_held_notice_goes_without_another_wake(tmp_path: Path, clock: Clock) -> None:
     """The running sender wakes by itself when a notice's wait ends (nothing else happens)."""
-    delivery = {"overall_per_second": 10000, "per_chat_per_second": 10000,
-                "group_per_minute": 100000, "notice_seconds": 0.2}
-    async with running_bot(tmp_path, clock, delivery=delivery) as bot:
+    async with running_bot(tmp_path, clock, delivery=fast_delivery(0.2)) as bot:
         mark = bot.api.mark()
         await queue(bot, WG_CHAT, "#1 accepted", "#2 accepted", plain=True)
         bot.services.sender.wake()
