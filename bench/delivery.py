@@ -59,13 +59,13 @@ async def run(path: Path, work_dir: Path, *, messages: int = 3000, n_chats: int 
     try:
         now = utcnow()
         async with services.db.transaction() as conn:
-            await conn.execute("DELETE FROM outbox")
+            conn.add("DELETE FROM outbox")
             for i in range(messages):
                 chat = targets[i % len(targets)]
                 buttons = [[(label, data.format(n=i)) for label, data in row] for row in BUTTONS]
                 # Reminders carry their buttons, so each is a message of its own (plain notices
                 # queued together for a chat would share one).
-                await outbox.queue_text(conn, chat, REMINDER.format(n=i + 1), now, buttons=buttons)
+                outbox.queue_text(conn, chat, REMINDER.format(n=i + 1), now, buttons=buttons)
         mark = api.mark()
         started = time.perf_counter()
         while True:

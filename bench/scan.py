@@ -67,8 +67,8 @@ async def digest(paths: dict[int, Path], work_dir: Path, *, repeats: int = 3) ->
         for _ in range(repeats):
             for n, d in domains.items():
                 async with d.db.transaction() as conn:
-                    await conn.execute("DELETE FROM digest_log")
-                    await conn.execute("DELETE FROM outbox")
+                    conn.add("DELETE FROM digest_log")
+                    conn.add("DELETE FROM outbox")
                 t = time.perf_counter()
                 queued[n] = await d.digests.send_due(NOW)
                 times[n].append(time.perf_counter() - t)

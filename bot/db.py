@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 log = logging.getLogger(__name__)
 
 Row = sqlite3.Row
+T = TypeVar("T")
 
 
 def to_db(dt: datetime) -> str:
@@ -92,17 +94,32 @@ class Database:
             log.info("applied migration %04d", number)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[Tx]:
         """``BEGIN IMMEDIATE`` … ``COMMIT`` under the write lock; rolls back on any error."""
         async with self._write_lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            tx = Tx(self)
             try:
-                yield self.conn
+                yield tx
+                if not tx.done:
+                    await tx.commit()
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                if tx.begun:
+                    await self.in_thread(_rollback)
                 raise
-            else:
-                await self.conn.execute("COMMIT")
+
+    async def in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the connection in aiosqlite's thread: one trip, however many statements.
+
+        aiosqlite sends each call (execute, fetch, commit) to its thread and back, which costs
+        far more than a statement on an indexed row; its own methods all go through
+        ``Connection._execute``, used here to send several statements at once."""
+        conn = self.conn
+        return await conn._execute(lambda: fn(conn._conn))
+
+    async def batch(self, *queries: tuple[str, Iterable[Any]]) -> list[list[Row]]:
+        """Several reads in one trip, each query's rows in turn."""
+        prepared = [(sql, tuple(params)) for sql, params in queries]
+        return await self.in_thread(lambda conn: [conn.execute(*q).fetchall() for q in prepared])
 
     async def write(self, sql: str, params: Iterable[Any] = (), *, many: bool = False) -> int:
         """One statement, atomic by itself (autocommit), in turn with the transactions: one trip
@@ -122,6 +139,81 @@ class Database:
 
     async def all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         return list(await self.conn.execute_fetchall(sql, tuple(params)))
+
+
+@dataclass(frozen=True)
+class Result:
+    rows: list[Row]
+    lastrowid: int | None
+    rowcount: int
+
+
+class Tx:
+    """A write transaction (``Database.transaction()``).
+
+    Statements whose result nobody reads (``add``) wait, and go to the database with the next
+    read or with the COMMIT: a change to a case (its row, an event, the outbox) is one trip to
+    aiosqlite's thread, not one per statement. ``BEGIN IMMEDIATE`` goes with the first trip."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._pending: list[tuple[str, Any, bool]] = [("BEGIN IMMEDIATE", (), False)]
+        self.begun = False  # a trip has gone: BEGIN was sent
+        self.done = False
+
+    def add(self, sql: str, params: Iterable[Any] = ()) -> None:
+        """A write whose result is not needed: sent with the next trip."""
+        self._pending.append((sql, tuple(params), False))
+
+    def add_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        self._pending.append((sql, [tuple(r) for r in rows], True))
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> Result:
+        """The waiting writes, then this statement: its rows, ``lastrowid`` and ``rowcount``."""
+        return await self._trip((sql, tuple(params)), commit=False)
+
+    async def all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        return (await self.execute(sql, params)).rows
+
+    async def one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        rows = (await self.execute(sql, params)).rows
+        return rows[0] if rows else None
+
+    async def commit(self, then: str | None = None, params: Iterable[Any] = ()) -> list[Row]:
+        """The waiting writes and ``COMMIT``; then, in the same trip, the query ``then`` (read
+        after the commit). Nothing may be done in the transaction after this."""
+        self.done = True
+        if not self.begun and len(self._pending) == 1 and then is None:
+            return []  # nothing was done: no trip at all
+        final = (then, tuple(params)) if then is not None else None
+        return (await self._trip(final, commit=True)).rows
+
+    async def _trip(self, last: tuple[str, tuple[Any, ...]] | None, *, commit: bool) -> Result:
+        if self.done and not commit:
+            raise RuntimeError("the transaction is over")
+        batch, self._pending = self._pending, []
+        self.begun = True
+
+        def run(conn: sqlite3.Connection) -> Result:
+            for sql, params, many in batch:
+                if many:
+                    conn.executemany(sql, params)
+                else:
+                    conn.execute(sql, params)
+            if commit:
+                conn.execute("COMMIT")
+            if last is None:
+                return Result([], None, 0)
+            cur = conn.execute(*last)
+            rows = cur.fetchall()
+            return Result(rows, cur.lastrowid, cur.rowcount)
+
+        return await self._db.in_thread(run)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _split_sql(script: str) -> list[str]:

@@ -214,10 +214,10 @@ async def test_a_burst_keeps_within_telegrams_limits(
         people = [700_001 + i for i in range(40)]
         async with bot.services.db.transaction() as conn:  # queued at once, delivered below
             for i in range(45):  # with buttons, as reminders are: each its own message
-                await queue_text(conn, DP_CHAT, f"group message {i:02d}", clock(), buttons=BUTTONS)
+                queue_text(conn, DP_CHAT, f"group message {i:02d}", clock(), buttons=BUTTONS)
                 if i < len(people):
-                    await queue_text(conn, people[i], f"private message {i:02d}", clock(),
-                                     buttons=BUTTONS)
+                    queue_text(conn, people[i], f"private message {i:02d}", clock(),
+                               buttons=BUTTONS)
         mark = api.mark()
         await sender.drain()
 
@@ -250,7 +250,7 @@ async def queue(bot: Bot, chat_id: int, *texts: str, plain: bool = False) -> Non
     texts queued together share a message (see the tests of joining below)."""
     async with bot.services.db.transaction() as conn:
         for text in texts:
-            await queue_text(conn, chat_id, text, bot.clock(), buttons=None if plain else BUTTONS)
+            queue_text(conn, chat_id, text, bot.clock(), buttons=None if plain else BUTTONS)
 
 
 async def rows_to(bot: Bot, chat_id: int) -> list[tuple[str, bool, str | None, str | None, int]]:
@@ -608,9 +608,9 @@ async def test_a_row_left_sending_by_a_crash_is_sent_once_on_start(tmp_path: Pat
         first_api = bot.api
         await bot.services.sender.stop()  # the process dies with the row claimed, not yet sent
         async with bot.services.db.transaction() as conn:
-            await queue_text(conn, WG_CHAT, "Owed before the crash", clock())
-            await conn.execute("UPDATE outbox SET sending_at = ? WHERE text = ?",
-                               (to_db(clock()), "Owed before the crash"))
+            queue_text(conn, WG_CHAT, "Owed before the crash", clock())
+            conn.add("UPDATE outbox SET sending_at = ? WHERE text = ?",
+                     (to_db(clock()), "Owed before the crash"))
     sending_at, sent_at, _failed, _mid = await outbox_row(db_path, "Owed before the crash")
     assert sending_at is not None and sent_at is None
     assert "Owed before the crash" not in first_api.sent_texts(WG_CHAT)

@@ -66,7 +66,7 @@ async def test_reminder_goes_to_the_unit_chat_then_privately(bot: Bot) -> None:
     # Dara registered before the bot noted who writes to it privately (private_chat came with
     # migration 0004): it does not know it may write to her.
     async with bot.services.db.transaction() as conn:
-        await conn.execute("UPDATE people SET private_chat = 0 WHERE tg_id = ?", (OFFICIAL,))
+        conn.add("UPDATE people SET private_chat = 0 WHERE tg_id = ?", (OFFICIAL,))
 
     m = await tick(bot, at(17, 8, 59))
     assert starting(bot, m, "⏰") == []

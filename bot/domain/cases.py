@@ -15,11 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-import aiosqlite
 from babel.dates import format_date
 
 from bot.config import Settings
-from bot.db import Database, Row, from_db, to_db
+from bot.db import Database, Row, Tx, from_db, to_db
 from bot.domain import outbox
 from bot.domain.errors import (
     CaseNotFound,
@@ -219,7 +218,7 @@ class Event:
 class _Step:
     """One change in the making, inside its transaction."""
 
-    conn: aiosqlite.Connection
+    conn: Tx
     case: CaseView
     action: Action
     actor: Actor
@@ -352,6 +351,19 @@ class CaseService:
             raise CaseNotFound(case_id)
         return _view(row)
 
+    async def with_cards(self, case_id: int) -> tuple[Row, list[outbox.CardRef]]:
+        """The case's row and its posted cards, in one trip. ``view`` the row under each
+        reader's locale: names are in their language."""
+        rows, cards = await self.db.batch((_CASE_SELECT + " WHERE c.id = ?", (case_id,)),
+                                          (outbox.CARDS_SQL, (case_id,)))
+        if not rows:
+            raise CaseNotFound(case_id)
+        return rows[0], outbox.card_refs(cards)
+
+    @staticmethod
+    def view(row: Row) -> CaseView:
+        return _view(row)
+
     async def visible(self, actor: Actor, case_id: int, now: datetime) -> tuple[CaseView, bool]:
         """The case if the actor may read it, and whether personal data may be shown where
         they asked: a group sees it only if it is the case's unit chat or the working group's."""
@@ -448,9 +460,9 @@ class CaseService:
             )
             case_id = cur.lastrowid
             assert case_id is not None
-            await self._add_attachments(conn, case_id, draft.attachments, "intake", actor, now)
-            await self._event(conn, case_id, actor, Action.CREATE, None, Status.NEW, "", now,
-                              {"source": draft.source})
+            self._add_attachments(conn, case_id, draft.attachments, "intake", actor, now)
+            self._event(conn, case_id, actor, Action.CREATE, None, Status.NEW, "", now,
+                        {"source": draft.source})
             await self._tell_working_group(conn, lambda: _("#{n} created by {who}: {summary}").format(
                 n=case_id, who=html.escape(actor.name), summary=html.escape(draft.summary)), now, case_id)
         self.on_commit()
@@ -469,11 +481,10 @@ class CaseService:
         skipped: list[str] = []
         async with self.db.transaction() as conn:
             for row in rows:
-                async with conn.execute("SELECT id FROM cases WHERE external_ref = ?",
-                                        (row.external_ref,)) as cur:
-                    if await cur.fetchone() is not None:
-                        skipped.append(row.external_ref)
-                        continue
+                if await conn.one("SELECT id FROM cases WHERE external_ref = ?",
+                                  (row.external_ref,)) is not None:
+                    skipped.append(row.external_ref)
+                    continue
                 status = row.status
                 finished = status in (Status.RESOLVED, Status.CLOSED)
                 unit_id = None if status is Status.NEW else row.unit_id
@@ -494,8 +505,8 @@ class CaseService:
                      "confirmed" if status is Status.CLOSED else None, row.external_ref))
                 case_id = cur.lastrowid
                 assert case_id is not None
-                await self._event(conn, case_id, actor, Action.IMPORT, None, status, "", now,
-                                  {"external_ref": row.external_ref})
+                self._event(conn, case_id, actor, Action.IMPORT, None, status, "", now,
+                            {"external_ref": row.external_ref})
                 created.append(case_id)
         return created, skipped
 
@@ -543,7 +554,7 @@ class CaseService:
     ) -> CaseView:
         text = change.text.strip()
         async with self.db.transaction() as conn:
-            rows = list(await conn.execute_fetchall(_CASE_SELECT + " WHERE c.id = ?", (case_id,)))
+            rows = await conn.all(_CASE_SELECT + " WHERE c.id = ?", (case_id,))
             if not rows:
                 raise CaseNotFound(case_id)
             case = _view(rows[0])
@@ -562,16 +573,17 @@ class CaseService:
                 self._reschedule(step)
             step.updates["updated_at"] = to_db(now)
             sets = ", ".join(f"{k} = ?" for k in step.updates)
-            await conn.execute(f"UPDATE cases SET {sets} WHERE id = ?", [*step.updates.values(), case_id])
+            conn.add(f"UPDATE cases SET {sets} WHERE id = ?", [*step.updates.values(), case_id])
             purpose = "evidence" if action in (Action.RESOLVE, Action.OUTCOME) else "note"
-            await self._add_attachments(conn, case_id, list(change.attachments), purpose, actor, now)
+            self._add_attachments(conn, case_id, list(change.attachments), purpose, actor, now)
             if change.attachments:
                 step.data["attachments"] = len(change.attachments)
             to = step.updates["status"]
-            await self._event(conn, case_id, actor, action, case.status, to, text, now, step.data)
+            self._event(conn, case_id, actor, action, case.status, to, text, now, step.data)
             await self._notify(step)
+            rows = await conn.commit(_CASE_SELECT + " WHERE c.id = ?", (case_id,))  # as committed
         self.on_commit()
-        return await self.get(case_id)
+        return _view(rows[0])
 
     # --- what each action does besides its status (the transition table gives the status) ---
 
@@ -581,7 +593,7 @@ class CaseService:
         st.new_unit_id = st.updates["unit_id"]
 
     async def _do_accept(self, st: _Step) -> None:
-        await st.conn.execute(
+        st.conn.add(
             "INSERT OR IGNORE INTO people(tg_id, name, first_seen, last_seen) VALUES(?,?,?,?)",
             (st.actor.tg_id, st.actor.name, to_db(st.now), to_db(st.now)))
         st.updates.update(assignee_id=st.actor.tg_id, accept_due_at=None)
@@ -646,23 +658,22 @@ class CaseService:
         into = st.change.into
         if into is None or into == st.case.id:
             raise Invalid(_("Name another case to merge into."))
-        async with st.conn.execute("SELECT status FROM cases WHERE id = ?", (into,)) as cur:
-            target = await cur.fetchone()
+        target = await st.conn.one("SELECT status FROM cases WHERE id = ?", (into,))
         if target is None:
             raise CaseNotFound(into)
         if Status(target[0]) not in UNFINISHED_STATUSES:
             raise Invalid(_("Case #{n} is finished: merge into a case still being handled.").format(
                 n=into))
         conn, now, case = st.conn, to_db(st.now), st.case
-        await conn.execute("UPDATE attachments SET case_id = ? WHERE case_id = ?", (into, case.id))
-        await conn.execute("UPDATE case_contacts SET case_id = ? WHERE case_id = ?", (into, case.id))
-        await conn.execute(
+        conn.add("UPDATE attachments SET case_id = ? WHERE case_id = ?", (into, case.id))
+        conn.add("UPDATE case_contacts SET case_id = ? WHERE case_id = ?", (into, case.id))
+        conn.add(
             "INSERT INTO case_contacts(case_id, name, contact, from_case, added_at) VALUES(?,?,?,?,?)",
             (into, case.citizen_name, case.citizen_contact, case.id, now))
-        await conn.execute("UPDATE cases SET version = version + 1, updated_at = ? WHERE id = ?",
-                           (now, into))
-        await self._event(conn, into, st.actor, Action.MERGE, None, None, st.text, st.now,
-                          {"merged_from": case.id})
+        conn.add("UPDATE cases SET version = version + 1, updated_at = ? WHERE id = ?",
+                 (now, into))
+        self._event(conn, into, st.actor, Action.MERGE, None, None, st.text, st.now,
+                    {"merged_from": case.id})
         st.updates.update(merged_into=into, outcome="merged", closed_at=now, due_at=None)
         st.data["into"] = into
 
@@ -768,8 +779,8 @@ class CaseService:
     async def hold_reminder(self, case_id: int, until: datetime | None) -> None:
         """Scheduling only, no change to the case: the next look at it is ``until``."""
         async with self.db.transaction() as conn:
-            await conn.execute("UPDATE cases SET next_action_at = ? WHERE id = ?",
-                               (to_db(until) if until else None, case_id))
+            conn.add("UPDATE cases SET next_action_at = ? WHERE id = ?",
+                     (to_db(until) if until else None, case_id))
 
     async def due_reminders(self, now: datetime, limit: int = 200) -> list[int]:
         """Cases whose next reminder or escalation is due: an indexed range, whatever the total."""
@@ -853,13 +864,13 @@ class CaseService:
         if not (personal or liaison_chat) or actor.chat_id is None:
             raise Invalid(_("Use /case {n} to see it.").format(n=case_id))
         async with self.db.transaction() as conn:
-            await outbox.queue_card(conn, actor.chat_id, case.id, case.unit_id, now)
+            outbox.queue_card(conn, actor.chat_id, case.id, case.unit_id, now)
         self.on_commit()
 
     async def refresh_cards(self, case_id: int, now: datetime) -> None:
         """Bring every posted card of the case up to date (after a press on a stale one)."""
         async with self.db.transaction() as conn:
-            await outbox.queue_refresh(conn, case_id, now)
+            outbox.queue_refresh(conn, case_id, now)
         self.on_commit()
 
     async def _assign(
@@ -903,24 +914,24 @@ class CaseService:
                 units |= self.units.subtree(g.unit_id)
         return units
 
-    async def _add_attachments(
-        self, conn: aiosqlite.Connection, case_id: int, items: list[AttachmentIn], purpose: str,
+    def _add_attachments(
+        self, conn: Tx, case_id: int, items: list[AttachmentIn], purpose: str,
         actor: Actor, now: datetime,
     ) -> None:
         for a in items:
-            await conn.execute(
+            conn.add(
                 "INSERT INTO attachments(case_id, kind, file_id, file_name, purpose, added_by,"
                 " added_at) VALUES(?,?,?,?,?,?,?)",
                 (case_id, a.kind, a.file_id, a.file_name, purpose, actor.tg_id, to_db(now)),
             )
 
     @staticmethod
-    async def _event(
-        conn: aiosqlite.Connection, case_id: int, actor: Actor, action: Action,
+    def _event(
+        conn: Tx, case_id: int, actor: Actor, action: Action,
         from_status: Status | None, to_status: Status | None, note: str, now: datetime,
         data: dict[str, Any],
     ) -> None:
-        await conn.execute(
+        conn.add(
             "INSERT INTO events(case_id, at, actor_id, actor_name, action, from_status,"
             " to_status, note, data) VALUES(?,?,?,?,?,?,?,?,?)",
             (case_id, to_db(now), actor.tg_id, actor.name, action, from_status, to_status,
@@ -940,7 +951,7 @@ class CaseService:
         return unit.name if unit else str(chat_id)
 
     async def _send(
-        self, conn: aiosqlite.Connection, chats: list[int], make: Callable[[], Message], now: datetime,
+        self, conn: Tx, chats: list[int], make: Callable[[], Message], now: datetime,
         case_id: int | None,
     ) -> None:
         """Queue a message to each chat, written in that chat's language: ``make`` is called
@@ -954,10 +965,10 @@ class CaseService:
             text, buttons = made if isinstance(made, tuple) else (made, None)
             if text:
                 for chat in group:
-                    await outbox.queue_text(conn, chat, text, now, buttons=buttons, case_id=case_id)
+                    outbox.queue_text(conn, chat, text, now, buttons=buttons, case_id=case_id)
 
     async def _tell_working_group(
-        self, conn: aiosqlite.Connection, make: Callable[[], Message], now: datetime, case_id: int,
+        self, conn: Tx, make: Callable[[], Message], now: datetime, case_id: int,
     ) -> None:
         await self._send(conn, await self.working_group_chats(), make, now, case_id)
 
@@ -965,12 +976,12 @@ class CaseService:
         """Queue what follows the change: cards, the unit's notices, the working group's line,
         each in its reader's language."""
         conn, now, action, n = st.conn, st.now, st.action, st.case.id
-        await outbox.queue_refresh(conn, n, now)  # every posted card shows the new state
+        outbox.queue_refresh(conn, n, now)  # every posted card shows the new state
         if action in (Action.REMIND, Action.ESCALATE, Action.HELP, Action.SNOOZE):
             await self._notify_ladder(st)
             return
         if st.new_unit_id is not None and st.new_unit_chat is not None:
-            await outbox.queue_card(conn, st.new_unit_chat, n, st.new_unit_id, now)
+            outbox.queue_card(conn, st.new_unit_chat, n, st.new_unit_id, now)
         staff_note = action is Action.NOTE and await self.is_staff(st.actor)
         unit_chat = await self._unit_chat(st.case.unit_id)
         new_unit = await self.units.by_id(st.new_unit_id) if st.new_unit_id is not None else None

@@ -157,7 +157,7 @@ class DigestService:
                         "INSERT OR IGNORE INTO digest_log(chat_id, day, queued_at) VALUES(?,?,?)",
                         (chat_id, day, to_db(now)))
                     if cur.rowcount == 1:  # not queued meanwhile by another run
-                        await outbox.queue_text(conn, chat_id, text, now)
+                        outbox.queue_text(conn, chat_id, text, now)
                         queued += 1
         if queued:
             self.on_commit()
@@ -210,10 +210,10 @@ class DigestService:
         """``on``: stop the person's daily digest (/digest off); otherwise resume it."""
         async with self.db.transaction() as conn:
             if on:
-                await conn.execute("INSERT OR IGNORE INTO digest_mute(tg_id, since) VALUES(?, ?)",
-                                   (tg_id, to_db(now)))
+                conn.add("INSERT OR IGNORE INTO digest_mute(tg_id, since) VALUES(?, ?)",
+                         (tg_id, to_db(now)))
             else:
-                await conn.execute("DELETE FROM digest_mute WHERE tg_id = ?", (tg_id,))
+                conn.add("DELETE FROM digest_mute WHERE tg_id = ?", (tg_id,))
 
     async def is_muted(self, tg_id: int) -> bool:
         return await self.db.one("SELECT 1 FROM digest_mute WHERE tg_id = ?", (tg_id,)) is not None

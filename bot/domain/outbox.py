@@ -15,9 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiosqlite
-
-from bot.db import Database, from_db, to_db
+from bot.db import Database, Tx, from_db, to_db
 
 Buttons = list[list[tuple[str, str]]]  # rows of (label, callback data)
 
@@ -55,6 +53,14 @@ class CardRef:
     unit_id: int | None
 
 
+CARDS_SQL = ("SELECT case_id, chat_id, message_id, unit_id FROM case_cards WHERE case_id = ?"
+             " ORDER BY posted_at, message_id")  # a case's posted cards, oldest first
+
+
+def card_refs(rows: Iterable[Any]) -> list[CardRef]:
+    return [CardRef(r[0], r[1], r[2], r[3]) for r in rows]
+
+
 def _item(r: Any, now: datetime, *, more: bool = False) -> OutboxItem:
     return OutboxItem(
         r["id"], r["kind"], r["chat_id"], r["case_id"], r["text"], json.loads(r["payload"]),
@@ -63,30 +69,30 @@ def _item(r: Any, now: datetime, *, more: bool = False) -> OutboxItem:
     )
 
 
-async def queue_text(
-    conn: aiosqlite.Connection, chat_id: int, text: str, now: datetime,
+def queue_text(
+    conn: Tx, chat_id: int, text: str, now: datetime,
     *, buttons: Buttons | None = None, case_id: int | None = None,
 ) -> None:
     payload = {"buttons": buttons} if buttons else {}
-    await conn.execute(
+    conn.add(
         "INSERT INTO outbox(created_at, kind, chat_id, case_id, text, payload, next_attempt_at)"
         " VALUES(?, 'text', ?, ?, ?, ?, ?)",
         (to_db(now), chat_id, case_id, text, json.dumps(payload), to_db(now)),
     )
 
 
-async def queue_card(
-    conn: aiosqlite.Connection, chat_id: int, case_id: int, unit_id: int | None, now: datetime
+def queue_card(
+    conn: Tx, chat_id: int, case_id: int, unit_id: int | None, now: datetime
 ) -> None:
-    await conn.execute(
+    conn.add(
         "INSERT INTO outbox(created_at, kind, chat_id, case_id, payload, next_attempt_at)"
         " VALUES(?, 'card', ?, ?, ?, ?)",
         (to_db(now), chat_id, case_id, json.dumps({"unit_id": unit_id}), to_db(now)),
     )
 
 
-async def queue_refresh(conn: aiosqlite.Connection, case_id: int, now: datetime) -> None:
-    await conn.execute(
+def queue_refresh(conn: Tx, case_id: int, now: datetime) -> None:
+    conn.add(
         "INSERT INTO outbox(created_at, kind, case_id, next_attempt_at)"
         " VALUES(?, 'refresh', ?, ?)",
         (to_db(now), case_id, to_db(now)),
@@ -172,7 +178,7 @@ class OutboxStore:
     async def queue_texts(self, chat_ids: list[int], text: str, now: datetime) -> None:
         async with self.db.transaction() as conn:
             for chat in chat_ids:
-                await queue_text(conn, chat, text, now)
+                queue_text(conn, chat, text, now)
 
     async def retry_later(
         self, ids: Iterable[int], at: datetime, error: str, *, count_attempt: bool = True
@@ -190,24 +196,19 @@ class OutboxStore:
         self, ref: CardRef, now: datetime, sent_item_id: int | None = None
     ) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute(
+            conn.add(
                 "INSERT OR REPLACE INTO case_cards(case_id, chat_id, message_id, unit_id,"
                 " posted_at) VALUES(?,?,?,?,?)",
                 (ref.case_id, ref.chat_id, ref.message_id, ref.unit_id, to_db(now)),
             )
             if sent_item_id is not None:
-                await conn.execute(
+                conn.add(
                     "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, message_id = ?"
                     " WHERE id = ?", (to_db(now), ref.message_id, sent_item_id),
                 )
 
     async def cards(self, case_id: int) -> list[CardRef]:
-        rows = await self.db.all(
-            "SELECT case_id, chat_id, message_id, unit_id FROM case_cards WHERE case_id = ?"
-            " ORDER BY posted_at, message_id",
-            (case_id,),
-        )
-        return [CardRef(r[0], r[1], r[2], r[3]) for r in rows]
+        return card_refs(await self.db.all(CARDS_SQL, (case_id,)))
 
     async def card_at(self, chat_id: int, message_id: int) -> CardRef | None:
         r = await self.db.one(
@@ -219,7 +220,7 @@ class OutboxStore:
 
     async def forget_card(self, chat_id: int, message_id: int) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute(
+            conn.add(
                 "DELETE FROM case_cards WHERE chat_id = ? AND message_id = ?",
                 (chat_id, message_id),
             )

@@ -114,27 +114,26 @@ class PeopleService:
         The config's working_group list becomes roles once; after that /invite and /revoke
         manage the working group."""
         async with self.db.transaction() as conn:
-            async with conn.execute(
+            current = {r[0] for r in await conn.all(
                 "SELECT tg_id FROM grants WHERE role = 'admin' AND source = 'config'"
-                " AND revoked_at IS NULL") as cur:
-                current = {r[0] for r in await cur.fetchall()}
+                " AND revoked_at IS NULL")}
             for tg_id in set(self.settings.admins) - current:
-                await conn.execute(
+                conn.add(
                     "INSERT OR IGNORE INTO grants(tg_id, role, source, granted_at)"
                     " VALUES(?, 'admin', 'config', ?)", (tg_id, to_db(now)))
             for tg_id in current - set(self.settings.admins):
-                await conn.execute(
+                conn.add(
                     "UPDATE grants SET revoked_at = ? WHERE tg_id = ? AND role = 'admin'"
                     " AND source = 'config' AND revoked_at IS NULL", (to_db(now), tg_id))
-            async with conn.execute("SELECT 1 FROM settings_kv WHERE key = ?", (_WG_MIGRATED,)) as cur:
-                migrated = await cur.fetchone() is not None
+            migrated = await conn.one("SELECT 1 FROM settings_kv WHERE key = ?",
+                                      (_WG_MIGRATED,)) is not None
             if not migrated:
                 for tg_id in self.settings.working_group:
-                    await conn.execute(
+                    conn.add(
                         "INSERT OR IGNORE INTO grants(tg_id, role, source, granted_at)"
                         " VALUES(?, 'working_group', 'config', ?)", (tg_id, to_db(now)))
-                await conn.execute("INSERT INTO settings_kv(key, value) VALUES(?, ?)",
-                                   (_WG_MIGRATED, to_db(now)))
+                conn.add("INSERT INTO settings_kv(key, value) VALUES(?, ?)",
+                         (_WG_MIGRATED, to_db(now)))
         self._grants_changed()
 
     # --- reads ----------------------------------------------------------------------------
@@ -216,7 +215,7 @@ class PeopleService:
         token = secrets.token_urlsafe(24)
         expires = now + timedelta(hours=self.settings.invitation_hours)
         async with self.db.transaction() as conn:
-            await conn.execute(
+            conn.add(
                 "INSERT INTO invitations(token_hash, role, unit_id, created_by, created_at,"
                 " expires_at) VALUES(?,?,?,?,?,?)",
                 (token_hash(token), role, unit.id if unit else None, actor_id, to_db(now),
@@ -232,11 +231,10 @@ class PeopleService:
         if not TOKEN_RE.match(token):
             raise InvitationProblem(_("This invitation link is not valid. Ask for a new one."))
         async with self.db.transaction() as conn:
-            async with conn.execute(
+            inv = await conn.one(
                 "SELECT i.*, u.active AS unit_active FROM invitations i"
                 " LEFT JOIN units u ON u.id = i.unit_id WHERE token_hash = ?",
-                (token_hash(token),)) as cur:
-                inv = await cur.fetchone()
+                (token_hash(token),))
             if inv is None:
                 raise InvitationProblem(_("This invitation link is not valid. Ask for a new one."))
             if inv["used_at"] is not None:
@@ -248,18 +246,18 @@ class PeopleService:
                 raise InvitationProblem(_("This invitation link has expired. Ask for a new one."))
             if inv["unit_id"] is not None and not inv["unit_active"]:
                 raise InvitationProblem(_("The unit of this invitation no longer exists."))
-            await conn.execute(
+            conn.add(
                 "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen,"
                 " private_chat) VALUES(?,?,?,?,?,?,1) ON CONFLICT(tg_id) DO UPDATE SET"
                 " name=excluded.name, username=excluded.username, language=excluded.language,"
                 " last_seen=excluded.last_seen, private_chat=1",
                 (tg_id, name, username, language, to_db(now), to_db(now)))
-            await conn.execute(
+            conn.add(
                 "INSERT OR IGNORE INTO grants(tg_id, role, unit_id, source, granted_by, granted_at)"
                 " VALUES(?,?,?, 'invitation', ?, ?)",
                 (tg_id, inv["role"], inv["unit_id"], inv["created_by"], to_db(now)))
-            await conn.execute("UPDATE invitations SET used_by = ?, used_at = ? WHERE id = ?",
-                               (tg_id, to_db(now), inv["id"]))
+            conn.add("UPDATE invitations SET used_by = ?, used_at = ? WHERE id = ?",
+                     (tg_id, to_db(now), inv["id"]))
         self._grants_changed()
         grants = await self.grants(tg_id)
         return next(g for g in grants if g.role == inv["role"] and g.unit_id == inv["unit_id"])
@@ -355,7 +353,7 @@ class PeopleService:
             raise Forbidden()
         async with self.db.transaction() as conn:
             for g in allowed:
-                await conn.execute(
+                conn.add(
                     "UPDATE grants SET revoked_by = ?, revoked_at = ? WHERE id = ?",
                     (actor_id, to_db(now), g.id))
         self._grants_changed()
@@ -367,7 +365,7 @@ class PeopleService:
         self, tg_id: int, action: str, case_id: int | None, chat_id: int | None, now: datetime
     ) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute(
+            conn.add(
                 "INSERT INTO refusals(at, tg_id, action, case_id, chat_id) VALUES(?,?,?,?,?)",
                 (to_db(now), tg_id, action, case_id, chat_id))
 

@@ -110,28 +110,28 @@ class UnitService:
         """Make the units and categories tables match the config (keys are stable)."""
         async with self.db.transaction() as conn:
             keys = [u.key for u in self.settings.units]
-            await conn.executemany(
+            conn.add_many(
                 "INSERT INTO units(key, name, name_km, kind, config_chat_id, ack_days, active)"
                 " VALUES(?,?,?,?,?,?,1) ON CONFLICT(key) DO UPDATE SET name=excluded.name,"
                 " name_km=excluded.name_km, kind=excluded.kind,"
                 " config_chat_id=excluded.config_chat_id, ack_days=excluded.ack_days, active=1",
                 [(u.key, u.name, u.name_km, u.kind, u.chat_id, u.ack_days) for u in self.settings.units],
             )
-            await conn.executemany(
+            conn.add_many(
                 "UPDATE units SET parent_id=(SELECT id FROM units WHERE key=?) WHERE key=?",
                 [(u.parent, u.key) for u in self.settings.units],
             )
             marks = ",".join("?" * len(keys))
-            await conn.execute(f"UPDATE units SET active=0 WHERE key NOT IN ({marks})", keys)
+            conn.add(f"UPDATE units SET active=0 WHERE key NOT IN ({marks})", keys)
             cat_keys = [c.key for c in self.settings.categories]
-            await conn.executemany(
+            conn.add_many(
                 "INSERT INTO categories(key, name, name_km, active) VALUES(?,?,?,1)"
                 " ON CONFLICT(key) DO UPDATE SET name=excluded.name, name_km=excluded.name_km,"
                 " active=1",
                 [(c.key, c.name, c.name_km) for c in self.settings.categories],
             )
             marks = ",".join("?" * len(cat_keys))
-            await conn.execute(
+            conn.add(
                 f"UPDATE categories SET active=0 WHERE key NOT IN ({marks})", cat_keys
             )
         self._changed()
@@ -224,9 +224,9 @@ class UnitService:
             raise Invalid(_("Send /bindchat in the unit's group, not in a private chat."))
         if key.lower() == WORKGROUP_KEY:
             async with self.db.transaction() as conn:
-                await conn.execute("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
-                await conn.execute("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
-                await conn.execute(
+                conn.add("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
+                conn.add("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
+                conn.add(
                     "INSERT INTO settings_kv(key, value) VALUES(?, ?)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (_WG_CHAT, str(chat_id)),
@@ -236,16 +236,16 @@ class UnitService:
         unit = await self.by_key(key)
         async with self.db.transaction() as conn:
             # A group serves one unit: binding it here unbinds it elsewhere.
-            await conn.execute("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
-            await conn.execute(
+            conn.add("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
+            conn.add(
                 "INSERT INTO chat_bindings(unit_id, chat_id, bound_by, bound_at) VALUES(?,?,?,?)"
                 " ON CONFLICT(unit_id) DO UPDATE SET chat_id=excluded.chat_id,"
                 " bound_by=excluded.bound_by, bound_at=excluded.bound_at",
                 (unit.id, chat_id, actor_id, to_db(now)),
             )
-            await conn.execute("DELETE FROM settings_kv WHERE key = ? AND value = ?",
-                               (_WG_CHAT, str(chat_id)))
-            await conn.execute("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
+            conn.add("DELETE FROM settings_kv WHERE key = ? AND value = ?",
+                     (_WG_CHAT, str(chat_id)))
+            conn.add("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
         self._changed()
         return unit.name
 
@@ -267,7 +267,7 @@ class UnitService:
                 "SELECT 1 FROM unreachable_chats WHERE chat_id = ?", (tg_id,))):
             return
         async with self.db.transaction() as conn:
-            await conn.execute(
+            conn.add(
                 "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen,"
                 " private_chat) VALUES(?,?,?,?,?,?,?) ON CONFLICT(tg_id) DO UPDATE SET"
                 " name=excluded.name, username=excluded.username, language=excluded.language,"
@@ -275,7 +275,7 @@ class UnitService:
                 (tg_id, name, username, language, to_db(now), to_db(now), int(private)),
             )
             if private:
-                await conn.execute("DELETE FROM unreachable_chats WHERE chat_id = ?", (tg_id,))
+                conn.add("DELETE FROM unreachable_chats WHERE chat_id = ?", (tg_id,))
         self._seen[tg_id] = (who, private or (known is not None and known[1]))
         self._languages.pop(tg_id, None)
 
@@ -300,9 +300,9 @@ class UnitService:
             raise Invalid(_("Choose km (Khmer) or en (English)."))
         async with self.db.transaction() as conn:
             if chat_id > 0:
-                await conn.execute("UPDATE people SET lang = ? WHERE tg_id = ?", (lang, chat_id))
+                conn.add("UPDATE people SET lang = ? WHERE tg_id = ?", (lang, chat_id))
             else:
-                await conn.execute(
+                conn.add(
                     "INSERT INTO chat_languages(chat_id, lang) VALUES(?, ?)"
                     " ON CONFLICT(chat_id) DO UPDATE SET lang = excluded.lang", (chat_id, lang))
         self._languages[chat_id] = lang

@@ -289,10 +289,10 @@ class OutboxSender:
 
     async def _refresh(self, item: OutboxItem) -> None:
         assert item.case_id is not None
-        for ref in await self.store.cards(item.case_id):
+        row, refs = await self.cases.with_cards(item.case_id)
+        for ref in refs:
             with use_locale(await self.cases.units.language_of(ref.chat_id)):
-                case = await self.cases.get(item.case_id)
-                text, buttons = self._render(case, ref.unit_id)
+                text, buttons = self._render(self.cases.view(row), ref.unit_id)
             await self._pace(ref.chat_id)
             try:
                 await self.bot.edit_message_text(
