@@ -48,19 +48,37 @@ TIMEOUT = 30.0
 RESOLUTION = "Visited the site with both families; the boundary was re-marked and signed."
 
 
+Key = tuple[Any, ...]
+
+
 class TimedAPI(FakeBotAPI):
-    """The fake Bot API that tells the benchmark the moment a call it waits for is recorded."""
+    """The fake Bot API that tells the benchmark the moment a call it waits for is recorded.
+
+    Expectations are filed by method and by what identifies the call (the query answered, the
+    message edited, the chat sent to), so that recording a call costs the same however many are
+    pending: this runs in the bots' process, and what it costs is taken from both bots."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._expected: list[tuple[str, Predicate, asyncio.AbstractEventLoop,
-                                   asyncio.Future[tuple[float, Any]]]] = []
+        self._expected: dict[Key, list[tuple[Predicate, asyncio.AbstractEventLoop,
+                                             asyncio.Future[tuple[float, Any]]]]] = {}
 
-    def expect(self, method: str, predicate: Predicate) -> asyncio.Future[tuple[float, Any]]:
+    @staticmethod
+    def key(method: str, params: dict[str, Any]) -> Key:
+        if method == "answerCallbackQuery":
+            return (method, str(params.get("callback_query_id")))
+        if method == "editMessageText":
+            return (method, params.get("chat_id"), params.get("message_id"))
+        return (method, params.get("chat_id"))
+
+    def expect(self, method: str, params: dict[str, Any],
+               predicate: Predicate = lambda _p, _r: True) -> asyncio.Future[tuple[float, Any]]:
+        """A future settled when a call of ``method`` with ``params``' identity (and for which
+        ``predicate`` holds) is recorded."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[float, Any]] = loop.create_future()
         with self._lock:
-            self._expected.append((method, predicate, loop, future))
+            self._expected.setdefault(self.key(method, params), []).append((predicate, loop, future))
         return future
 
     def _record(self, method: str, params: dict[str, Any], result: Any, files: Any,
@@ -68,13 +86,14 @@ class TimedAPI(FakeBotAPI):
         super()._record(method, params, result, files, error)
         if method == "getUpdates" or error is not None:
             return
-        at = time.perf_counter()
+        when = time.perf_counter()
         with self._lock:
-            for item in list(self._expected):
-                expected, predicate, loop, future = item
-                if expected == method and predicate(params, result):
-                    self._expected.remove(item)
-                    loop.call_soon_threadsafe(_settle, future, (at, result))
+            waiting = self._expected.get(self.key(method, params))
+            for item in list(waiting or ()):
+                predicate, loop, future = item
+                if predicate(params, result):
+                    waiting.remove(item)  # type: ignore[union-attr]
+                    loop.call_soon_threadsafe(_settle, future, (when, result))
 
 
 def _settle(future: asyncio.Future[tuple[float, Any]], value: tuple[float, Any]) -> None:
@@ -82,16 +101,16 @@ def _settle(future: asyncio.Future[tuple[float, Any]], value: tuple[float, Any])
         future.set_result(value)
 
 
-def answered(query_id: str) -> Predicate:
-    return lambda p, _r: p.get("callback_query_id") == query_id
+def answered(query_id: str) -> dict[str, Any]:
+    return {"callback_query_id": query_id}
 
 
-def edited(chat: int, message_id: int) -> Predicate:
-    return lambda p, _r: p.get("chat_id") == chat and p.get("message_id") == message_id
+def at(chat: int, message_id: int | None = None) -> dict[str, Any]:
+    return {"chat_id": chat, "message_id": message_id}
 
 
-def sent(chat: int, marker: str = "") -> Predicate:
-    return lambda p, _r: p.get("chat_id") == chat and marker in str(p.get("reply_markup", ""))
+def marked(marker: str) -> Predicate:
+    return lambda p, _r: marker in str(p.get("reply_markup", ""))
 
 
 @dataclass
@@ -158,17 +177,17 @@ class CasebotDriver(Driver):
         if kind == "accept":
             qid = self.press(flow, flow.message_id, self.button(flow, "acc"))
             return [api.expect("answerCallbackQuery", answered(qid)),
-                    api.expect("editMessageText", edited(flow.chat, flow.message_id))]
+                    api.expect("editMessageText", at(flow.chat, flow.message_id))]
         if kind == "resolve":
             qid = self.press(flow, flow.message_id, self.button(flow, "res"))
             return [api.expect("answerCallbackQuery", answered(qid)),
-                    api.expect("sendMessage", sent(flow.chat, "force_reply"))]
+                    api.expect("sendMessage", at(flow.chat), marked("force_reply"))]
         if kind == "answer":
             api.send_message(flow.user, flow.chat, RESOLUTION, reply_to_message_id=flow.prompt_id)
-            return [api.expect("sendMessage", sent(flow.chat, "ev:skip"))]
+            return [api.expect("sendMessage", at(flow.chat), marked("ev:skip"))]
         qid = self.press(flow, flow.evidence_id, "ev:skip")
         return [api.expect("answerCallbackQuery", answered(qid)),
-                api.expect("editMessageText", edited(flow.chat, flow.message_id))]
+                api.expect("editMessageText", at(flow.chat, flow.message_id))]
 
     def after(self, kind: str, flow: Flow, results: list[tuple[float, Any]]) -> None:
         if kind == "resolve":
@@ -184,10 +203,10 @@ class BareDriver(Driver):
         api = self.api
         if kind == "answer":
             api.send_message(flow.user, flow.chat, RESOLUTION)
-            return [api.expect("sendMessage", sent(flow.chat))]
+            return [api.expect("sendMessage", at(flow.chat))]
         qid = self.press(flow, flow.message_id, f"bare:{kind}")
         return [api.expect("answerCallbackQuery", answered(qid)),
-                api.expect("editMessageText", edited(flow.chat, flow.message_id))]
+                api.expect("editMessageText", at(flow.chat, flow.message_id))]
 
 
 async def _wait(futures: list[asyncio.Future[tuple[float, Any]]]) -> list[tuple[float, Any]]:
@@ -280,7 +299,7 @@ async def _casebot_flows(app: Application, api: TimedAPI, count: int,  # type: i
         raise AssertionError(f"only {len(rows)} open cases to press, {count} needed")
     ids = [r[0] for r in rows]
     async with db.transaction() as conn:  # cards of earlier assignments: not in this fake's chats
-        await conn.execute(f"DELETE FROM case_cards WHERE case_id IN ({','.join('?' * len(ids))})", ids)
+        conn.add(f"DELETE FROM case_cards WHERE case_id IN ({','.join('?' * len(ids))})", ids)
     dispatcher = Actor(ministry.WORKING_GROUP[0], "Dispatcher")
     flows = []
     for i, (case_id,) in enumerate(rows):
