@@ -32,12 +32,14 @@ re-entrant lock, so the injection helpers can be called from the asyncio test co
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
 import copy
 import email.message
 import email.parser
 import email.policy
 import email.utils
+import http.client
 import itertools
 import json
 import math
@@ -49,10 +51,11 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 JSON = dict[str, Any]
 
@@ -158,6 +161,32 @@ _BUTTON_ACTIONS = frozenset(
 )
 
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+
+# json.dumps(obj, ensure_ascii=False) builds a new JSONEncoder on every call.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+
+# Values that copy.deepcopy returns as they are.
+_ATOMIC: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
+def _copy_json(obj: Any) -> Any:
+    """``copy.deepcopy`` for JSON-shaped data (plain dicts and lists of str/int/float/bool/None).
+
+    Every object the fake stores or hands out is copied on the way in and out (so that neither
+    side can change the other's), and deepcopy's generic machinery (memo, dispatch, keep-alive)
+    made copying most of the fake's CPU per call; this is several times faster.  Anything else
+    (tuples, dict/list subclasses, UploadedFile ...) goes to copy.deepcopy.  Unlike deepcopy it
+    does not keep an object that occurs twice shared in the copy, nor survive a cycle: JSON has
+    neither, and what is copied here is only ever serialized or compared.
+    """
+    cls = type(obj)
+    if cls is dict:
+        return {k: v if type(v) in _ATOMIC else _copy_json(v) for k, v in obj.items()}
+    if cls is list:
+        return [v if type(v) in _ATOMIC else _copy_json(v) for v in obj]
+    if cls in _ATOMIC:
+        return obj
+    return copy.deepcopy(obj)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,11 +304,13 @@ _ENTITY_RE = re.compile(r"&(?:(lt|gt|amp|quot)|#([0-9]{1,8})|#[xX]([0-9a-fA-F]{1
 _TAG_NAME_RE = re.compile(r"[A-Za-z0-9-]*")
 _ATTR_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
 _UNQUOTED_VALUE_RE = re.compile(r"[^\s>]*")
-_PLAIN_RE = re.compile(r"[^<&]+")
+_BARE_TAG_RE = re.compile(r"<(/?)([A-Za-z0-9-]*)\s*>")
 _WS_RE = re.compile(r"\s*")
 
 
 def utf16_len(text: str) -> int:
+    if text.isascii():  # O(1) in CPython; most chunks of a message are ASCII
+        return len(text)
     return len(text.encode("utf-16-le")) // 2
 
 
@@ -341,33 +372,33 @@ def parse_html(text: str, *, strict_ampersand: bool = True) -> tuple[str, list[J
     n = len(text)
     i = 0
     while i < n:
-        ch = text[i]
-        if ch == "&":
-            m = _ENTITY_RE.match(text, i)
-            decoded = _decode_entity(m) if m else None
-            if m is None or decoded is None:
-                if strict_ampersand:
-                    raise HTMLParseError(
-                        f"Character '&' is reserved and must be escaped as \"&amp;\" "
-                        f"at byte offset {_byte_offset(text, i)}"
-                    )
-                decoded = "&"
-                i += 1
-            else:
-                i = m.end()
-            out.append(decoded)
-            pos16 += utf16_len(decoded)
-            continue
-        if ch != "<":
-            pm = _PLAIN_RE.match(text, i)
-            assert pm is not None
-            chunk = pm.group()
+        if text[i] != "<":
+            # text up to the next tag, character references decoded (they cannot contain "<")
+            lt = text.find("<", i)
+            if lt < 0:
+                lt = n
+            chunk = text[i:lt] if text.find("&", i, lt) < 0 else _decode_text(text, i, lt, strict_ampersand)
             out.append(chunk)
             pos16 += utf16_len(chunk)
-            i = pm.end()
+            i = lt
             continue
 
         begin = i
+        # Fast path for the common tags without attributes ("<b>", "</b>"), in one regex match;
+        # anything else (attributes, errors) goes through the general code below.
+        bm = _BARE_TAG_RE.match(text, i)
+        if bm is not None:
+            slash, raw_name = bm.groups()
+            name = raw_name.lower()
+            if slash:
+                if stack and stack[-1][0] == name:
+                    _close_tag(stack.pop(), pos16, stack, entities)
+                    i = bm.end()
+                    continue
+            elif name in _TAG_ENTITY and name not in ("span", "tg-emoji"):  # those need attributes
+                stack.append([name, pos16, {}, begin, {}])
+                i = bm.end()
+                continue
         if i + 1 < n and text[i + 1] == "/":
             # end tag
             nm = _TAG_NAME_RE.match(text, i + 2)
@@ -489,6 +520,11 @@ def _close_tag(top: list[Any], pos16: int, stack: list[list[Any]], entities: lis
 # ---------------------------------------------------------------------------------------------
 
 
+# http.client's limits on a request's header lines (its _MAXLINE and _MAXHEADERS)
+_MAX_HEADER_LINE = 65536
+_MAX_HEADERS = 100
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -512,6 +548,119 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         self.server.api._track_connection(self.connection, add=False)
 
+    # -- speed: the stdlib's request parsing and response writing cost more CPU than the fake's
+    #    own work on a small call, and it runs in the process of the bots under test.
+
+    # "Name: value\r\n" as email's header parser reads it (a name of printable ASCII but ":"),
+    # with no other CR or LF in the line (the parser would split the line there).
+    _SIMPLE_HEADER_RE = re.compile(r"([\x21-\x39\x3b-\x7e]+):([^\r\n]*)\r\n\Z")
+    # (second, its Date header), shared by all handlers
+    _date_cache: ClassVar[tuple[int, str]] = (0, "")
+    # lowercase name -> value of the request's first such header, when parsed by the fast path
+    _header_index: dict[str, str] | None = None
+    raw_requestline: bytes  # set by handle_one_request() (not in typeshed's stub)
+
+    def header(self, name: str, default: str = "") -> str:
+        """``self.headers.get(name, default)``; Message.get() lowercases every header's name on
+        each call, the fast parse indexes them once (the first of a name wins, as in get())."""
+        index = self._header_index
+        if index is None:
+            return str(self.headers.get(name, default))
+        return index.get(name.lower(), default)
+
+    def parse_request(self) -> bool:
+        """BaseHTTPRequestHandler.parse_request() for "METHOD /path HTTP/1.1" requests with plain
+        header lines, without the email package's generic parser (most of the stdlib's CPU per
+        request).  ``self.headers`` is an HTTPMessage with the same headers the stdlib would
+        give it.  Any other request line goes to the stdlib, and any other header block to
+        email's parser, as before."""
+        self._header_index = None
+        requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = requestline.split()
+        if len(words) != 3 or words[2] != "HTTP/1.1" or self.protocol_version != "HTTP/1.1":
+            return super().parse_request()
+        self.requestline = requestline
+        self.request_version = "HTTP/1.1"
+        self.close_connection = False  # HTTP/1.1 keeps the connection unless told otherwise
+        self.command, self.path = words[0], words[1]
+        if self.path.startswith("//"):  # as the stdlib does (gh-87389)
+            self.path = "/" + self.path.lstrip("/")
+        # http.client.parse_headers(), with its limits
+        lines: list[bytes] = []
+        while True:
+            line = self.rfile.readline(_MAX_HEADER_LINE + 1)
+            if len(line) > _MAX_HEADER_LINE:
+                self.send_error(
+                    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "Line too long",
+                    str(http.client.LineTooLong("header line")),
+                )
+                return False
+            lines.append(line)
+            if len(lines) > _MAX_HEADERS:
+                self.send_error(
+                    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "Too many headers",
+                    f"got more than {_MAX_HEADERS} headers",
+                )
+                return False
+            if line in (b"\r\n", b"\n", b""):
+                break
+        self.headers = self._header_message(lines)
+        # the rest of the stdlib's parse_request()
+        conntype = self.header("Connection")
+        if conntype.lower() == "close":
+            self.close_connection = True
+        elif conntype.lower() == "keep-alive":
+            self.close_connection = False
+        expect = self.header("Expect")
+        if expect.lower() == "100-continue":
+            return self.handle_expect_100()
+        return True
+
+    def _header_message(self, lines: list[bytes]) -> email.message.Message:
+        if lines[-1] == b"\r\n":
+            # what email's feedparser and its compat32 policy make of "Name: value" lines
+            parsed: list[tuple[str, str]] = []
+            for raw in lines[:-1]:
+                m = self._SIMPLE_HEADER_RE.match(raw.decode("iso-8859-1"))
+                if m is None:
+                    break
+                parsed.append((m[1], m[2].lstrip(" \t")))
+            else:
+                msg = self.MessageClass()
+                index: dict[str, str] = {}
+                for name, value in parsed:
+                    msg.set_raw(name, value)
+                    index.setdefault(name.lower(), value)
+                self._header_index = index
+                return msg
+        # continuation lines, malformed lines, a bare LF ...: http.client.parse_headers()
+        return email.parser.Parser(_class=self.MessageClass).parsestr(b"".join(lines).decode("iso-8859-1"))
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header: formatted once a second rather than for every answer."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        now = int(time.time())
+        cached = self._date_cache
+        if cached[0] != now:
+            cached = (now, email.utils.formatdate(now, usegmt=True))
+            _Handler._date_cache = cached
+        return cached[1]
+
+    def end_headers_with_body(self, body: bytes) -> None:
+        """end_headers() then wfile.write(body), in one write: two writes are two send() system
+        calls (and two TCP segments), a large part of the CPU a small answer costs."""
+        buffer = getattr(self, "_headers_buffer", None)
+        if not isinstance(buffer, list) or self.request_version == "HTTP/0.9":
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        buffer.append(b"\r\n")
+        buffer.append(body)
+        self.flush_headers()
+
     def do_POST(self) -> None:
         self.server.api._serve(self)
 
@@ -522,8 +671,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
-    if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
+def _read_body(handler: _Handler) -> bytes:
+    if "chunked" in handler.header("Transfer-Encoding").lower():
         chunks: list[bytes] = []
         while True:
             line = handler.rfile.readline()
@@ -535,7 +684,7 @@ def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
             chunks.append(handler.rfile.read(size))
             handler.rfile.readline()
         return b"".join(chunks)
-    length = int(handler.headers.get("Content-Length") or 0)
+    length = int(handler.header("Content-Length") or 0)
     return handler.rfile.read(length) if length > 0 else b""
 
 
@@ -546,6 +695,38 @@ def _decode_param(name: str, raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
+
+
+# A "%" that does not start a %XX escape (unquote() keeps it as it is).
+_BARE_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _form_unquote(value: str) -> str:
+    """``urllib.parse.unquote_plus(value)``, in C for what form encoders send.
+
+    A text of a few hundred characters has a few hundred %XX escapes (every "<", "/", non-ASCII
+    byte ...), and unquote() decodes them one by one in Python.  binascii.a2b_qp() decodes
+    quoted-printable's =XX escapes in C; it agrees with unquote() on an ASCII string with "%"
+    turned into "=" as long as the string has no "=" of its own and no "%" outside a %XX escape
+    (a2b_qp would drop or merge those): anything else goes to unquote().
+    """
+    value = value.replace("+", " ")
+    if "%" not in value:
+        return value
+    if value.isascii() and "=" not in value and _BARE_PERCENT_RE.search(value) is None:
+        return binascii.a2b_qp(value.replace("%", "=")).decode("utf-8", "replace")
+    return unquote(value)
+
+
+def _parse_form(text: str) -> list[tuple[str, str]]:
+    """``parse_qsl(text, keep_blank_values=True)``, with the faster _form_unquote."""
+    pairs: list[tuple[str, str]] = []
+    for name_value in text.split("&"):
+        if not name_value:
+            continue
+        name, _, value = name_value.partition("=")
+        pairs.append((_form_unquote(name), _form_unquote(value)))
+    return pairs
 
 
 def _form_unescape(value: str) -> str:
@@ -559,7 +740,7 @@ def parse_request_params(
     """Decode a Bot API request the way the Telegram server does."""
     params: dict[str, Any] = {}
     files: dict[str, UploadedFile] = {}
-    for key, raw in parse_qsl(query, keep_blank_values=True):
+    for key, raw in _parse_form(query):
         params[key] = _decode_param(key, raw)
     ctype = content_type.split(";", 1)[0].strip().lower()
     if not body:
@@ -598,7 +779,7 @@ def parse_request_params(
             raise bad_request("JSON object expected")
         params.update(decoded)
     else:  # application/x-www-form-urlencoded (also what a bare body is treated as)
-        for key, raw in parse_qsl(body.decode("utf-8"), keep_blank_values=True):
+        for key, raw in _parse_form(body.decode("utf-8")):
             params[key] = _decode_param(key, raw)
     for name, upload in files.items():
         params.setdefault(name, upload)
@@ -811,7 +992,7 @@ class FakeBotAPI:
                 else:
                     try:
                         params, files = parse_request_params(
-                            handler.headers.get("Content-Type", ""), body, split.query
+                            handler.header("Content-Type"), body, split.query
                         )
                     except ApiError as exc:
                         status, payload = exc.code, self._json_bytes(exc.payload())
@@ -835,8 +1016,7 @@ class FakeBotAPI:
             handler.send_header("Content-Length", str(len(payload)))
             if handler.close_connection:
                 handler.send_header("Connection", "close")
-            handler.end_headers()
-            handler.wfile.write(payload)
+            handler.end_headers_with_body(payload)
             handler.wfile.flush()
         except OSError:
             handler.close_connection = True
@@ -846,7 +1026,7 @@ class FakeBotAPI:
 
     @staticmethod
     def _json_bytes(obj: Any) -> bytes:
-        return json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return _JSON_ENCODER.encode(obj).encode("utf-8")
 
     def _dispatch(
         self, method: str, params: dict[str, Any], files: dict[str, UploadedFile]
@@ -890,7 +1070,7 @@ class FakeBotAPI:
                 Call(
                     method=method,
                     params=params,
-                    result=copy.deepcopy(result),
+                    result=_copy_json(result),
                     at=time.time(),
                     error=error,
                     files=files,
@@ -971,7 +1151,7 @@ class FakeBotAPI:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            batch = copy.deepcopy(self._updates[:limit])
+            batch = _copy_json(self._updates[:limit])
             self._record("getUpdates", params, batch, files)
         top = batch[-1]["update_id"] if batch else 0
 
@@ -1051,7 +1231,7 @@ class FakeBotAPI:
             else:
                 chat = {"id": chat_id, "type": "supergroup", "title": f"Group {chat_id}"}
             self._chats[chat_id] = chat
-        return copy.deepcopy(chat)
+        return _copy_json(chat)
 
     def _user_for(self, user_id: int) -> JSON:
         if user_id == self.bot_id:
@@ -1059,7 +1239,7 @@ class FakeBotAPI:
         user = self._users.get(user_id)
         if user is None:
             user = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
-        return copy.deepcopy(user)
+        return _copy_json(user)
 
     def _alloc_message_id(self, chat_id: int) -> int:
         with self._lock:
@@ -1076,12 +1256,17 @@ class FakeBotAPI:
         """A copy of a stored message as Telegram returns it: only inline keyboards appear as
         ``reply_markup`` (force_reply / reply keyboards are kept in ``messages`` for tests but
         never returned; PTB could not even parse them as a Message.reply_markup)."""
-        out = copy.deepcopy(msg)
-        markup = out.get("reply_markup")
-        if isinstance(markup, dict) and "inline_keyboard" not in markup:
-            del out["reply_markup"]
-        if isinstance(out.get("reply_to_message"), dict):
-            out["reply_to_message"] = FakeBotAPI._public(out["reply_to_message"])
+        # One pass, in the message's key order (as copying it whole, then deleting the markup
+        # and replacing the reply, would give), without copying the reply twice.
+        out: JSON = {}
+        for key, value in msg.items():
+            if isinstance(value, dict):
+                if key == "reply_markup" and "inline_keyboard" not in value:
+                    continue
+                if key == "reply_to_message":
+                    out[key] = FakeBotAPI._public(value)
+                    continue
+            out[key] = _copy_json(value)
         return out
 
     @staticmethod
@@ -1102,7 +1287,10 @@ class FakeBotAPI:
                 raise bad_request(f"can't parse entities: {exc}") from None
         elif mode in ("", "markdown", "markdownv2"):
             plain = text
-            ents = [e for e in entities if isinstance(e, dict)] if isinstance(entities, list) else []
+            # copies: the entities are stored, and the params they come from are recorded
+            ents = (
+                [_copy_json(e) for e in entities if isinstance(e, dict)] if isinstance(entities, list) else []
+            )
         else:
             raise bad_request("unsupported parse_mode")
         if caption:
@@ -1124,7 +1312,7 @@ class FakeBotAPI:
             raise bad_request("can't parse reply keyboard markup JSON object")
         keyboard = markup.get("inline_keyboard")
         if keyboard is None:
-            return copy.deepcopy(markup)
+            return _copy_json(markup)
         if not isinstance(keyboard, list) or not all(isinstance(r, list) for r in keyboard):
             raise bad_request('can\'t parse inline keyboard button: field "inline_keyboard"')
         for row in keyboard:
@@ -1143,7 +1331,7 @@ class FakeBotAPI:
                     or len(data.encode("utf-8")) > MAX_CALLBACK_DATA_BYTES
                 ):
                     raise bad_request("BUTTON_DATA_INVALID")
-        return copy.deepcopy(markup)
+        return _copy_json(markup)
 
     def _new_bot_message(self, chat_id: int, params: dict[str, Any]) -> JSON:
         reply_to: JSON | None = None
@@ -1246,7 +1434,7 @@ class FakeBotAPI:
             with self._lock:
                 self._media[big.file_id] = ("photo", sizes)
                 self._media[small.file_id] = ("photo", sizes)
-            return copy.deepcopy(sizes)
+            return _copy_json(sizes)
         stored = self._store_file(kind, content, file_name, file_id)
         obj: JSON = {
             "file_id": stored.file_id,
@@ -1269,7 +1457,7 @@ class FakeBotAPI:
             obj["duration"] = 1
         with self._lock:
             self._media[stored.file_id] = (kind, obj)
-        return copy.deepcopy(obj)
+        return _copy_json(obj)
 
     def _media_from_param(self, kind: str, value: Any, files: dict[str, UploadedFile]) -> Any:
         if isinstance(value, str) and value.startswith("attach://"):
@@ -1283,7 +1471,7 @@ class FakeBotAPI:
         if isinstance(value, str) and value:
             known = self._media.get(value)
             if known is not None:
-                return copy.deepcopy(known[1])
+                return _copy_json(known[1])
             if value.startswith(("http://", "https://")):
                 name = value.rstrip("/").rsplit("/", 1)[-1] or None
                 return self._make_media(kind, b"", name)
@@ -1348,7 +1536,7 @@ class FakeBotAPI:
             desc = cmd.get("description")
             if not isinstance(desc, str) or not 1 <= len(desc) <= 256:
                 raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
-        self._commands[self._commands_key(params)] = copy.deepcopy(commands)
+        self._commands[self._commands_key(params)] = _copy_json(commands)
         return True
 
     def _m_delete_my_commands(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
@@ -1356,7 +1544,7 @@ class FakeBotAPI:
         return True
 
     def _m_get_my_commands(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
-        return copy.deepcopy(self._commands.get(self._commands_key(params), []))
+        return _copy_json(self._commands.get(self._commands_key(params), []))
 
     def _m_send_message(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
         chat_id = self._writable_chat_id(params)
@@ -1371,7 +1559,7 @@ class FakeBotAPI:
         if entities:
             msg["entities"] = entities
         if isinstance(params.get("link_preview_options"), dict):
-            msg["link_preview_options"] = params["link_preview_options"]
+            msg["link_preview_options"] = _copy_json(params["link_preview_options"])
         if markup is not None:
             msg["reply_markup"] = markup
         self.messages[(chat_id, msg["message_id"])] = msg
@@ -1392,7 +1580,9 @@ class FakeBotAPI:
         return key, msg
 
     def _store_edit(self, key: tuple[int, int], old: JSON, changes: JSON) -> JSON:
-        new = copy.deepcopy(old)
+        # A copy of the old message but for the fields the edit replaces (None holds their
+        # place, so that the key order is the one of the old message).
+        new = {k: None if k in changes else _copy_json(v) for k, v in old.items()}
         for k, v in changes.items():
             if v is None or v == []:
                 new.pop(k, None)
@@ -1423,7 +1613,7 @@ class FakeBotAPI:
             raise bad_request(NOT_MODIFIED[len("Bad Request: ") :])
         changes: JSON = {"text": text, "entities": entities, "reply_markup": markup}
         if isinstance(params.get("link_preview_options"), dict):
-            changes["link_preview_options"] = params["link_preview_options"]
+            changes["link_preview_options"] = _copy_json(params["link_preview_options"])
         return self._store_edit(key, old, changes)
 
     def _m_edit_message_reply_markup(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
@@ -1577,7 +1767,7 @@ class FakeBotAPI:
         msg = self._new_bot_message(chat_id, params)
         for key in _CONTENT_KEYS:
             if key in source:
-                msg[key] = copy.deepcopy(source[key])
+                msg[key] = _copy_json(source[key])
         if "caption" in params and "text" not in source:
             msg.pop("caption", None)
             msg.pop("caption_entities", None)
@@ -1602,15 +1792,15 @@ class FakeBotAPI:
         msg = self._new_bot_message(chat_id, {})
         for key in _CONTENT_KEYS:
             if key in source:
-                msg[key] = copy.deepcopy(source[key])
+                msg[key] = _copy_json(source[key])
         origin = source.get("forward_origin")
         if origin is None:
             sender = source.get("from") or {}
             origin = {"type": "user", "date": source["date"], "sender_user": sender}
-        msg["forward_origin"] = copy.deepcopy(origin)
+        msg["forward_origin"] = _copy_json(origin)
         msg["forward_date"] = origin["date"]
         if origin.get("type") == "user":
-            msg["forward_from"] = copy.deepcopy(origin["sender_user"])
+            msg["forward_from"] = _copy_json(origin["sender_user"])
         elif origin.get("type") == "hidden_user":
             msg["forward_sender_name"] = origin.get("sender_user_name")
         self.messages[(chat_id, msg["message_id"])] = msg
@@ -1638,14 +1828,14 @@ class FakeBotAPI:
     def _member(self, chat_id: int, user_id: int) -> JSON:
         override = self._members.get((chat_id, user_id))
         if override is not None:
-            return copy.deepcopy(override)
+            return _copy_json(override)
         if user_id == self.bot_id and chat_id < 0:
             return self._member_dict(chat_id, self.bot_user(), "administrator")
         return self._member_dict(chat_id, self._user_for(user_id), "member")
 
     @staticmethod
     def _member_dict(chat_id: int, user: JSON, status: str, **extra: Any) -> JSON:
-        member: JSON = {"status": status, "user": copy.deepcopy(user)}
+        member: JSON = {"status": status, "user": _copy_json(user)}
         if status == "creator":
             member["is_anonymous"] = False
         elif status == "administrator":
@@ -1709,7 +1899,7 @@ class FakeBotAPI:
         if chat_id > 0:
             raise bad_request("there are no administrators in the private chat")
         admins = [
-            copy.deepcopy(m)
+            _copy_json(m)
             for (cid, _uid), m in self._members.items()
             if cid == chat_id and m["status"] in ("creator", "administrator")
         ]
@@ -1774,10 +1964,10 @@ class FakeBotAPI:
         """Set what getChatMember answers for (chat, user): creator/administrator/member/
         restricted/left/kicked.  ``extra`` overrides fields (e.g. ``can_delete_messages``)."""
         with self._lock:
-            self._users.setdefault(user["id"], copy.deepcopy(user))
+            self._users.setdefault(user["id"], _copy_json(user))
             member = self._member_dict(chat_id, user, status, **extra)
             self._members[(chat_id, user["id"])] = member
-            return copy.deepcopy(member)
+            return _copy_json(member)
 
     # -- building Telegram objects --------------------------------------------------------------
 
@@ -1799,7 +1989,7 @@ class FakeBotAPI:
         if language_code is not None:
             user["language_code"] = language_code
         with self._lock:
-            self._users[id] = copy.deepcopy(user)
+            self._users[id] = _copy_json(user)
         return user
 
     def private_chat(self, user: JSON) -> JSON:
@@ -1808,20 +1998,20 @@ class FakeBotAPI:
             if key in user:
                 chat[key] = user[key]
         with self._lock:
-            self._chats[user["id"]] = copy.deepcopy(chat)
+            self._chats[user["id"]] = _copy_json(chat)
         return chat
 
     def group_chat(self, chat_id: int, title: str = "Test group") -> JSON:
         chat: JSON = {"id": chat_id, "type": "supergroup", "title": title}
         with self._lock:
-            self._chats[chat_id] = copy.deepcopy(chat)
+            self._chats[chat_id] = _copy_json(chat)
         return chat
 
     def _resolve_chat(self, chat: JSON | int, from_user: JSON) -> JSON:
         if isinstance(chat, dict):
             with self._lock:
-                self._chats[chat["id"]] = copy.deepcopy(chat)
-            return copy.deepcopy(chat)
+                self._chats[chat["id"]] = _copy_json(chat)
+            return _copy_json(chat)
         if chat == from_user["id"]:
             return self.private_chat(from_user)
         with self._lock:
@@ -1829,18 +2019,18 @@ class FakeBotAPI:
 
     def _user_message(self, from_user: JSON, chat: JSON | int) -> JSON:
         with self._lock:
-            self._users.setdefault(from_user["id"], copy.deepcopy(from_user))
+            self._users.setdefault(from_user["id"], _copy_json(from_user))
         chat_dict = self._resolve_chat(chat, from_user)
         return {
             "message_id": self._alloc_message_id(chat_dict["id"]),
-            "from": copy.deepcopy(from_user),
+            "from": _copy_json(from_user),
             "chat": chat_dict,
             "date": int(time.time()),
         }
 
     def _queue_message(self, msg: JSON, update_field: str = "message") -> JSON:
         with self._lock:
-            self.user_messages[(msg["chat"]["id"], msg["message_id"])] = copy.deepcopy(msg)
+            self.user_messages[(msg["chat"]["id"], msg["message_id"])] = _copy_json(msg)
         return self.inject({update_field: msg})
 
     # -- injecting updates ----------------------------------------------------------------------
@@ -1848,7 +2038,7 @@ class FakeBotAPI:
     def inject(self, update: JSON) -> JSON:
         """Queue a raw update (``update_id`` is assigned if missing).  Returns it."""
         with self._cond:
-            update = copy.deepcopy(update)
+            update = _copy_json(update)
             if "update_id" in update:
                 self._next_update_id = max(self._next_update_id, int(update["update_id"]) + 1)
             else:
@@ -1857,7 +2047,7 @@ class FakeBotAPI:
             self._updates.append(update)
             self._last_activity = time.monotonic()
             self._cond.notify_all()
-            return copy.deepcopy(update)
+            return _copy_json(update)
 
     def send_message(
         self,
@@ -1937,9 +2127,9 @@ class FakeBotAPI:
             msg["forward_origin"] = {
                 "type": "user",
                 "date": origin_date,
-                "sender_user": copy.deepcopy(origin_sender),
+                "sender_user": _copy_json(origin_sender),
             }
-            msg["forward_from"] = copy.deepcopy(origin_sender)
+            msg["forward_from"] = _copy_json(origin_sender)
         else:
             name = origin_sender_name or "Hidden User"
             msg["forward_origin"] = {
@@ -1960,10 +2150,10 @@ class FakeBotAPI:
                 raise KeyError(f"no bot message ({chat_id}, {message_id}) to press a button on")
             query_id = str(4_000_000_000_000_000 + next(self._seq) * 7919)
             self._pending_callbacks.add(query_id)
-            self._users.setdefault(from_user["id"], copy.deepcopy(from_user))
+            self._users.setdefault(from_user["id"], _copy_json(from_user))
             query = {
                 "id": query_id,
-                "from": copy.deepcopy(from_user),
+                "from": _copy_json(from_user),
                 "message": self._public(msg),
                 "chat_instance": str(-(abs(chat_id) * 1_000_003 % 10**18) - 1),
                 "data": data,
@@ -2004,7 +2194,7 @@ class FakeBotAPI:
             keys = [k for k in self.messages if k[0] == chat_id]
             if not keys:
                 raise AssertionError(f"the bot has no message in chat {chat_id}")
-            return copy.deepcopy(self.messages[max(keys)])
+            return _copy_json(self.messages[max(keys)])
 
     @staticmethod
     def buttons(message: JSON) -> list[tuple[str, str | None]]:
