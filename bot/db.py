@@ -152,8 +152,9 @@ class Tx:
     """A write transaction (``Database.transaction()``).
 
     Statements whose result nobody reads (``add``) wait, and go to the database with the next
-    read or with the COMMIT: a change to a case (its row, an event, the outbox) is one trip to
-    aiosqlite's thread, not one per statement. ``BEGIN IMMEDIATE`` goes with the first trip."""
+    read or with the COMMIT, in one trip to aiosqlite's thread: a change to a case is two trips
+    (BEGIN with reading the case; its row, event and outbox rows with the COMMIT and reading it
+    back), not one per statement. An error anywhere, in the block or in a trip, rolls back all."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
