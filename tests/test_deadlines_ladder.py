@@ -29,6 +29,8 @@ from tests.conftest import (
     DP_CHAT,
     LIAISON,
     OFFICIAL,
+    OTHER_OFFICIAL,
+    SR_CHAT,
     SUPERVISOR,
     WG,
     WG_CHAT,
@@ -385,6 +387,22 @@ async def test_escalation_climbs_the_tree(domain: Domain, clock: Clock) -> None:
     assert [c for c, t, _b in await sent_since(domain, since) if t.startswith("⬆️")] == [
         SUPERVISOR, WG_CHAT]
     assert [d["level"] for a, d in await ladder_events(domain, n) if a == "escalate"] == [2, 3]
+
+
+async def test_an_escalation_with_no_supervisor_up_the_tree_reaches_the_working_group(
+        domain: Domain, clock: Clock) -> None:
+    # Siem Reap and the ministry above it have no supervisor: E1 must not reach nobody.
+    vanna = Actor(OTHER_OFFICIAL, "Vanna", SR_CHAT)
+    n = await domain.new_case(clock, place_unit_id=await domain.unit_id("sr"))
+    await act(domain, clock, n, Action.ASSIGN, unit_key="sr")
+    await act(domain, clock, n, Action.ACCEPT, vanna)
+    clock.now = at(17, 9) + timedelta(days=2)
+    since = await mark(domain)
+    await tick(domain, clock)
+    escalated = [(c, t) for c, t, _b in await sent_since(domain, since) if t.startswith("⬆️")]
+    assert [c for c, _t in escalated] == [WG_CHAT]
+    assert escalated[0][1].startswith(f"⬆️ #{n} (Siem Reap) is overdue by 2 days")
+    assert [d["level"] for a, d in await ladder_events(domain, n) if a == "escalate"] == [2]
 
 
 async def test_after_downtime_one_reminder_and_the_escalations_due(domain: Domain, clock: Clock) -> None:

@@ -1065,8 +1065,9 @@ class CaseService:
                     n=n, unit=where(), days=days_label(max(1, days)), summary=summary) + "\n" + _(
                     "Escalated to you. /case {n} shows it.").format(n=n)
             level = st.data["level"]
-            await self._send(conn, await self._supervisors_near(case, above=level >= 3), escalation, now, n)
-            if level >= 3:
+            supervisors = await self._supervisors_near(case, above=level >= 3)
+            await self._send(conn, supervisors, escalation, now, n)
+            if level >= 3 or not supervisors:  # no supervisor up the tree: the working group
                 await self._tell_working_group(conn, escalation, now, n)
             return
         step, version = st.data["step"], case.version
