@@ -28,6 +28,7 @@ from bot.domain.units import UnitService
 from bot.i18n import _, use_locale
 from bot.jobs.outbox import OutboxSender
 from bot.ordering import PerChatUpdateProcessor
+from bot.request import AiohttpRequest
 
 log = logging.getLogger(__name__)
 SERVICES = "services"
@@ -65,6 +66,8 @@ def build_application(
         .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)
         .concurrent_updates(PerChatUpdateProcessor())  # in order per chat, side by side across
+        .request(AiohttpRequest())  # about half the CPU per Bot API call (bot/request.py)
+        .get_updates_request(AiohttpRequest(1))
     )
     if rate_limiter:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=0))  # type: ignore[arg-type]
