@@ -9,9 +9,11 @@ answer it are recorded by the fake server: ``answerCallbackQuery`` and the card'
 ``editMessageText`` for the presses, the bot's ``sendMessage`` for the rest.
 
 The bare bot answers each press and edits the pressed message, and replies to a text: the same
-four updates, the same completion rule.
+four updates, the same completion rule. It is python-telegram-bot as it comes (httpx); a second
+bare bot on casebot's request class (aiohttp, bot/request.py) shows what casebot's own work
+costs with the transport set apart (no target: for reading the first ratio).
 
-Two modes, each bot in turn (bare, casebot, bare, casebot … so drift falls on both):
+Two modes, each bot in turn (bare, bare on aiohttp, casebot, bare … so drift falls on all):
 - *sequential*: one update at a time, the next injected when the previous is done: latency
   p50/p99 (injection → last answering call recorded) and updates per second;
 - *burst*: all cases' first updates injected at once, then all second updates, …: updates per
@@ -40,6 +42,7 @@ from bench.generate import working_copy
 from bot.app import SERVICES, Services, build_application
 from bot.domain.cases import Actor, Change
 from bot.domain.rules import Action
+from bot.request import AiohttpRequest
 from tests.fakebotapi import FakeBotAPI
 
 JSON = dict[str, Any]
@@ -241,8 +244,9 @@ async def burst(driver: Driver, flows: list[Flow], samples: Samples) -> None:
 
 # --- the bots --------------------------------------------------------------------------------
 
-def bare_application(api: FakeBotAPI) -> Application:  # type: ignore[type-arg]
-    """The reference: a bare python-telegram-bot that answers presses and edits the message."""
+def bare_application(api: FakeBotAPI, *, aiohttp: bool = False) -> Application:  # type: ignore[type-arg]
+    """The reference: a bare python-telegram-bot that answers presses and edits the message.
+    With ``aiohttp``, on casebot's request class instead of PTB's default (httpx)."""
     counter = 0
 
     async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -257,8 +261,11 @@ def bare_application(api: FakeBotAPI) -> Application:  # type: ignore[type-arg]
         assert update.effective_message is not None
         await update.effective_message.reply_text("noted")
 
-    app = (ApplicationBuilder().token(api.token).base_url(api.base_url)
-           .base_file_url(api.base_file_url).build())
+    builder = (ApplicationBuilder().token(api.token).base_url(api.base_url)
+               .base_file_url(api.base_file_url))
+    if aiohttp:
+        builder = builder.request(AiohttpRequest()).get_updates_request(AiohttpRequest(1))
+    app = builder.build()
     app.add_handler(CallbackQueryHandler(on_press))
     app.add_handler(MessageHandler(tg_filters.TEXT & ~tg_filters.COMMAND, on_text))
     return app
@@ -351,8 +358,9 @@ async def run(path: Path, work_dir: Path, *, cases: int = 50, rounds: int = 2,
     settings = ministry.settings_for(copy, api=api, delivery=ministry.FAST_DELIVERY)
     casebot = build_application(settings, api.token, clock=clock, rate_limiter=False, jobs=False)
     bare = bare_application(api)
-    apps = (bare, casebot)
-    samples = {"bare": Samples(), "casebot": Samples()}
+    bare_aiohttp = bare_application(api, aiohttp=True)  # the same transport as casebot
+    apps = (bare, bare_aiohttp, casebot)
+    samples = {"bare": Samples(), "bare_aiohttp": Samples(), "casebot": Samples()}
     try:
         for app in apps:
             await app.initialize()
@@ -360,10 +368,12 @@ async def run(path: Path, work_dir: Path, *, cases: int = 50, rounds: int = 2,
         await casebot.post_init(casebot)
         flows = await _casebot_flows(casebot, api, warmup + rounds * per_round, clock)
         bare_flows = await _bare_flows(bare, api, flows)
+        aiohttp_flows = await _bare_flows(bare_aiohttp, api, flows)
         for app in apps:
             await app.start()
         drivers: dict[str, tuple[Application, Driver, list[Flow]]] = {  # type: ignore[type-arg]
             "bare": (bare, BareDriver(api), bare_flows),
+            "bare_aiohttp": (bare_aiohttp, BareDriver(api), aiohttp_flows),
             "casebot": (casebot, CasebotDriver(api), flows),
         }
         for name, (app, driver, fl) in drivers.items():  # warm-up, not counted
@@ -404,10 +414,11 @@ async def run(path: Path, work_dir: Path, *, cases: int = 50, rounds: int = 2,
         if casebot.post_shutdown:
             await casebot.post_shutdown(casebot)
         api.stop()
-    return figures(samples["casebot"], samples["bare"], cases, rounds)
+    return figures(samples["casebot"], samples["bare"], cases, rounds, samples["bare_aiohttp"])
 
 
-def figures(bot: Samples, bare: Samples, cases: int, rounds: int) -> list[Figure]:
+def figures(bot: Samples, bare: Samples, cases: int, rounds: int,
+            same_transport: Samples | None = None) -> list[Figure]:
     def rate(s: Samples, burst_mode: bool) -> float:
         return (s.burst_updates / s.burst_seconds) if burst_mode else (s.seq_updates / s.seq_seconds)
 
@@ -430,4 +441,11 @@ def figures(bot: Samples, bare: Samples, cases: int, rounds: int) -> list[Figure
                f"{ms(percentile(ref, 99))} bare", ratio(percentile(lat, 99), percentile(ref, 99)),
                data={"casebot": percentile(lat, 99), "bare": percentile(ref, 99)}),
     ]
+    if same_transport is not None:  # what casebot's own work costs, the transport set apart
+        for burst_mode, mode in ((True, "burst"), (False, "one at a time")):
+            mine, theirs = rate(bot, burst_mode), rate(same_transport, burst_mode)
+            out.append(Figure(
+                f"Button presses, {mode}, vs the bare bot on casebot's transport (aiohttp): updates/s",
+                f"{mine:.0f}/s", f"{theirs:.0f}/s bare PTB bot on aiohttp", f"{mine / theirs:.2f}",
+                data={"casebot": mine, "bare_aiohttp": theirs}))
     return out

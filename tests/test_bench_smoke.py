@@ -47,10 +47,12 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     (digest,) = named("Daily digest")
     assert digest.data["scopes"] == 256 and digest.data["queued"] == 257  # and the working group
 
-    burst, one_by_one, p50, p99, *slow = named("Button press")
+    burst, one_by_one, p50, p99, same_burst, same_one, *slow = named("Button press")
     assert burst.data["updates"] == one_by_one.data["updates"] == 2 * 4  # two cases, four updates
     assert p50.data["casebot"] > 0 and p99.data["bare"] > 0
-    assert len(slow) == 4 and all("every Bot API call taking 10 ms" in f.name for f in slow)
+    assert "aiohttp" in same_burst.name and same_burst.data["bare_aiohttp"] > 0
+    assert "one at a time" in same_one.name and same_one.data["casebot"] == one_by_one.data["casebot"]
+    assert len(slow) == 6 and all("every Bot API call taking 10 ms" in f.name for f in slow)
     assert slow[0].data["updates"] == 2 * 4 * 2  # two rounds
 
     rate, too_many, lost = named("Delivery")
@@ -73,4 +75,4 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         assert export.data["export"][n]["bytes"] > 0 and export.data["export"][n]["maxrss_kib"] > 0
     assert report.reference.endswith("at 400") and report_rss.value.endswith("MB")
     assert export.ratio != "—" and export_rss.value.endswith("MB")
-    assert len(figures) == 2 + 1 + 4 + 4 + 3 + 4 + 4 and len(BENCHMARKS) == 6
+    assert len(figures) == 2 + 1 + 6 + 6 + 3 + 4 + 4 and len(BENCHMARKS) == 6
