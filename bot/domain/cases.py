@@ -249,6 +249,7 @@ LEFT JOIN units u ON u.id = c.unit_id
 LEFT JOIN people p ON p.tg_id = c.assignee_id
 LEFT JOIN events e ON e.id = (SELECT MAX(id) FROM events WHERE case_id = c.id)
 """
+_CASE_BY_ID = _CASE_SELECT + " WHERE c.id = ?"
 
 
 def _view(r: Row) -> CaseView:
@@ -346,7 +347,7 @@ class CaseService:
     # --- reads ---------------------------------------------------------------------------
 
     async def get(self, case_id: int) -> CaseView:
-        row = await self.db.one(_CASE_SELECT + " WHERE c.id = ?", (case_id,))
+        row = await self.db.one(_CASE_BY_ID, (case_id,))
         if row is None:
             raise CaseNotFound(case_id)
         return _view(row)
@@ -354,8 +355,7 @@ class CaseService:
     async def with_cards(self, case_id: int) -> tuple[Row, list[outbox.CardRef]]:
         """The case's row and its posted cards, in one trip. ``view`` the row under each
         reader's locale: names are in their language."""
-        rows, cards = await self.db.batch((_CASE_SELECT + " WHERE c.id = ?", (case_id,)),
-                                          (outbox.CARDS_SQL, (case_id,)))
+        rows, cards = await self.db.batch((_CASE_BY_ID, (case_id,)), (outbox.CARDS_SQL, (case_id,)))
         if not rows:
             raise CaseNotFound(case_id)
         return rows[0], outbox.card_refs(cards)
@@ -554,7 +554,7 @@ class CaseService:
     ) -> CaseView:
         text = change.text.strip()
         async with self.db.transaction() as conn:
-            rows = await conn.all(_CASE_SELECT + " WHERE c.id = ?", (case_id,))
+            rows = await conn.all(_CASE_BY_ID, (case_id,))
             if not rows:
                 raise CaseNotFound(case_id)
             case = _view(rows[0])
@@ -581,7 +581,7 @@ class CaseService:
             to = step.updates["status"]
             self._event(conn, case_id, actor, action, case.status, to, text, now, step.data)
             await self._notify(step)
-            rows = await conn.commit(_CASE_SELECT + " WHERE c.id = ?", (case_id,))  # as committed
+            rows = await conn.commit(_CASE_BY_ID, (case_id,))  # as committed
         self.on_commit()
         return _view(rows[0])
 
