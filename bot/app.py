@@ -54,7 +54,7 @@ class Services:
 
 def build_application(
     settings: Settings, token: str, *, clock: Clock = utcnow, rate_limiter: bool = True,
-    jobs: bool = True,
+    jobs: bool = True, update_processor: PerChatUpdateProcessor | None = None,
 ) -> Application:
     builder = (
         ApplicationBuilder()
@@ -65,7 +65,8 @@ def build_application(
         .post_init(_post_init)
         .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)
-        .concurrent_updates(PerChatUpdateProcessor())  # in order per chat, side by side across
+        # in order per chat, side by side across chats
+        .concurrent_updates(update_processor or PerChatUpdateProcessor())
         .request(AiohttpRequest())  # about half the CPU per Bot API call (bot/request.py)
         .get_updates_request(AiohttpRequest(1))
     )

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextvars
 import gettext as _gettext
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -64,6 +65,9 @@ def use_locale(locale: str) -> Iterator[None]:
         _current.reset(token)
 
 
+K = TypeVar("K")
+
+
 def _(message: str) -> str:
     return translations(_current.get()).gettext(message)
 
@@ -73,5 +77,13 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 def N_(message: str) -> str:
-    """Mark a string for extraction; translate it later with ``_()``."""
+    """Mark a string for extraction; translate it later with ``_()`` or :func:`label`."""
     return message
+
+
+def label(table: Mapping[K, str], key: K, fallback: K | None = None) -> str:
+    """The translation of a message marked with ``N_`` in ``table`` (``fallback``'s when ``key``
+    is not there). Translating by variable keeps the keys out of the catalogs: ``_(T["k"])``
+    would make some Babel versions extract ``"k"`` as a message."""
+    message = table[key] if fallback is None or key in table else table[fallback]
+    return _(message)

@@ -22,7 +22,7 @@ from bot.domain.rules import (
     Action,
     Status,
 )
-from bot.i18n import N_, _, current_locale
+from bot.i18n import N_, _, current_locale, label
 
 MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -47,7 +47,7 @@ def cut(text: str, limit: int) -> str:
 
 
 def status_label(status: Status) -> str:
-    return _(STATUS_LABELS[status])
+    return label(STATUS_LABELS, status)
 
 
 # Callback data: ids only. c:<case>:<version>:<action code>
@@ -88,7 +88,7 @@ def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in buttons]
+        [[InlineKeyboardButton(text, callback_data=data) for text, data in row] for row in buttons]
     )
 
 
@@ -96,7 +96,7 @@ def card_text(case: CaseView, tz: ZoneInfo, now: datetime, *, personal: bool) ->
     """The case card. Citizen name and contact only when ``personal``."""
     head = f"<b>#{case.id}</b> · {escape(case.category)}"
     if case.priority == "urgent":
-        head += " · 🔴 " + _(PRIORITIES["urgent"])
+        head += " · 🔴 " + label(PRIORITIES, "urgent")
     lines = [head, f"<b>{escape(case.summary)}</b>"]
     place = "📍 " + escape(case.place)
     if case.unit_name:
@@ -105,17 +105,17 @@ def card_text(case: CaseView, tz: ZoneInfo, now: datetime, *, personal: bool) ->
     received = _("Received {when} ({days} ago) via {source}").format(
         when=when(case.received_at, tz, with_time=False),
         days=days_label(days_between(case.received_at, now)),
-        source=_(SOURCES.get(case.source, SOURCES["other"])),
+        source=label(SOURCES, case.source, "other"),
     )
     lines.append("🕓 " + received)
     if case.is_away:
         line = "📨 " + _("Forwarded via {channel}").format(
-            channel=_(CHANNEL_LABELS.get(case.forward_channel or "telegram", "telegram")))
+            channel=label(CHANNEL_LABELS, case.forward_channel or "telegram", "telegram"))
         if case.their_reference:
             line += " · " + _("their reference: {ref}").format(ref=escape(case.their_reference))
         lines.append(line)
     if case.due_at is not None and case.status in UNFINISHED_STATUSES:
-        due = (_(DUE_LABELS[case.status]) if case.status in DUE_LABELS else _("Due {when}")).format(
+        due = (label(DUE_LABELS, case.status) if case.status in DUE_LABELS else _("Due {when}")).format(
             when=when(case.due_at, tz, with_time=False))
         if case.is_overdue(now):
             due += " · ⚠️ " + _("overdue by {days}").format(
@@ -137,7 +137,7 @@ def card_text(case: CaseView, tz: ZoneInfo, now: datetime, *, personal: bool) ->
     lines.append("")
     status = "<b>" + status_label(case.status) + "</b>"
     if case.outcome:
-        status += " · " + _(OUTCOME_LABELS[case.outcome])
+        status += " · " + label(OUTCOME_LABELS, case.outcome)
     if case.merged_into:
         status += f" → #{case.merged_into}"
     if case.reopen_count:
@@ -148,10 +148,10 @@ def card_text(case: CaseView, tz: ZoneInfo, now: datetime, *, personal: bool) ->
         status += " · " + _("handled by {who}").format(who=escape(case.assignee_name))
     lines.append(status)
     if case.last_action and case.last_at:
-        label = ACTION_LABELS.get(Action(case.last_action)) if _known(case.last_action) else None
+        action = ACTION_LABELS.get(Action(case.last_action)) if _known(case.last_action) else None
         lines.append(
             "<i>" + _("Last: {action} by {who}, {when}").format(
-                action=_(label) if label else escape(case.last_action),
+                action=_(action) if action else escape(case.last_action),
                 who=escape(case.last_actor or "?"), when=when(case.last_at, tz),
             ) + "</i>"
         )
@@ -185,8 +185,8 @@ def list_line(case: CaseView, now: datetime) -> str:
 def history_lines(events: list[Event], tz: ZoneInfo) -> list[str]:
     out = []
     for e in events:
-        label = _(ACTION_LABELS[Action(e.action)]) if _known(e.action) else escape(e.action)
-        line = f"• {when(e.at, tz)} · {escape(e.actor_name)} · {label}"
+        what = label(ACTION_LABELS, Action(e.action)) if _known(e.action) else escape(e.action)
+        line = f"• {when(e.at, tz)} · {escape(e.actor_name)} · {what}"
         if e.from_status and e.to_status and e.from_status != e.to_status:
             line += f" ({status_label(Status(e.from_status))} → {status_label(Status(e.to_status))})"
         extra = e.data.get("unit_name")
@@ -195,11 +195,11 @@ def history_lines(events: list[Event], tz: ZoneInfo) -> list[str]:
         if e.data.get("assignee"):
             line += " (" + escape(str(e.data["assignee"])) + ")"
         if e.data.get("channel") and e.data["channel"] != "telegram":
-            line += " (" + _(CHANNEL_LABELS.get(e.data["channel"], "letter")) + ")"
+            line += " (" + label(CHANNEL_LABELS, e.data["channel"], "letter") + ")"
         if e.data.get("reference"):
             line += " · " + _("their reference: {ref}").format(ref=escape(str(e.data["reference"])))
         if e.data.get("outcome"):
-            line += " · " + _(OUTCOME_LABELS.get(e.data["outcome"], "confirmed"))
+            line += " · " + label(OUTCOME_LABELS, e.data["outcome"], "confirmed")
         if e.data.get("disputed"):
             line += " · " + _("the citizen disputes")
         if e.data.get("into"):

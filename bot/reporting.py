@@ -23,7 +23,7 @@ from bot.domain.errors import DomainError
 from bot.domain.reports import Period, Report, ReportService, parse_period
 from bot.domain.rules import OUTCOME_LABELS
 from bot.domain.units import UnitService
-from bot.i18n import _, current_locale, ngettext, use_locale
+from bot.i18n import _, current_locale, label, ngettext, use_locale
 
 
 def cohort_sentence(report: Report) -> list[str]:
@@ -61,7 +61,7 @@ def render_report(report: Report, *, html: bool = True) -> str:
         _("Received: {n}").format(n=report.received),
         _("Resolved: {n}").format(n=report.resolved),
         _("Closed: {n}").format(n=closed_total) + "".join(
-            f" · {_(OUTCOME_LABELS[k])}: {v}" for k, v in sorted(report.closed.items())),
+            f" · {label(OUTCOME_LABELS, k)}: {v}" for k, v in sorted(report.closed.items())),
         _("Awaiting verification at the end: {n}").format(n=report.awaiting_verification_at_end),
         _("Still in progress at the end: {n}").format(n=report.in_progress_at_end),
         _("Overdue at the end: {n}").format(n=report.overdue_at_end),

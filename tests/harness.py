@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +14,7 @@ from telegram.ext import Application
 
 from bot.app import SERVICES, Services, build_application
 from bot.config import Settings, parse_settings
+from bot.ordering import PerChatUpdateProcessor
 from tests.conftest import (
     ADMIN,
     DP_CHAT,
@@ -132,8 +133,26 @@ class Bot:
         raise AssertionError(f"no card for #{case_id} in chat {chat_id}")
 
 
-async def start_app(api: FakeBotAPI, settings: Settings, clock: Clock) -> Application:  # type: ignore[type-arg]
-    app = build_application(settings, api.token, clock=clock, rate_limiter=False, jobs=False)
+class RecordingProcessor(PerChatUpdateProcessor):
+    """The bot's own update processor, noting each update once it has been handled (the
+    supported seam: the Application itself has ``__slots__`` on Python 3.13)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handled: set[int] = set()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        try:
+            await super().do_process_update(update, coroutine)
+        finally:
+            if isinstance(update, Update):
+                self.handled.add(update.update_id)
+
+
+async def start_app(api: FakeBotAPI, settings: Settings, clock: Clock,
+                    processor: PerChatUpdateProcessor | None = None) -> Application:  # type: ignore[type-arg]
+    app = build_application(settings, api.token, clock=clock, rate_limiter=False, jobs=False,
+                            update_processor=processor)
     # The order run_polling uses: initialize, post_init, start polling, start.
     await app.initialize()
     if app.post_init:
@@ -172,19 +191,10 @@ async def running_bot(tmp_path: Path, clock: Clock, api: FakeBotAPI | None = Non
     own = api is None
     api = api or FakeBotAPI().start()
     settings = e2e_settings(api, tmp_path, **overrides)
-    app = await start_app(api, settings, clock)
+    processor = RecordingProcessor()
+    app = await start_app(api, settings, clock, processor)
     try:
-        bot = Bot(api, app, settings, clock)
-        process = app.process_update
-
-        async def process_and_record(update: object) -> None:
-            try:
-                await process(update)
-            finally:
-                if isinstance(update, Update):
-                    bot.handled.add(update.update_id)
-
-        app.process_update = process_and_record  # type: ignore[method-assign]
+        bot = Bot(api, app, settings, clock, processor.handled)
         if await bot.services.people.is_registered(OFFICIAL) is False:
             await register_people(bot.services.people, clock())
         await bot.settle()

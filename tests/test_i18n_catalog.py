@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
@@ -33,9 +34,7 @@ def test_template_matches_the_code() -> None:
     in_pot = catalog_msgids(LOCALES_DIR / "casebot.pot")
     missing = in_code - in_pot
     stale = in_pot - in_code
-    hint = "run: pybabel extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 --no-location " \
-           "--sort-output -o bot/locales/casebot.pot . && pybabel update -D casebot " \
-           "-i bot/locales/casebot.pot -d bot/locales"
+    hint = "run: scripts/update-catalogs"
     assert not missing, f"not in the catalog template: {sorted(missing)[:5]}; {hint}"
     assert not stale, f"no longer in the code: {sorted(stale)[:5]}; {hint}"
 
@@ -50,3 +49,26 @@ def test_catalogs_load_without_a_build_step() -> None:
     with use_locale("km"):
         assert _("Resolved")  # falls back to the source text until translated
     assert translations("en") is translations("en")  # compiled once, then cached
+
+
+def test_messages_are_translated_by_variable() -> None:
+    """``_()`` takes a string literal or a variable, never ``TABLE[key]`` or a call: Babel
+    versions differ on what they extract from those (2.18 took the key as a message, 2.19 does
+    not). Messages defined in a table are marked with ``N_`` and translated with ``label()``."""
+    offenders = []
+    for path in sorted((ROOT / "bot").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in KEYWORDS and node.args
+                    and isinstance(node.args[0], ast.Subscript | ast.Call)):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, offenders
+
+
+def test_catalogs_hold_no_entry_the_code_lacks() -> None:
+    """No junk (a table's key extracted as a message) and no obsolete entries kept."""
+    in_code = code_msgids()
+    for lang in ("en", "km"):
+        path = LOCALES_DIR / lang / "LC_MESSAGES" / "casebot.po"
+        assert catalog_msgids(path) <= in_code, lang
+        assert "\n#~ " not in path.read_text(encoding="utf-8"), f"{lang}: obsolete entries"

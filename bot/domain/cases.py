@@ -60,7 +60,7 @@ from bot.domain.rules import (
     target_status,
 )
 from bot.domain.units import UnitService, localized
-from bot.i18n import _, current_locale, ngettext, use_locale
+from bot.i18n import _, current_locale, label, ngettext, use_locale
 
 PAGE_SIZE = 10
 SUMMARY_MAX = 200
@@ -838,7 +838,7 @@ class CaseService:
         if not roles & PERMISSIONS[action]:
             raise Forbidden()
         if not can_transition(action, case.status):
-            raise InvalidTransition(case.id, _(STATUS_LABELS[case.status]))
+            raise InvalidTransition(case.id, label(STATUS_LABELS, case.status))
         if action in NOT_BY_RESOLVER and case.status is Status.RESOLVED and (
                 case.resolved_by == actor.tg_id):
             raise OwnResolution()
@@ -998,7 +998,7 @@ class CaseService:
                         if st.data.get("disputed") else _("#{n} is reopened: {reason}")).format(
                     n=n, reason=note)
             if action is Action.VERIFY:
-                return _("#{n} is {outcome}.").format(n=n, outcome=_(OUTCOME_LABELS[st.data["outcome"]]))
+                return _("#{n} is {outcome}.").format(n=n, outcome=label(OUTCOME_LABELS, st.data["outcome"]))
             if action is Action.SET_DUE and st.change.due is not None:
                 return _("New deadline for #{n}: {when}.").format(n=n, when=when(st.change.due))
             if staff_note:
@@ -1006,17 +1006,17 @@ class CaseService:
             return ""
 
         def wg_line() -> tuple[str, outbox.Buttons | None]:
-            line = _("#{n} · {action} by {who}").format(n=n, action=_(ACTION_LABELS[action]), who=who)
+            line = _("#{n} · {action} by {who}").format(n=n, action=label(ACTION_LABELS, action), who=who)
             if new_unit is not None:
                 line += " → " + html.escape(new_unit.name)
             if action is Action.FORWARD and st.new_unit_chat is None:
                 line += " (" + _("by {channel}; follow up by {when}").format(
-                    channel=_(CHANNEL_LABELS[st.data["channel"]]),
+                    channel=label(CHANNEL_LABELS, st.data["channel"]),
                     when=when(datetime.fromisoformat(st.updates["due_at"]))) + ")"
             if st.data.get("reference"):
                 line += " · " + _("their reference: {ref}").format(ref=html.escape(st.data["reference"]))
             if action is Action.VERIFY:
-                line += " · " + _(OUTCOME_LABELS[st.data["outcome"]])
+                line += " · " + label(OUTCOME_LABELS, st.data["outcome"])
             if action is Action.MERGE:
                 line += " → #" + str(st.data["into"])
             if action is Action.SET_DUE:

@@ -29,7 +29,7 @@ from bot.domain.errors import Forbidden
 from bot.domain.people import PeopleService
 from bot.domain.rules import OUTCOMES, STATUS_LABELS, UNFINISHED_STATUSES, Role, Status
 from bot.domain.units import Unit, UnitService
-from bot.i18n import _, use_locale
+from bot.i18n import _, label, use_locale
 from bot.render import when
 
 DEFAULT_TIME = "07:30"
@@ -297,7 +297,7 @@ class DigestService:
         lines.append(_("<b>Open: {n}</b>").format(n=total.unfinished))
         for status in STATUS_ORDER:
             lines.append("• " + _("{label}: {n}").format(
-                label=_(STATUS_LABELS[status]), n=total.by_status.get(status, 0)))
+                label=label(STATUS_LABELS, status), n=total.by_status.get(status, 0)))
         lines.append("")
         overdue = _("<b>Overdue: {n}</b>").format(n=total.overdue)
         lines.append(("⚠️ " + overdue) if total.overdue else overdue)

@@ -14,7 +14,7 @@ from bot.db import Database, Row, from_db, to_db
 from bot.domain.errors import Forbidden, Invalid, PersonNotFound
 from bot.domain.rules import GLOBAL_ROLES, INVITES, ROLE_LABELS, SEES_PEOPLE, Role
 from bot.domain.units import Unit, UnitService
-from bot.i18n import _
+from bot.i18n import _, label
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _WG_MIGRATED = "working_group_migrated"
@@ -30,7 +30,7 @@ class Grant:
     unit_name: str | None
 
     def label(self) -> str:
-        role = _(ROLE_LABELS[self.role])
+        role = label(ROLE_LABELS, self.role)
         return role if self.unit_name is None else _("{role} of {unit}").format(
             role=role, unit=self.unit_name)
 

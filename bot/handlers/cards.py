@@ -14,7 +14,7 @@ from bot.domain.errors import DomainError, StaleCase
 from bot.domain.rules import CHANNEL_LABELS, FORWARD_CHANNELS, Action
 from bot.handlers.common import Context, actor, now, refuse, reply, stale_button, svc
 from bot.handlers.pickers import parse_ids, unit_picker
-from bot.i18n import _
+from bot.i18n import _, label
 from bot.render import CARD_ACTIONS, DIRECT_CODES, keyboard
 
 ASK_TEXT, ASK_EVIDENCE, ASK_CHANNEL = range(3)
@@ -177,7 +177,7 @@ async def got_text(update: Update, context: Context) -> int:
             channels = [c for c in FORWARD_CHANNELS if c != "telegram"]
             await message.reply_text(
                 _("{unit} has no chat here. How was it sent?").format(unit=escape(unit.name)),
-                reply_markup=keyboard([[(_(CHANNEL_LABELS[c]), f"fc:{c}") for c in channels]]),
+                reply_markup=keyboard([[(label(CHANNEL_LABELS, c), f"fc:{c}") for c in channels]]),
             )
             return ASK_CHANNEL
     return await _finish(update, context, pending, ())

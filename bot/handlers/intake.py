@@ -21,7 +21,7 @@ from bot.domain.errors import DomainError, Forbidden
 from bot.domain.rules import PRIORITIES, SOURCES
 from bot.handlers.common import Context, actor, is_private, now, refuse, reply, stale_button, svc
 from bot.handlers.pickers import ROOT, parse_ids, unit_picker
-from bot.i18n import N_, _
+from bot.i18n import N_, _, label
 from bot.render import cut, when
 
 # States, in the order the questions are asked.
@@ -48,7 +48,7 @@ def _draft(context: Context) -> Draft:
 
 async def ask_source(update: Update, context: Context) -> int:
     keys = list(SOURCES)
-    rows = [[(_(SOURCES[k]), f"ns:{k}") for k in keys[i:i + 2]] for i in range(0, len(keys), 2)]
+    rows = [[(label(SOURCES, k), f"ns:{k}") for k in keys[i:i + 2]] for i in range(0, len(keys), 2)]
     await reply(update, _("New case. Where did the request come from?"), rows)
     return SOURCE
 
@@ -123,11 +123,11 @@ async def show_confirm(update: Update, context: Context) -> int:
     tz = services.settings.tz
     lines = [
         _("<b>Check the new case</b>"),
-        _("Source: {v}").format(v=_(SOURCES[d.source])),
+        _("Source: {v}").format(v=label(SOURCES, d.source)),
         _("Received: {v}").format(v=when(d.received_at or now(context), tz)),
         _("Category: {v}").format(v=escape(cat.name if cat else "—")),
         _("Unit: {v}").format(v=escape(unit.name if unit else "—")),
-        _("Priority: {v}").format(v=_(PRIORITIES[d.priority])),
+        _("Priority: {v}").format(v=label(PRIORITIES, d.priority)),
         _("Summary: {v}").format(v=escape(d.summary)),
         _("Citizen: {v}").format(v=escape(d.citizen_name)),
         _("Contact: {v}").format(v=escape(d.citizen_contact or "—")),
@@ -245,7 +245,7 @@ async def got_source(update: Update, context: Context) -> int:
     if key not in SOURCES:
         return await _bad_button(update, context, SOURCE)
     _draft(context).source = key
-    await _chosen(update, _("Source"), _(SOURCES[key]))
+    await _chosen(update, _("Source"), label(SOURCES, key))
     return await advance(update, context, SOURCE)
 
 
@@ -398,7 +398,7 @@ async def confirm_action(update: Update, context: Context) -> int:
     draft = _draft(context)
     if choice == "urgent":
         draft.priority = "normal" if draft.priority == "urgent" else "urgent"
-        await query.answer(_(PRIORITIES[draft.priority]))
+        await query.answer(label(PRIORITIES, draft.priority))
         await query.edit_message_reply_markup(None)
         return await show_confirm(update, context)
     if choice == "cancel":

@@ -14,7 +14,7 @@ from bot.domain.errors import DomainError
 from bot.domain.rules import ROLE_LABELS, Role
 from bot.handlers.common import Context, UsageError, actor, is_private, now, refuse, reply, stale_button, svc
 from bot.handlers.pickers import parse_ids
-from bot.i18n import N_, _
+from bot.i18n import N_, _, label
 from bot.render import when
 
 INVITE_USAGE = N_("/invite <unit-key|-> <official|supervisor|liaison|working_group|admin>")
@@ -37,7 +37,7 @@ async def invite(update: Update, context: Context) -> None:
         return
     expires = now(context).timestamp() + services.settings.invitation_hours * 3600
     link = f"https://t.me/{context.bot.username}?start={token}"
-    role = _(ROLE_LABELS[Role(args[1].lower())])
+    role = label(ROLE_LABELS, Role(args[1].lower()))
     unit = "" if args[0] == "-" else f" · <code>{escape(args[0].lower())}</code>"
     await reply(update, "\n".join([
         _("Invitation: {role}{unit}. It works once, until {when}.").format(
@@ -64,7 +64,7 @@ async def invites(update: Update, context: Context) -> None:
     for inv in pending:
         where = f" · {escape(inv.unit_name)}" if inv.unit_name else ""
         lines.append(_("{n}. {role}{unit}, until {when}").format(
-            n=inv.id, role=_(ROLE_LABELS[inv.role]), unit=where, when=when(inv.expires_at, tz)))
+            n=inv.id, role=label(ROLE_LABELS, inv.role), unit=where, when=when(inv.expires_at, tz)))
         rows.append([(_("Withdraw {n}").format(n=inv.id), f"iw:{inv.id}")])
     await reply(update, "\n".join(lines), rows)
 
