@@ -15,7 +15,7 @@ from telegram import (
     BotCommandScopeChat,
 )
 from telegram.constants import ParseMode
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BasePersistence, Defaults
 
 from bot.config import Settings
 from bot.db import Database
@@ -27,7 +27,6 @@ from bot.domain.rules import Role
 from bot.domain.units import UnitService
 from bot.i18n import _, use_locale
 from bot.jobs.outbox import OutboxSender
-from bot.ordering import PerChatUpdateProcessor
 from bot.request import AiohttpRequest
 
 log = logging.getLogger(__name__)
@@ -52,10 +51,17 @@ class Services:
     digests: DigestService
 
 
+def bot_api_request(settings: Settings, connections: int = 256) -> AiohttpRequest:
+    """A connection pool to the Bot API (bot/request.py: about half the CPU per call of httpx)."""
+    return AiohttpRequest(connections)
+
+
 def build_application(
     settings: Settings, token: str, *, clock: Clock = utcnow, rate_limiter: bool = True,
-    jobs: bool = True, update_processor: PerChatUpdateProcessor | None = None,
+    jobs: bool = True, persistence: BasePersistence[Any, Any, Any] | None = None,
 ) -> Application:
+    """The Application, without python-telegram-bot's updater: updates reach it through the
+    inbox (bot/service.py), which calls ``process_update``."""
     builder = (
         ApplicationBuilder()
         .token(token)
@@ -65,11 +71,12 @@ def build_application(
         .post_init(_post_init)
         .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)
-        # in order per chat, side by side across chats
-        .concurrent_updates(update_processor or PerChatUpdateProcessor())
-        .request(AiohttpRequest())  # about half the CPU per Bot API call (bot/request.py)
-        .get_updates_request(AiohttpRequest(1))
+        .updater(None)
+        .request(bot_api_request(settings))
+        .get_updates_request(bot_api_request(settings, 1))
     )
+    if persistence is not None:
+        builder = builder.persistence(persistence)
     if rate_limiter:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=0))  # type: ignore[arg-type]
     app = builder.build()
@@ -83,8 +90,7 @@ def build_application(
     return app
 
 
-async def open_services(settings: Settings, app: Application, clock: Clock) -> Services:
-    db = await Database.open(settings.database_path)
+async def open_services(settings: Settings, app: Application, clock: Clock, db: Database) -> Services:
     units = UnitService(db, settings)
     await units.sync_from_config()
     people = PeopleService(db, settings, units)
@@ -99,7 +105,7 @@ async def open_services(settings: Settings, app: Application, clock: Clock) -> S
 
 async def _post_init(app: Application) -> None:
     settings: Settings = app.bot_data["settings"]
-    services = await open_services(settings, app, app.bot_data["clock"])
+    services = await open_services(settings, app, app.bot_data["clock"], app.bot_data["db"])
     app.bot_data[SERVICES] = services
     await _set_commands(app, settings)
     services.sender.start()
@@ -116,7 +122,6 @@ async def _post_init(app: Application) -> None:
                                job_kwargs={"misfire_grace_time": None})
         app.job_queue.run_repeating(tick, interval=interval, first=interval,
                                     name="reminders-and-digests")
-    log.info("casebot started: %d units, database %s", len(settings.units), settings.database_path)
 
 
 async def _post_stop(app: Application) -> None:
@@ -128,8 +133,7 @@ async def _post_stop(app: Application) -> None:
 async def _post_shutdown(app: Application) -> None:
     services: Services | None = app.bot_data.pop(SERVICES, None)
     if services is not None:
-        await services.sender.stop()
-        await services.db.close()
+        await services.sender.stop()  # the database is the runner's: it closes it
 
 
 def command_list(private: bool, admin: bool = False) -> list[tuple[str, str]]:

@@ -90,12 +90,44 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"config error: {TOKEN_ENV}: set the bot token in the environment "
               "(it is never read from a file)", file=sys.stderr)
         return 2
+    if getattr(args, "webhook", False) and settings.webhook is None:
+        print("config error: webhook: `casebot run --webhook` needs a [webhook] table "
+              "(url, secret_token; see config/casebot.example.toml)", file=sys.stderr)
+        return 2
     setup_logging(token)
-    from bot.app import build_application
+    from bot.service import run
 
-    app = build_application(settings, token)
-    app.run_polling(allowed_updates=["message", "callback_query", "my_chat_member"])
-    return 0
+    return run(settings, token, webhook=bool(getattr(args, "webhook", False)))
+
+
+async def _inbox(settings: Settings, retry: int | None) -> int:
+    from bot.db import Database
+    from bot.inbox import Inbox
+
+    db = await Database.open(settings.database_path)
+    try:
+        inbox = Inbox(db)
+        if retry is not None:
+            if not await inbox.retry(retry):
+                print(f"no parked update {retry}: `casebot inbox` lists them", file=sys.stderr)
+                return 1
+            print(f"update {retry} will be handled again (at once if the bot runs, else at its start)")
+            return 0
+        parked = await inbox.parked()
+        print(f"{await inbox.backlog()} update(s) waiting, {len(parked)} parked")
+        for row in parked:
+            print(f"  {row.id}  {row.key}  received {row.received_at:%Y-%m-%d %H:%M} UTC, "
+                  f"{row.attempts} tries: {row.error}")
+        if parked:
+            print("`casebot inbox --retry ID` hands one to the bot again")
+        return 0
+    finally:
+        await db.close()
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    settings = _offline(args)
+    return 2 if settings is None else asyncio.run(_inbox(settings, args.retry))
 
 
 def _offline(args: argparse.Namespace) -> Settings | None:
@@ -148,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         ("report", "the period report the ministry publishes"),
         ("export", "cases and their events as CSV or XLSX"),
         ("stats", "public figures without personal data"),
+        ("inbox", "updates waiting or parked after failing; hand one to the bot again"),
     ):
         parsers[name] = p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="TOML config file (default: $CASEBOT_CONFIG)")
@@ -164,11 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     exp.add_argument("--output", "-o", required=True, help="file to write (CSV: cases; events next to it)")
     exp.add_argument("--no-personal-data", action="store_true", help="leave citizen names and contacts out")
+    parsers["run"].add_argument("--webhook", action="store_true",
+                                help="take updates by webhook (config [webhook]) instead of polling")
+    parsers["inbox"].add_argument("--retry", type=int, metavar="ID", help="hand a parked update again")
     sta = parsers["stats"]
     sta.add_argument("--format", choices=("md", "json"), default="md")
     args = parser.parse_args(argv)
     commands = {"check-config": cmd_check_config, "import": cmd_import, "report": cmd_report,
-                "export": cmd_export, "stats": cmd_stats}
+                "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox}
     if args.command in commands:
         return commands[args.command](args)
     if args.command is None:

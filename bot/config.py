@@ -29,6 +29,29 @@ class ConfigError(ValueError):
 class TelegramSettings:
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
+    # When the Bot API cannot be reached (at start, or while polling): wait 1 s, then twice as
+    # long each time up to retry_max_seconds; give up after start_attempts tries at start
+    # (0: keep trying, as a service should through a network blip).
+    retry_max_seconds: float = 60.0
+    start_attempts: int = 0
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """``casebot run --webhook``: Telegram posts updates to ``url``; the bot listens on
+    ``listen``:``port`` (behind the ministry's TLS proxy) and checks ``secret_token``."""
+
+    url: str
+    secret_token: str
+    listen: str = "127.0.0.1"
+    port: int = 8080
+    max_connections: int = 40
+
+    @property
+    def path(self) -> str:
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.url).path or "/"
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -95,6 +118,7 @@ class Settings:
     working_group: tuple[int, ...] = ()
     working_group_chat_id: int | None = None
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    webhook: WebhookSettings | None = None
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
@@ -157,7 +181,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         {
             "timezone", "default_language", "admins", "working_group", "working_group_chat_id",
             "telegram", "database", "deadlines", "reminders", "digest", "delivery", "outbox",
-            "invitations", "categories", "units",
+            "invitations", "categories", "units", "webhook",
         },
         "",
     )
@@ -171,8 +195,16 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         raise ConfigError(f"default_language: {lang!r} is not one of km, en")
 
     telegram_raw = _expect(data.get("telegram", {}), dict, "telegram", "a table")
-    _unknown(telegram_raw, {"base_url", "base_file_url"}, "telegram.")
+    _unknown(telegram_raw, {"base_url", "base_file_url", "retry_max_seconds", "start_attempts"},
+             "telegram.")
+    start_attempts = _expect(telegram_raw.get("start_attempts", 0), int, "telegram.start_attempts",
+                             "a whole number (0: keep trying)")
+    if start_attempts < 0:
+        raise ConfigError(f"telegram.start_attempts: must be 0 (keep trying) or more, got {start_attempts}")
     telegram = TelegramSettings(
+        retry_max_seconds=_positive_number(telegram_raw.get("retry_max_seconds", 60),
+                                           "telegram.retry_max_seconds"),
+        start_attempts=start_attempts,
         base_url=_url(telegram_raw.get("base_url", TelegramSettings.base_url), "telegram.base_url"),
         base_file_url=_url(
             telegram_raw.get("base_file_url", TelegramSettings.base_file_url),
@@ -244,6 +276,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
             raise ConfigError(f"units[{i}].chat_id: chat {wg_chat} is the working group's chat")
 
     return Settings(
+        webhook=_webhook(data.get("webhook")),
         timezone=tz,
         default_language=lang,
         database_path=db_path,
@@ -445,3 +478,29 @@ def unit_tree_lines(settings: Settings) -> list[str]:
 
     walk(None, 0)
     return lines
+
+
+def _webhook(raw: Any) -> WebhookSettings | None:
+    if raw is None:
+        return None
+    _expect(raw, dict, "webhook", "a table")
+    _unknown(raw, {"url", "secret_token", "listen", "port", "max_connections"}, "webhook.")
+    url = _text(raw.get("url", ""), "webhook.url") if "url" in raw else ""
+    if not url.startswith("https://"):
+        raise ConfigError("webhook.url: the public https:// address Telegram posts updates to")
+    secret = raw.get("secret_token")
+    if secret is None:
+        raise ConfigError("webhook.secret_token: required (1-256 of A-Z a-z 0-9 _ -): "
+                          "only Telegram knows it, so only Telegram's requests are taken")
+    _expect(secret, str, "webhook.secret_token", "a string")
+    if not 1 <= len(secret) <= 256 or not all(c.isascii() and (c.isalnum() or c in "_-") for c in secret):
+        raise ConfigError("webhook.secret_token: 1-256 characters of A-Z a-z 0-9 _ -")
+    port = _positive_int(raw.get("port", 8080), "webhook.port")
+    if port > 65535:
+        raise ConfigError(f"webhook.port: must be at most 65535, got {port}")
+    connections = _positive_int(raw.get("max_connections", 40), "webhook.max_connections")
+    if connections > 100:
+        raise ConfigError(f"webhook.max_connections: Telegram allows 1-100, got {connections}")
+    return WebhookSettings(url=url, secret_token=secret,
+                           listen=_text(raw.get("listen", "127.0.0.1"), "webhook.listen"),
+                           port=port, max_connections=connections)

@@ -804,6 +804,7 @@ class FakeBotAPI:
         rate_limits: bool = False,
         strict_html_ampersand: bool = True,
         latency: float = 0.0,
+        first_update_id: int = 1,
     ) -> None:
         self.token = token
         self.latency = latency  # seconds each call takes (getUpdates aside)
@@ -827,8 +828,11 @@ class FakeBotAPI:
         self.webhook_url = ""
 
         self._updates: list[JSON] = []  # not yet confirmed
-        self._next_update_id = 1
-        self._max_fetched_update_id = 0
+        # Telegram's update ids go up from "a certain positive number": a bot restarted against a
+        # new fake must not see the ids of its last run again.
+        self.first_update_id = first_update_id
+        self._next_update_id = first_update_id
+        self._max_fetched_update_id = first_update_id - 1
         self._msg_counters: dict[int, int] = {}
         self._chats: dict[int, JSON] = {}
         self._users: dict[int, JSON] = {}

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+import itertools
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from telegram import Update
 from telegram.ext import Application
 
-from bot.app import SERVICES, Services, build_application
+from bot.app import SERVICES, Services
 from bot.config import Settings, parse_settings
-from bot.ordering import PerChatUpdateProcessor
+from bot.service import Runner
 from tests.conftest import (
     ADMIN,
     DP_CHAT,
@@ -33,6 +33,7 @@ from tests.conftest import (
 from tests.fakebotapi import Call, FakeBotAPI
 
 JSON = dict[str, Any]
+_FIRST_UPDATE_IDS = itertools.count(1, 1_000_000)  # each fake a run starts its own ids
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Bot:
     settings: Settings
     clock: Clock
 
-    handled: set[int] = field(default_factory=set)
+    runner: Runner
 
     def __post_init__(self) -> None:
         u = self.api.user
@@ -67,12 +68,13 @@ class Bot:
     def private(self, user: JSON) -> JSON:
         return self.api.private_chat(user)
 
-    async def say(self, user: JSON, chat: JSON, text: str, *, reply_to: int | None = None) -> int:
+    async def say(self, user: JSON, chat: JSON, text: str, *, reply_to: int | None = None,
+                  timeout: float = 10.0) -> int:
         """Send a message and wait until the bot has handled it and delivered what it owes.
         Returns the mark from which the bot's answers can be read."""
         mark = self.api.mark()
         self.api.send_message(user, chat, text, reply_to_message_id=reply_to)
-        await self.settle()
+        await self.settle(timeout)
         return mark
 
     async def press(self, user: JSON, chat_id: int, message_id: int, data: str) -> int:
@@ -81,14 +83,22 @@ class Bot:
         await self.settle()
         return mark
 
+    async def handled(self) -> set[int]:
+        """The update ids the inbox holds as handled (done, or parked after its last try)."""
+        rows = await self.services.db.all("SELECT key FROM inbox WHERE state != 'pending'")
+        return {int(str(r[0]).removeprefix("tg:")) for r in rows}
+
     async def settle(self, timeout: float = 10.0) -> None:
-        """Wait until every injected update went through Application.process_update (handlers
-        and their replies included), then deliver the outbox."""
-        last = self.api._next_update_id - 1
+        """Wait until every injected update is stored and handled (handlers and their replies
+        included), then deliver the outbox."""
+        injected = range(self.api.first_update_id, self.api._next_update_id)
         deadline = asyncio.get_running_loop().time() + timeout
-        while not all(i in self.handled for i in range(1, last + 1)):
+        while True:
+            handled = await self.handled()
+            if all(i in handled for i in injected) and self.runner.scheduler.idle:
+                break
             if asyncio.get_running_loop().time() > deadline:
-                missing = [i for i in range(1, last + 1) if i not in self.handled]
+                missing = [i for i in injected if i not in handled]
                 raise AssertionError(f"updates not handled: {missing}\n{self.api.dump_calls()}")
             await asyncio.sleep(0.005)
         while await self.services.sender.drain():
@@ -133,45 +143,16 @@ class Bot:
         raise AssertionError(f"no card for #{case_id} in chat {chat_id}")
 
 
-class RecordingProcessor(PerChatUpdateProcessor):
-    """The bot's own update processor, noting each update once it has been handled (the
-    supported seam: the Application itself has ``__slots__`` on Python 3.13)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.handled: set[int] = set()
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        try:
-            await super().do_process_update(update, coroutine)
-        finally:
-            if isinstance(update, Update):
-                self.handled.add(update.update_id)
+async def start_app(api: FakeBotAPI, settings: Settings, clock: Clock) -> Runner:
+    """The bot as ``casebot run`` starts it (bot/service.py), polling the fake Bot API, without
+    the rate limiter and the repeating jobs (tests run the jobs by hand, with their own clock)."""
+    runner = Runner(settings, api.token, clock=clock, rate_limiter=False, jobs=False, poll_seconds=1)
+    await runner.start()
+    return runner
 
 
-async def start_app(api: FakeBotAPI, settings: Settings, clock: Clock,
-                    processor: PerChatUpdateProcessor | None = None) -> Application:  # type: ignore[type-arg]
-    app = build_application(settings, api.token, clock=clock, rate_limiter=False, jobs=False,
-                            update_processor=processor)
-    # The order run_polling uses: initialize, post_init, start polling, start.
-    await app.initialize()
-    if app.post_init:
-        await app.post_init(app)
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0.0, timeout=1, drop_pending_updates=False)
-    await app.start()
-    return app
-
-
-async def stop_app(app: Application) -> None:  # type: ignore[type-arg]
-    assert app.updater is not None
-    await app.updater.stop()
-    await app.stop()
-    if app.post_stop:
-        await app.post_stop(app)
-    await app.shutdown()
-    if app.post_shutdown:
-        await app.post_shutdown(app)
+async def stop_app(runner: Runner) -> None:
+    await runner.stop()
 
 
 def e2e_settings(api: FakeBotAPI, tmp_path: Path, **overrides: Any) -> Settings:
@@ -189,18 +170,17 @@ def e2e_settings(api: FakeBotAPI, tmp_path: Path, **overrides: Any) -> Settings:
 async def running_bot(tmp_path: Path, clock: Clock, api: FakeBotAPI | None = None,
                       **overrides: Any) -> AsyncIterator[Bot]:
     own = api is None
-    api = api or FakeBotAPI().start()
+    api = api or FakeBotAPI(first_update_id=next(_FIRST_UPDATE_IDS)).start()
     settings = e2e_settings(api, tmp_path, **overrides)
-    processor = RecordingProcessor()
-    app = await start_app(api, settings, clock, processor)
+    runner = await start_app(api, settings, clock)
     try:
-        bot = Bot(api, app, settings, clock, processor.handled)
+        bot = Bot(api, runner.app, settings, clock, runner)
         if await bot.services.people.is_registered(OFFICIAL) is False:
             await register_people(bot.services.people, clock())
         await bot.settle()
         yield bot
         assert not api.server_errors, api.server_errors
     finally:
-        await stop_app(app)
+        await stop_app(runner)
         if own:
             api.stop()

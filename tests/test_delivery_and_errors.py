@@ -11,6 +11,7 @@ import pytest
 
 from bot.cli import setup_logging
 from bot.db import Database
+from bot.inbox import MAX_ATTEMPTS, Inbox
 from tests.conftest import DP_CHAT, WG_CHAT, Clock
 from tests.harness import Bot
 from tests.test_e2e_inputs import make_case
@@ -103,14 +104,29 @@ async def test_unexpected_error_tells_the_user_and_logs_no_personal_data(
 ) -> None:
     caplog = production_logging
     await make_case(bot, citizen_name="Chan Lina Secret")
-    bot.api.fail_next("sendMessage", "Bad Request: chat not found",
+    bot.api.fail_next("sendMessage", "Bad Request: chat not found", times=MAX_ATTEMPTS,
                       predicate=lambda p: "Chan Lina Secret" in str(p.get("text", "")))
-    m = await bot.say(bot.wg, bot.private(bot.wg), "/case 1")
-    assert bot.texts_since(m)[-1] == "Sorry, something went wrong. Nothing was changed; please try again."
+    m = await bot.say(bot.wg, bot.private(bot.wg), "/case 1", timeout=30)
+    # Tried MAX_ATTEMPTS times; told once, after the last; parked for an admin.
+    sorry = "Sorry, something went wrong. Nothing was changed; please try again."
+    texts = bot.texts_since(m)
+    assert texts[-1] == sorry and texts.count(sorry) == 1 and len(texts) == MAX_ATTEMPTS + 1
+    parked = await Inbox(bot.services.db).parked()
+    assert [p.error.split(" at ")[0] for p in parked] == ["BadRequest"]
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "unhandled BadRequest" in logged
+    assert "unhandled BadRequest" in logged and "parked after 3 attempts" in logged
     assert "Chan Lina" not in logged and "099 111 222" not in logged
     assert bot.api.token not in logged
+
+
+async def test_a_failure_that_passes_is_tried_again_and_answered_once(bot: Bot) -> None:
+    await make_case(bot)
+    bot.api.fail_next("sendMessage", "Bad Gateway", error_code=502,
+                      predicate=lambda p: "Received" in str(p.get("text", "")))
+    m = await bot.say(bot.wg, bot.private(bot.wg), "/case 1", timeout=30)
+    texts = bot.texts_since(m)  # the card refused once (502), then sent
+    assert len(texts) == 2 and texts[0] == texts[1] and texts[1].startswith("<b>#1</b>")
+    assert await Inbox(bot.services.db).parked() == []
 
 
 async def test_debug_logging_shows_neither_token_nor_citizens(

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Awaitable, Callable
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -19,7 +21,7 @@ from babel.dates import format_date
 
 from bot.config import Settings
 from bot.db import Database, Row, Tx, from_db, to_db
-from bot.domain import outbox
+from bot.domain import origin, outbox
 from bot.domain.errors import (
     CaseNotFound,
     Forbidden,
@@ -441,6 +443,17 @@ class CaseService:
 
     # --- the one write path ---------------------------------------------------------------
 
+    @asynccontextmanager
+    async def _change(self, now: datetime) -> AsyncIterator[Tx]:
+        """A transaction that changes cases, recording which update asked for it (a second
+        time, ``AlreadyDone`` and nothing changed: bot/domain/origin.py)."""
+        try:
+            async with self.db.transaction() as tx:
+                origin.record(tx, now)
+                yield tx
+        except sqlite3.IntegrityError as exc:
+            raise origin.translate(exc) from None
+
     async def create(self, actor: Actor, draft: Draft, now: datetime) -> CaseView:
         if not is_allowed(Action.CREATE, await self.roles(actor, None)):
             await self._refused(actor, Action.CREATE, None, now)
@@ -448,7 +461,7 @@ class CaseService:
         self._check_draft(draft)
         assert draft.category_id is not None and draft.place_unit_id is not None
         received = draft.received_at or now
-        async with self.db.transaction() as conn:
+        async with self._change(now) as conn:
             cur = await conn.execute(
                 "INSERT INTO cases(status, source, received_at, created_at, updated_at,"
                 " category_id, place_unit_id, summary, description, citizen_name,"
@@ -479,7 +492,7 @@ class CaseService:
             raise Forbidden()
         created: list[int] = []
         skipped: list[str] = []
-        async with self.db.transaction() as conn:
+        async with self._change(now) as conn:
             for row in rows:
                 if await conn.one("SELECT id FROM cases WHERE external_ref = ?",
                                   (row.external_ref,)) is not None:
@@ -553,7 +566,7 @@ class CaseService:
         expected_version: int | None,
     ) -> CaseView:
         text = change.text.strip()
-        async with self.db.transaction() as conn:
+        async with self._change(now) as conn:
             rows = await conn.all(_CASE_BY_ID, (case_id,))
             if not rows:
                 raise CaseNotFound(case_id)

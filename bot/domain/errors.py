@@ -98,3 +98,10 @@ class Invalid(DomainError):
 
     def user_message(self) -> str:
         return self.message
+
+
+class AlreadyDone(DomainError):
+    """The update that asks for this change was handled before: the change is already made."""
+
+    def user_message(self) -> str:
+        return _("This was already done: I had recorded it before.")

@@ -8,6 +8,7 @@ import traceback
 from telegram import Update
 from telegram.error import BadRequest, NetworkError
 
+from bot.attempts import current_attempt, describe
 from bot.handlers.common import Context
 from bot.i18n import _
 
@@ -16,6 +17,12 @@ log = logging.getLogger("bot.errors")
 
 async def on_error(update: object, context: Context) -> None:
     error = context.error
+    attempt = current_attempt.get()
+    if attempt is not None and error is not None:
+        attempt.error = error  # the inbox tries the update again, or parks it after the last try
+        if not attempt.final:
+            log.warning("update failed (%s); trying it again", describe(error))
+            return
     if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
         # Telegram unreachable or slow: PTB retries polling by itself.
         log.warning("network error: %s", type(error).__name__)
