@@ -275,6 +275,7 @@ def prompt_conversation() -> ConversationHandler[Context]:
         },
         fallbacks=[CommandHandler("cancel", cancel_prompt)],
         name="card-prompts",
+        persistent=True,  # a pending "what was done?" survives a restart
         per_chat=True,
         per_user=True,
         allow_reentry=True,

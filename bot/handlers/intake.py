@@ -491,6 +491,7 @@ def conversation() -> ConversationHandler[Context]:
         states=states,
         fallbacks=[CommandHandler("cancel", cancel)],
         name="intake",
+        persistent=True,  # a restart continues a half-done intake (bot/persistence.py)
         allow_reentry=True,
         conversation_timeout=3600,
     )
