@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
+from datetime import UTC, datetime
 
 from bot.config import (
     TOKEN_ENV,
     ConfigError,
     Settings,
+    config_warnings,
     load_settings,
     missing_khmer_names,
     resolve_config_path,
@@ -76,6 +79,26 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print("Unit tree:")
     for line in unit_tree_lines(settings):
         print("  " + line)
+    for warning in config_warnings(settings, datetime.now(settings.tz).date()):
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """0 when the database is intact and the outbox sender alive, else 1 and one line (Docker's
+    HEALTHCHECK knows only 0 and 1: a bad config is 1 here too)."""
+    from bot.health import check
+
+    try:
+        settings = load_settings(resolve_config_path(args.config))
+    except ConfigError as exc:
+        print(f"unhealthy: config error: {exc}", file=sys.stderr)
+        return 1
+    problem = check(settings, datetime.now(UTC), args.max_age)
+    if problem is not None:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+        return 1
+    print(f"healthy: database {settings.database_path}, outbox sender alive")
     return 0
 
 
@@ -94,7 +117,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("config error: webhook: `casebot run --webhook` needs a [webhook] table "
               "(url, secret_token; see config/casebot.example.toml)", file=sys.stderr)
         return 2
+    from bot.db import open_problem
+
+    problem = open_problem(settings.database_path)
+    if problem is not None:
+        print(f"database error: {problem}", file=sys.stderr)
+        return 2
     setup_logging(token)
+    for warning in config_warnings(settings, datetime.now(settings.tz).date()):
+        logging.getLogger("casebot").warning("config: %s (see casebot check-config)", warning)
     from bot.service import run
 
     return run(settings, token, webhook=bool(getattr(args, "webhook", False)))
@@ -169,6 +200,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 2 if settings is None else asyncio.run(cli_stats(settings, args))
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds greater than 0")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="casebot", description=__doc__)
     sub = parser.add_subparsers(dest="command")
@@ -181,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         ("export", "cases and their events as CSV or XLSX"),
         ("stats", "public figures without personal data"),
         ("inbox", "updates waiting or parked after failing; hand one to the bot again"),
+        ("health", "exit 0 if the database is intact and the running bot's sender alive, else 1"),
     ):
         parsers[name] = p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="TOML config file (default: $CASEBOT_CONFIG)")
@@ -202,14 +244,23 @@ def main(argv: list[str] | None = None) -> int:
     parsers["inbox"].add_argument("--retry", type=int, metavar="ID", help="hand a parked update again")
     sta = parsers["stats"]
     sta.add_argument("--format", choices=("md", "json"), default="md")
+    parsers["health"].add_argument(
+        "--max-age", type=_seconds, metavar="SECONDS",
+        help="heartbeat age that counts as dead (default: 60, or more with a long outbox.interval_seconds)")
     args = parser.parse_args(argv)
     commands = {"check-config": cmd_check_config, "import": cmd_import, "report": cmd_report,
-                "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox}
-    if args.command in commands:
-        return commands[args.command](args)
-    if args.command is None:
-        args.config = None
-    return cmd_run(args)
+                "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox, "health": cmd_health}
+    from bot.db import DatabaseOpenError
+
+    try:
+        if args.command in commands:
+            return commands[args.command](args)
+        if args.command is None:
+            args.config = None
+        return cmd_run(args)
+    except DatabaseOpenError as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

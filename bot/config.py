@@ -434,7 +434,11 @@ def load_settings(path: str | Path) -> Settings:
     try:
         raw = p.read_bytes()
     except FileNotFoundError as exc:
-        raise ConfigError(f"config: file {str(p)!r} does not exist") from exc
+        mount = f"; in a container, mount yours there: -v /srv/casebot/casebot.toml:{p}:ro"
+        raise ConfigError(
+            f"config: file {str(p)!r} does not exist: write it (start from config/casebot.example.toml) "
+            f"or give another with --config PATH or {DEFAULT_CONFIG_ENV}" + (mount if p.is_absolute() else "")
+        ) from exc
     except OSError as exc:
         raise ConfigError(f"config: cannot read {str(p)!r}: {exc.strerror}") from exc
     try:
@@ -453,6 +457,29 @@ def resolve_config_path(cli_value: str | None) -> Path:
             f"config: give --config PATH or set {DEFAULT_CONFIG_ENV} to the TOML file"
         )
     return Path(value)
+
+
+# The ids in config/casebot.example.toml's admins and working_group: left in a real config, they
+# would give whoever owns them a role (a test keeps this list and the example in step).
+EXAMPLE_IDS = frozenset({100000001, 100000002})
+
+
+def config_warnings(settings: Settings, today: date) -> list[str]:
+    """What is valid but probably wrong (check-config prints these as warnings): the example's
+    ids among the admins or the working group, holidays that do not reach this year or the next."""
+    warnings = [
+        f"{key}: {tg_id} is an id from the example config; put your own Telegram ids there"
+        for key, ids in (("admins", settings.admins), ("working_group", settings.working_group))
+        for tg_id in ids if tg_id in EXAMPLE_IDS
+    ]
+    if settings.deadlines.working_days is not None:  # holidays count only with working days
+        years = {d.year for d in settings.deadlines.holidays}
+        warnings += [
+            f"deadlines.holidays: no date in {year}; deadlines falling then will count holidays "
+            "as working days"
+            for year in (today.year, today.year + 1) if year not in years
+        ]
+    return warnings
 
 
 def missing_khmer_names(settings: Settings) -> list[str]:

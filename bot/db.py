@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -46,6 +48,55 @@ def migrations() -> list[tuple[int, str]]:
     return out
 
 
+class DatabaseOpenError(RuntimeError):
+    """The database cannot be opened: the message is one line saying why and what to do."""
+
+
+def open_problem(path: Path | str) -> str | None:
+    """Why this process cannot create or write the database at ``path`` (one line), or None.
+
+    Creates the database's folder if it is missing. Typical case: a host folder mounted at /data
+    that belongs to another user than the one the container runs as."""
+    db = Path(path)
+    folder = db.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = folder
+        while not blocker.exists() and blocker != blocker.parent:
+            blocker = blocker.parent
+        if blocker.exists() and not blocker.is_dir():
+            return f"cannot write to {db}: {blocker} is a file, not a folder; set database.path elsewhere"
+        return _not_writable(db, blocker) or f"cannot write to {db}: {folder}: {exc.strerror or exc}"
+    # SQLite writes its -wal and -shm files beside the database: the folder must be writable too.
+    for target in (folder, db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        if target != folder and target.is_dir():
+            return f"cannot write to {db}: {target} is a folder; set database.path to a file"
+        if target.exists() and (problem := _not_writable(db, target)):
+            return problem
+    return None
+
+
+def _not_writable(db: Path, target: Path) -> str | None:
+    """The reason ``target`` (the database's folder or one of its files) is not writable."""
+    mode = os.W_OK | (os.X_OK if target.is_dir() else 0)
+    effective = os.access in os.supports_effective_ids  # the effective uid creates files
+    if os.access(target, mode, effective_ids=effective):
+        return None
+    st = target.stat()
+    uid = os.geteuid()
+    if hasattr(os, "statvfs") and os.statvfs(target).f_flag & os.ST_RDONLY:
+        why = "the file system is mounted read-only; mount it read-write"
+    elif st.st_uid != uid:
+        why = (f"{target} is owned by uid {st.st_uid} (mode {stat.filemode(st.st_mode)}) and casebot runs "
+               f"as uid {uid}; chown it to {uid} (chown -R {uid}:{os.getegid()} on the host's folder) "
+               "or set database.path elsewhere")
+    else:
+        why = (f"{target} is not writable (mode {stat.filemode(st.st_mode)}); "
+               f"chmod u+w{'x' if target.is_dir() else ''} it or set database.path elsewhere")
+    return f"cannot write to {db}: {why}"
+
+
 class Database:
     """The single connection. Writes go through ``transaction()`` one at a time."""
 
@@ -55,14 +106,25 @@ class Database:
 
     @classmethod
     async def open(cls, path: Path | str) -> Database:
+        """Open (creating it and its folder if need be) and migrate. A database this process
+        cannot create, write or read raises ``DatabaseOpenError``: one line, with what to do."""
         if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute("PRAGMA synchronous=NORMAL")
+            problem = open_problem(path)
+            if problem is not None:
+                raise DatabaseOpenError(problem)
+        try:
+            conn = await aiosqlite.connect(str(path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DatabaseOpenError(f"cannot open the database {path}: {exc}") from exc
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise DatabaseOpenError(f"cannot open the database {path}: {exc}") from exc
         db = cls(conn)
         await db.migrate()
         return db

@@ -184,3 +184,10 @@ async def running_bot(tmp_path: Path, clock: Clock, api: FakeBotAPI | None = Non
         await stop_app(runner)
         if own:
             api.stop()
+
+
+def unknown_answer(tg_id: int, *, alert: bool = False) -> str:
+    """What the bot answers someone it does not know (as an alert under a button: plain text)."""
+    code = "{}" if alert else "<code>{}</code>"
+    return (f"I don't know you yet. Your Telegram id is {code.format(tg_id)}: an administrator can add "
+            f"it to {code.format('admins')} in the config, or send you an invitation link.")

@@ -67,6 +67,11 @@ def replace_once(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
+def only_warnings(err: str) -> bool:
+    """The example config is valid but warned about (its ids, its holidays): stderr holds only those."""
+    return bool(err) and all(line.startswith("warning: ") for line in err.splitlines())
+
+
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     """The single stderr line of a failed command; stdout must be empty."""
     out, err = capsys.readouterr()
@@ -236,7 +241,7 @@ def test_check_config_example_passes_and_prints_the_unit_tree(capsys: pytest.Cap
     rc = cli.main(["check-config", "--config", str(EXAMPLE)])
     out, err = capsys.readouterr()
     assert rc == 0
-    assert err == ""
+    assert only_warnings(err)
     lines = out.splitlines()
     assert lines[0] == (
         "OK: 9 units, 5 categories, timezone Asia/Phnom_Penh, database data/casebot.sqlite3"
@@ -282,7 +287,7 @@ def test_python_m_bot_check_config_subprocess() -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    assert only_warnings(proc.stderr)
     assert "  moi: Ministry of Interior [ministry]" in proc.stdout.splitlines()
     assert proc.stdout.splitlines()[2:] == EXAMPLE_TREE
 
@@ -370,7 +375,7 @@ def test_unmutated_example_passes_through_the_same_path(tmp_path: Path, capsys: 
     path = tmp_path / "casebot.toml"
     path.write_text(example_text(), encoding="utf-8")
     assert cli.main(["check-config", "--config", str(path)]) == 0
-    assert capsys.readouterr().err == ""
+    assert only_warnings(capsys.readouterr().err)
 
 
 def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -419,7 +424,7 @@ def test_env_var_used_when_config_absent(capsys: pytest.CaptureFixture[str], mon
     monkeypatch.setenv(DEFAULT_CONFIG_ENV, str(EXAMPLE))
     assert cli.main(["check-config"]) == 0
     out, err = capsys.readouterr()
-    assert err == ""
+    assert only_warnings(err)
     assert out.splitlines()[2:] == EXAMPLE_TREE
 
 
@@ -438,7 +443,7 @@ def test_config_flag_wins_over_env(
 ) -> None:
     monkeypatch.setenv(DEFAULT_CONFIG_ENV, str(tmp_path / "from-env.toml"))
     assert cli.main(["check-config", "--config", str(EXAMPLE)]) == 0
-    assert capsys.readouterr().err == ""
+    assert only_warnings(capsys.readouterr().err)
 
 
 def test_resolve_config_path(monkeypatch: pytest.MonkeyPatch) -> None:

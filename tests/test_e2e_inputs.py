@@ -7,7 +7,7 @@ from pathlib import Path
 from bot.domain.cases import Actor, Change, Draft
 from bot.domain.rules import Action
 from tests.conftest import ADMIN, DP_CHAT, WG, WG_CHAT, Clock
-from tests.harness import Bot, running_bot
+from tests.harness import Bot, running_bot, unknown_answer
 
 
 async def make_case(bot: Bot, unit: str | None = "pp-dp", **draft: object) -> int:
@@ -65,7 +65,7 @@ async def test_malformed_commands_get_one_sentence_and_usage_and_change_nothing(
 async def test_strangers_and_other_units_are_refused(bot: Bot) -> None:
     n = await make_case(bot)
     before = await counts(bot)
-    access = "I don't know you yet. Ask your administrator for an invitation link."
+    access = unknown_answer(bot.stranger["id"])
     m = await bot.say(bot.stranger, bot.private(bot.stranger), "/new")
     assert bot.texts_since(m) == [access]
     m = await bot.say(bot.stranger, bot.private(bot.stranger), f"/case {n}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain.rules import Action
-from tests.harness import Bot
+from tests.harness import Bot, unknown_answer
 from tests.test_importer import csv_file, row
 
 JSON = dict[str, Any]
@@ -82,7 +82,7 @@ async def test_others_are_refused_and_other_documents_ignored(bot: Bot) -> None:
     refusals = await bot.services.db.all("SELECT tg_id, action FROM refusals")
     assert [tuple(r) for r in refusals] == [(official["id"], "import")]
     m = await send_file(bot, bot.stranger, bot.private(bot.stranger), "backlog.csv", GOOD)
-    assert bot.texts_since(m) == ["I don't know you yet. Ask your administrator for an invitation link."]
+    assert bot.texts_since(m) == [unknown_answer(bot.stranger["id"])]
     # Not a backlog file, or not in a private chat: not this handler's business.
     m = await send_file(bot, bot.wg, bot.private(bot.wg), "letter.pdf", b"%PDF-1.4\n", "application/pdf")
     assert bot.texts_since(m) == []

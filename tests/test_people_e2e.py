@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bot.domain.rules import Role
 from tests.conftest import DP_CHAT, WG, Clock
-from tests.harness import Bot, running_bot
+from tests.harness import Bot, running_bot, unknown_answer
 from tests.test_e2e_inputs import make_case
 
 LINK = re.compile(r"https://t\.me/casebot_test\?start=([A-Za-z0-9_-]+)")
@@ -61,7 +61,7 @@ async def test_bad_links(bot: Bot) -> None:
     assert bot.texts_since(m) == ["This invitation link was withdrawn. Ask for a new one."]
     assert not await bot.services.people.is_registered(stranger["id"])
     m = await bot.say(stranger, chat, "/start")
-    assert bot.texts_since(m) == ["I don't know you yet. Ask your administrator for an invitation link."]
+    assert bot.texts_since(m) == [unknown_answer(stranger["id"])]
 
 
 async def test_link_for_a_unit_since_removed(tmp_path: Path, clock: Clock) -> None:
@@ -114,7 +114,7 @@ async def test_people_and_revoke_take_effect_at_once(bot: Bot) -> None:
     assert bot.texts_since(m) == ["Removed: official of Daun Penh. It takes effect at once."]
     # The button Dara still holds stops working; she is now unknown to the bot.
     m = await bot.press_button(bot.official, card, "Accept")
-    assert bot.answers_since(m) == ["I don't know you yet. Ask your administrator for an invitation link."]
+    assert bot.answers_since(m) == [unknown_answer(bot.official["id"], alert=True)]
     assert (await bot.services.cases.get(n)).status == "assigned"
     m = await bot.say(bot.admin, bot.private(bot.admin), "/revoke @nobody")
     assert "I don't know @nobody yet" in bot.texts_since(m)[0]
@@ -142,4 +142,4 @@ async def test_config_working_group_is_migrated_once(tmp_path: Path, clock: Cloc
         assert Role.ADMIN in await bot.services.people.global_roles(7778)
         # Removed from the config's admins: no longer an admin (nor anything else).
         m = await bot.say(bot.admin, bot.private(bot.admin), "/whoami")
-        assert bot.texts_since(m) == ["I don't know you yet. Ask your administrator for an invitation link."]
+        assert bot.texts_since(m) == [unknown_answer(bot.admin["id"])]

@@ -42,16 +42,22 @@ async def every_update(update: Update, context: Context) -> None:
         return  # /start may carry an invitation
     if _command(update) == "stats":
         return  # the public figures are for anyone
-    text = access_hint()
     if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
+        await update.callback_query.answer(access_hint(user.id, html=False), show_alert=True)
     elif chat is not None:
-        await chat.send_message(text)
+        await chat.send_message(access_hint(user.id))
     raise ApplicationHandlerStop
 
 
-def access_hint() -> str:
-    return _("I don't know you yet. Ask your administrator for an invitation link.")
+def access_hint(tg_id: int, *, html: bool = True) -> str:
+    """The answer to someone the bot does not know, with their Telegram id: the first admin finds
+    theirs here to put it into the config. ``html=False`` for an alert (plain text, 200 at most)."""
+    def code(text: str) -> str:
+        return f"<code>{escape(text)}</code>" if html else text
+
+    return _("I don't know you yet. Your Telegram id is {id}: an administrator can add it to {admins} "
+             "in the config, or send you an invitation link.").format(id=code(str(tg_id)),
+                                                                     admins=code("admins"))
 
 
 async def _bound(services: Services, chat_id: int) -> bool:
@@ -82,7 +88,7 @@ async def start(update: Update, context: Context) -> None:
         greeting = _("Welcome, {name}! You are now {role}.").format(
             name=escape(user.full_name), role=escape(grant.label()))
     elif not await services.people.is_registered(user.id):
-        await reply(update, access_hint())
+        await reply(update, access_hint(user.id))
         return
     else:
         greeting = _("Hello! I coordinate the public-requests working group's cases.")

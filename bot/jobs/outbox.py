@@ -21,6 +21,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot.domain.cases import CaseService, CaseView
 from bot.domain.outbox import CardRef, OutboxItem, OutboxStore, backoff
+from bot.health import Heartbeat, heartbeat_path
 from bot.i18n import _, use_locale
 from bot.jobs.throttle import Throttle
 from bot.render import (
@@ -61,6 +62,7 @@ class OutboxSender:
         self._release: float | None = None  # when the first notice held back may go
         self._task: asyncio.Task[None] | None = None
         self.tz = cases.settings.tz
+        self.heartbeat = Heartbeat(heartbeat_path(cases.settings.database_path), clock)  # casebot health
 
     def wake(self) -> None:
         self._wake.set()
@@ -101,6 +103,7 @@ class OutboxSender:
         handled = 0
         async with self._draining:
             while True:
+                self.heartbeat.beat()  # each turn: a long drain of a backlog still beats
                 items = await self.store.due(self.clock(), limit=4 * self.concurrency)
                 if not items:
                     return handled
