@@ -90,6 +90,15 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True)
+class FloodSettings:
+    """How fast one person may write to the bot (see bot/handlers/flood.py for the reasons)."""
+
+    burst: int = 20            # updates at once (an album of 10 photos, a few forwards, taps)
+    per_minute: float = 30     # the allowance coming back: one every 2 seconds, kept up
+    quiet_seconds: float = 60  # once over it: one "please slow down", then this long ignored
+
+
+@dataclass(frozen=True)
 class Category:
     key: str
     name: str
@@ -122,6 +131,7 @@ class Settings:
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    flood: FloodSettings = field(default_factory=FloodSettings)
     digest_time: time = time(7, 30)
     outbox_interval_seconds: float = 5.0
     invitation_hours: int = 72
@@ -181,7 +191,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         {
             "timezone", "default_language", "admins", "working_group", "working_group_chat_id",
             "telegram", "database", "deadlines", "reminders", "digest", "delivery", "outbox",
-            "invitations", "categories", "units", "webhook",
+            "invitations", "flood", "categories", "units", "webhook",
         },
         "",
     )
@@ -261,6 +271,16 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
     if not math.isfinite(interval) or interval <= 0:
         raise ConfigError(f"outbox.interval_seconds: must be a finite number greater than 0, got {interval}")
 
+    flood_raw = _expect(data.get("flood", {}), dict, "flood", "a table")
+    _unknown(flood_raw, {"burst", "per_minute", "quiet_seconds"}, "flood.")
+    flood = FloodSettings(
+        burst=_positive_int(flood_raw.get("burst", FloodSettings.burst), "flood.burst"),
+        per_minute=_positive_number(flood_raw.get("per_minute", FloodSettings.per_minute),
+                                    "flood.per_minute"),
+        quiet_seconds=_positive_number(flood_raw.get("quiet_seconds", FloodSettings.quiet_seconds),
+                                       "flood.quiet_seconds"),
+    )
+
     inv_raw = _expect(data.get("invitations", {}), dict, "invitations", "a table")
     _unknown(inv_raw, {"ttl_hours"}, "invitations.")
     invitation_hours = _positive_int(inv_raw.get("ttl_hours", 72), "invitations.ttl_hours")
@@ -287,6 +307,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         deadlines=deadlines,
         reminders=reminders,
         delivery=delivery,
+        flood=flood,
         digest_time=digest_time,
         outbox_interval_seconds=float(interval),
         invitation_hours=invitation_hours,

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.bounded import LRUDict
 from bot.config import Settings
 from bot.db import Database, Row, from_db, to_db
 from bot.domain.errors import Forbidden, Invalid, PersonNotFound
@@ -85,7 +86,8 @@ class PeopleService:
         self.units = units
         # Every update asks who its sender is: their grants are kept in memory, and forgotten
         # whenever a grant or a unit changes (``_version``, ``units.generation``).
-        self._grants: dict[int, tuple[list[Grant], bool]] = {}
+        # Strangers are looked up too, so the map is bounded (the least recently asked go first).
+        self._grants: LRUDict[int, tuple[list[Grant], bool]] = LRUDict()
         self._version = 0
         self._units_generation = units.generation
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.bounded import LRUDict
 from bot.config import Settings
 from bot.db import Database, Row, to_db
 from bot.domain.errors import Forbidden, Invalid, UnitNotFound
@@ -82,8 +83,9 @@ class UnitService:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self._languages: dict[int, str] = {}
-        self._seen: dict[int, tuple[tuple[str, str | None, str | None], bool]] = {}
+        # Per person and chat, so bounded (forgetting one costs a read or a write, never a wrong answer).
+        self._languages: LRUDict[int, str] = LRUDict()
+        self._seen: LRUDict[int, tuple[tuple[str, str | None, str | None], bool]] = LRUDict()
         self._parent: dict[int, int | None] = {}
         self._children: dict[int | None, list[int]] = {}
         self._units: _Snapshot | None = None  # the active units and their chats, in memory

@@ -11,10 +11,16 @@ from telegram.warnings import PTBUserWarning
 
 from bot.handlers import basics, cards, commands, digest, importing, intake, people, reports
 from bot.handlers.errors import on_error
+from bot.handlers.flood import FloodGuard
+
+FLOOD = "flood"
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    # Group -1 runs first for every update: language and who is who.
+    # Group -2 before all: one person writing faster than a person can is slowed, alone.
+    guard = app.bot_data[FLOOD] = FloodGuard(app.bot_data["settings"].flood)
+    app.add_handler(TypeHandler(Update, guard.on_update), group=-2)
+    # Group -1 next for every update: language and who is who.
     app.add_handler(TypeHandler(Update, basics.every_update), group=-1)
     with warnings.catch_warnings():
         # Our conversations follow a person in a chat across several messages on purpose

@@ -2,7 +2,8 @@
 the bot checks every row, answers with the summary and the problems, and imports on **Import**.
 
 The checked rows wait in the sender's ``user_data`` under a short random key, which is all the
-button carries; a press after they expired (an hour, or a restart) gets one sentence."""
+button carries; a press after they expired (an hour, a restart, or three newer files of the same
+person) gets one sentence."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from bot.importer import MAX_BYTES, FileProblem, check_file
 
 PENDING = "imports"
 TTL = timedelta(hours=1)
+MAX_WAITING = 3  # checked files per person (each up to MAX_BYTES of rows): the oldest goes first
 MAX_PROBLEMS_SHOWN = 20
 
 
@@ -92,7 +94,10 @@ async def got_file(update: Update, context: Context) -> None:
         lines.append(_("The rejected rows will not be imported; correct them and send the file "
                        "again to add them (rows imported already are left as they are)."))
     token = secrets.token_urlsafe(6)
-    _pending(context, at)[token] = PendingImport(name, tuple(new_rows), at)
+    waiting = _pending(context, at)
+    waiting[token] = PendingImport(name, tuple(new_rows), at)
+    while len(waiting) > MAX_WAITING:
+        del waiting[next(iter(waiting))]
     n = len(new_rows)
     await reply(update, "\n".join(lines), [[
         (ngettext("Import {n} case", "Import {n} cases", n).format(n=n), f"imp:{token}"),
