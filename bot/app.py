@@ -31,6 +31,7 @@ from bot.request import AiohttpRequest
 
 log = logging.getLogger(__name__)
 SERVICES = "services"
+RETRIES = 2  # a handler's reply refused with 429: waited for and sent again this often
 Clock = Callable[[], datetime]
 
 
@@ -78,7 +79,13 @@ def build_application(
     if persistence is not None:
         builder = builder.persistence(persistence)
     if rate_limiter:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))  # type: ignore[arg-type]
+        # A handler's reply that meets Telegram's limit waits and goes again (it holds only its
+        # own chat's worker: bot/scheduler.py); the outbox sender passes max_retries=0 and
+        # schedules the row again itself, so that one chat never holds up the others.
+        limits = settings.delivery
+        builder = builder.rate_limiter(AIORateLimiter(  # type: ignore[arg-type]
+            overall_max_rate=limits.overall_per_second, overall_time_period=1,
+            group_max_rate=limits.group_per_minute, group_time_period=60, max_retries=RETRIES))
     app = builder.build()
     app.bot_data["settings"] = settings
     app.bot_data["clock"] = clock

@@ -101,7 +101,7 @@ class Runner:
         try:
             probe = Bot(self.token, base_url=tg.base_url, base_file_url=tg.base_file_url,
                         request=request, get_updates_request=request)
-            delay, attempt = 1.0, 0
+            delay, attempt = min(1.0, tg.retry_max_seconds), 0
             while True:
                 attempt += 1
                 try:
