@@ -186,3 +186,38 @@ async def test_a_parked_update_is_listed_and_can_be_handed_again(
         assert await asyncio.to_thread(cli, ["inbox", "--config", str(config), "--retry", "999"]) == 1
         assert await asyncio.to_thread(cli, ["inbox", "--config", str(config), "--retry", str(parked[0].id)]) == 0
         assert await Inbox(bot.services.db).parked() == []
+
+
+async def test_a_private_command_is_answered_while_a_group_floods_on_its_limit(
+        tmp_path: Path, clock: Clock) -> None:
+    """40 notes typed in a unit's group wait on Telegram's 20-a-minute group limit (the rate
+    limiter as in production); a working-group member's /whoami in private is answered before
+    the group's backlog drains."""
+    from bot.service import Runner
+    from tests.conftest import OFFICIAL, register_people
+    from tests.harness import e2e_settings
+
+    with FakeBotAPI(rate_limits=True, first_update_id=9_000_000) as fake:
+        settings = e2e_settings(fake, tmp_path, delivery={"group_per_minute": 20, "notice_seconds": 0},
+                                flood={"burst": 100000})
+        runner = Runner(settings, fake.token, clock=clock, jobs=False, poll_seconds=1)
+        await runner.start()
+        try:
+            await register_people(runner.services.people, clock())
+            official = fake.user(OFFICIAL, "Dara")
+            group = fake.group_chat(DP_CHAT, "Daun Penh district")
+            for i in range(40):
+                fake.send_message(official, group, f"/units {i}")
+            await fake.wait_for("sendMessage", lambda c: int(c.params.get("chat_id", 0)) == DP_CHAT,
+                                timeout=10)
+            wg = fake.user(WG, "Sophea")
+            fake.send_message(wg, fake.private_chat(wg), "/whoami")
+            answer = await fake.wait_for("sendMessage", lambda c: int(c.params.get("chat_id", 0)) == WG,
+                                         timeout=10)
+            assert answer.ok
+            group_replies = [c for c in fake.calls_of("sendMessage")
+                             if int(c.params.get("chat_id", 0)) == DP_CHAT and c.ok]
+            assert len(group_replies) < 40  # the group's backlog has not drained
+            assert await runner.inbox.backlog() > 0  # type: ignore[union-attr]
+        finally:
+            await runner.stop()
