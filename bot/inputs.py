@@ -24,7 +24,7 @@ BUTTON_ID_MAX = 2**31 - 1        # the ids the bot itself puts in buttons: cases
 YEAR_MIN, YEAR_MAX = 1900, 2999  # dates and periods: far from the ends of Python's calendar
 EXCERPT_MAX = 40                 # characters of someone's input quoted back in an answer
 
-_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")  # as strptime's %Y-%m-%d reads it
 _USERNAME = re.compile(r"@?[A-Za-z][A-Za-z0-9_]{0,31}")
 _TAG = re.compile(r"<[^>]*>")
 

@@ -32,7 +32,7 @@ from bot.inputs import (
     parse_person,
     plain_text,
 )
-from bot.reporting import cli_export, cli_report
+from bot.reporting import cli_export, cli_report, fairness_lines
 from tests.conftest import Domain
 from tests.fakebotapi import parse_html
 
@@ -112,8 +112,8 @@ def test_people_are_ids_or_usernames() -> None:
 
 
 def test_dates() -> None:
-    assert parse_date("2026-04-30") == parse_date("២០២៦-០៤-៣០") == date(2026, 4, 30)
-    for text in ("2026-02-30", "2026-4-30", "30/04/2026", "٢٠٢٦-٠٤-٣٠", "9999-12-31", "0000-01-01",
+    assert parse_date("2026-04-30") == parse_date("២០២៦-០៤-៣០") == parse_date("2026-4-30") == date(2026, 4, 30)
+    for text in ("2026-02-30", "2026-004-30", "30/04/2026", "٢٠٢٦-٠٤-٣٠", "9999-12-31", "0000-01-01",
                  f"{YEAR_MIN - 1}-12-31", f"{YEAR_MAX + 1}-01-01", "2026-04-30T00:00", ""):
         assert parse_date(text) is None, text
     assert parse_date(f"{YEAR_MAX}-12-31") == date(YEAR_MAX, 12, 31)
@@ -174,6 +174,15 @@ def test_excerpt_is_always_valid_html_of_at_most_the_limit(text: str, limit: int
     plain, entities = parse_html(shown)
     assert entities == [] and len(plain) <= limit and "\n" not in plain
     assert plain_text(shown) == plain
+
+
+def test_small_counts_in_the_fairness_lines_are_escaped() -> None:
+    row = {"province": "Kep & <Kampot>", "median_days_to_close": None, "share_overdue": None,
+           "out_of_order_closes": "<5"}
+    lines = fairness_lines({"province": [row]})
+    plain, _entities = parse_html("\n".join(lines))
+    assert "Kep & <Kampot>: median — days to close, — overdue, <5 closed out of order" in plain
+    assert "<5 closed out of order" in fairness_lines({"province": [row]}, html=False)[1]
 
 
 def test_plain_text() -> None:

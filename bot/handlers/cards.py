@@ -337,7 +337,7 @@ async def assign_picker(update: Update, context: Context) -> None:
                                    internal_only=True)
     await query.answer()
     await edit_text(query, _("Assign #{n}.").format(n=case_id) + " " + text,
-                                  reply_markup=keyboard(rows))
+                    reply_markup=keyboard(rows))
 
 
 async def dead_button(update: Update, context: Context) -> None:
@@ -367,7 +367,7 @@ async def forward_picker(update: Update, context: Context) -> None:
         await edit_text(query, _("No other institution is configured."))
         return
     await edit_text(query, _("Forward #{n} to which institution?").format(n=ids[0]),
-                                  reply_markup=keyboard(rows))
+                    reply_markup=keyboard(rows))
 
 
 async def update_status(update: Update, context: Context) -> None:
