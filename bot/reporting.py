@@ -24,6 +24,7 @@ from bot.domain.reports import Period, Report, ReportService, parse_period
 from bot.domain.rules import OUTCOME_LABELS
 from bot.domain.units import UnitService
 from bot.i18n import _, current_locale, label, ngettext, use_locale
+from bot.inputs import plain_text
 
 
 def cohort_sentence(report: Report) -> list[str]:
@@ -90,12 +91,13 @@ def fairness_lines(stats: dict[str, list[dict[str, object]]], *, html: bool = Tr
     for dimension in ("province", "category"):
         for row in stats.get(dimension, []):
             name = str(row[dimension])
+            ooo = str(row.get("out_of_order_closes", 0))  # may be "<5", which HTML writes "&lt;5"
             lines.append("  • " + (escape(name) if html else name) + ": " + _(
                 "median {median} days to close, {overdue} overdue, {ooo} closed out of order").format(
                 median="—" if row["median_days_to_close"] is None else row["median_days_to_close"],
                 overdue="—" if row.get("share_overdue") is None
                 else f"{round(float(str(row['share_overdue'])) * 100)}%",
-                ooo=row.get("out_of_order_closes", 0)))
+                ooo=escape(ooo) if html else ooo))
     return lines
 
 
@@ -288,7 +290,7 @@ async def cli_report(settings: Settings, args: argparse.Namespace) -> int:
     try:
         period = parse_period(args.period, settings.tz)
     except DomainError as exc:
-        print(f"error: {exc.user_message()}", file=sys.stderr)
+        print(f"error: {plain_text(exc.user_message())}", file=sys.stderr)
         return 2
     db, reports = await _open(settings)
     try:
@@ -312,7 +314,7 @@ async def cli_export(settings: Settings, args: argparse.Namespace) -> int:
     try:
         period = parse_period(args.period, settings.tz) if args.period else None
     except DomainError as exc:
-        print(f"error: {exc.user_message()}", file=sys.stderr)
+        print(f"error: {plain_text(exc.user_message())}", file=sys.stderr)
         return 2
     path = Path(args.output)
     if args.format == "xlsx" and path.suffix.lower() != ".xlsx":

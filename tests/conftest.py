@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from bot.config import Settings, parse_settings
 from bot.db import Database
@@ -16,6 +17,13 @@ from bot.domain.cases import Actor, CaseService, Draft
 from bot.domain.outbox import OutboxStore
 from bot.domain.people import PeopleService
 from bot.domain.units import UnitService
+
+# Property tests (hypothesis): few examples, the same ones on every run (derandomize: a seed from
+# the test itself), no time limit per example (the end-to-end ones wait for the bot), and no
+# example database written into the work tree.
+hypothesis_settings.register_profile("casebot", max_examples=60, deadline=None, derandomize=True,
+                                     database=None)
+hypothesis_settings.load_profile("casebot")
 
 ADMIN = 1001
 WG = 1002

@@ -300,12 +300,15 @@ _TAG_ENTITY = {
     "tg-emoji": "custom_emoji",
 }
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_ENTITY_RE = re.compile(r"&(?:(lt|gt|amp|quot)|#([0-9]{1,8})|#[xX]([0-9a-fA-F]{1,7}));")
-_TAG_NAME_RE = re.compile(r"[A-Za-z0-9-]*")
-_ATTR_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
-_UNQUOTED_VALUE_RE = re.compile(r"[^\s>]*")
-_BARE_TAG_RE = re.compile(r"<(/?)([A-Za-z0-9-]*)\s*>")
-_WS_RE = re.compile(r"\s*")
+# tdlib's is_space: the end of the text counts as "\0", so it is a space too
+_SPACE = frozenset(" \t\r\n\v\0")
+_ATTR_NAME_END = _SPACE | frozenset("=>/\"'")
+_NAME_TOKEN_RE = re.compile(r"[A-Za-z0-9.-]*")
+# A reference as tdlib reads one: "&#" and at most 7 decimal digits, "&#x" and at most 6 hex digits
+# (lower-case x only), or letters; the ";" is optional for tdlib and required by the Bot API docs.
+_REFERENCE_RE = re.compile(r"&(?:#x([0-9A-Fa-f]*)|#([0-9]*)|([A-Za-z]*))(;?)")
+_BARE_TAG_RE = re.compile(r"<(/?)([A-Za-z0-9-]*)[ \t\r\n\v]*>")
+_TEXT_RUN_RE = re.compile(r"[^<&]+")
 
 
 def utf16_len(text: str) -> int:
@@ -318,18 +321,49 @@ def _byte_offset(text: str, index: int) -> int:
     return len(text[:index].encode("utf-8", "surrogatepass"))
 
 
-def _decode_entity(match: re.Match[str]) -> str | None:
-    named, dec, hexa = match.groups()
-    if named:
-        return _NAMED_ENTITIES[named]
-    code = int(dec) if dec else int(hexa, 16)
-    if code <= 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
-        return None
-    return chr(code)
+def _ascii_lower(text: str) -> str:
+    """tdlib's to_lower: A-Z only (str.lower would also fold non-ASCII letters)."""
+    return text.lower() if text.isascii() else "".join(c.lower() if "A" <= c <= "Z" else c for c in text)
+
+
+def _reference(text: str, pos: int, strict: bool) -> tuple[str, int] | None:
+    """The character a ``&`` at ``pos`` stands for and the index after the reference.
+
+    tdlib's decode_html_entity: ``&lt`` ``&gt`` ``&amp`` ``&quot``, ``&#NN`` and ``&#xHH`` (value 1
+    to 0x10FFFE, at most 7 decimal or 6 hex digits), the ``;`` optional; anything else is no
+    reference, and tdlib keeps the ``&`` as it is.  ``strict`` follows the Bot API docs instead
+    ("All <, > and & symbols that are not a part of a tag or an HTML entity must be replaced with
+    the corresponding HTML entities"): such a ``&``, or a reference without its ``;``, raises.
+    """
+    m = _REFERENCE_RE.match(text, pos)
+    assert m is not None
+    hexa, dec, name, semicolon = m.groups()
+    char: str | None = None
+    if hexa is not None or dec is not None:
+        digits = hexa if hexa is not None else dec
+        # tdlib gives up when the reference is 10 bytes or longer before the ";"
+        if digits and m.end() - len(semicolon) - pos < 10:
+            code = int(digits, 16 if hexa is not None else 10)
+            if 0 < code < 0x10FFFF:
+                char = chr(code)
+    else:
+        char = _NAMED_ENTITIES.get(name)
+    if char is not None and (semicolon or not strict):
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            raise HTMLParseError(
+                "Text contains invalid Unicode characters after decoding HTML entities, "
+                "check for unmatched surrogate code units"
+            )
+        return char, m.end()
+    if strict:
+        raise HTMLParseError(
+            f"Character '&' is reserved and must be escaped as \"&amp;\" at byte offset {_byte_offset(text, pos)}"
+        )
+    return None
 
 
 def _decode_text(text: str, start: int, end: int, strict_ampersand: bool) -> str:
-    """Decode HTML entities in text[start:end] (used for attribute values)."""
+    """Decode the character references in text[start:end] (attribute values)."""
     out: list[str] = []
     i = start
     while i < end:
@@ -338,49 +372,58 @@ def _decode_text(text: str, start: int, end: int, strict_ampersand: bool) -> str
             out.append(text[i:end])
             break
         out.append(text[i:amp])
-        m = _ENTITY_RE.match(text, amp, end)
-        ch = _decode_entity(m) if m else None
-        if m is None or ch is None:
-            if strict_ampersand:
-                raise HTMLParseError(
-                    f"Character '&' is reserved and must be escaped as \"&amp;\" "
-                    f"at byte offset {_byte_offset(text, amp)}"
-                )
+        ref = _reference(text[:end], amp, strict_ampersand)
+        if ref is None:
             out.append("&")
             i = amp + 1
-            continue
-        out.append(ch)
-        i = m.end()
+        else:
+            out.append(ref[0])
+            i = ref[1]
     return "".join(out)
 
 
 def parse_html(text: str, *, strict_ampersand: bool = True) -> tuple[str, list[JSON]]:
     """Parse Telegram's HTML parse mode into (plain text, entities).
 
-    Follows tdlib's parser: only the documented tags, properly nested and closed; a ``<`` must
-    start a supported tag; entity offsets/lengths are counted in UTF-16 code units.  With
-    ``strict_ampersand`` (the default) a ``&`` that does not start one of ``&lt; &gt; &amp;
-    &quot; &#NN; &#xHH;`` is rejected too (the Bot API docs demand escaping it; tdlib itself is
-    lenient there), which catches user text interpolated without ``html.escape``.
-    Raises HTMLParseError with a Telegram-like message.
+    A port of tdlib's parse_html (td/telegram/MessageEntity.cpp), which the Bot API runs: only
+    the documented tags; a ``<`` must start one (its name runs to a space or ``>``); attributes
+    ``name="value"``, ``name='value'``, ``name=token`` (letters, digits, ``.`` and ``-``) or a bare
+    name; tags properly nested and closed (``</>`` closes the innermost); ``span`` only with
+    ``class="tg-spoiler"``; a ``tg-emoji`` needs a numeric ``emoji-id``.  Entity offsets and lengths
+    are counted in UTF-16 code units.  With ``strict_ampersand`` (the default) a ``&`` must start
+    one of ``&lt; &gt; &amp; &quot; &#NN; &#xHH;`` with its ``;``, as the Bot API docs demand
+    (tdlib itself keeps a stray ``&`` as it is), which catches user text interpolated without
+    ``html.escape``.  Raises HTMLParseError with tdlib's message.
     """
     out: list[str] = []
     pos16 = 0
-    # stack entries: [tag, start offset (utf-16), attrs, char index of "<", extra]
+    # stack entries: [tag, start offset (utf-16), argument, char index of "<", extra]
     stack: list[list[Any]] = []
     entities: list[JSON] = []
     n = len(text)
+
+    def at(k: int) -> str:
+        return text[k] if k < n else "\0"
+
+    def where(k: int) -> str:
+        return f"at byte offset {_byte_offset(text, k)}"
+
     i = 0
     while i < n:
-        if text[i] != "<":
-            # text up to the next tag, character references decoded (they cannot contain "<")
-            lt = text.find("<", i)
-            if lt < 0:
-                lt = n
-            chunk = text[i:lt] if text.find("&", i, lt) < 0 else _decode_text(text, i, lt, strict_ampersand)
+        c = text[i]
+        if c != "<" and c != "&":
+            run = _TEXT_RUN_RE.match(text, i)
+            assert run is not None
+            chunk = run.group()
             out.append(chunk)
             pos16 += utf16_len(chunk)
-            i = lt
+            i = run.end()
+            continue
+        if c == "&":
+            ref = _reference(text, i, strict_ampersand)
+            chunk, i = ("&", i + 1) if ref is None else ref
+            out.append(chunk)
+            pos16 += utf16_len(chunk)
             continue
 
         begin = i
@@ -391,96 +434,99 @@ def parse_html(text: str, *, strict_ampersand: bool = True) -> tuple[str, list[J
             slash, raw_name = bm.groups()
             name = raw_name.lower()
             if slash:
-                if stack and stack[-1][0] == name:
+                if stack and (stack[-1][0] == name or not name):
                     _close_tag(stack.pop(), pos16, stack, entities)
                     i = bm.end()
                     continue
-            elif name in _TAG_ENTITY and name not in ("span", "tg-emoji"):  # those need attributes
-                stack.append([name, pos16, {}, begin, {}])
+            elif name in _TAG_ENTITY and name != "span":  # a span needs its class
+                stack.append([name, pos16, "", begin, {}])
                 i = bm.end()
                 continue
-        if i + 1 < n and text[i + 1] == "/":
-            # end tag
-            nm = _TAG_NAME_RE.match(text, i + 2)
-            assert nm is not None
-            name = nm.group().lower()
-            j = nm.end()
-            wm = _WS_RE.match(text, j)
-            assert wm is not None
-            j = wm.end()
-            if j >= n or text[j] != ">":
-                raise HTMLParseError(f"Unclosed end tag at byte offset {_byte_offset(text, begin)}")
+
+        i += 1
+        if at(i) == "/":
+            # an end tag: its name runs to a space or ">"
             if not stack:
-                raise HTMLParseError(f"Unexpected end tag at byte offset {_byte_offset(text, begin)}")
-            top = stack.pop()
-            if top[0] != name:
+                raise HTMLParseError(f"Unexpected end tag {where(begin)}")
+            j = i
+            while at(j) not in _SPACE and at(j) != ">":
+                j += 1
+            name = _ascii_lower(text[i + 1 : j])
+            while j < n and at(j) in _SPACE:
+                j += 1
+            if at(j) != ">":
+                raise HTMLParseError(f"Unclosed end tag {where(begin)}")
+            top = stack[-1]
+            if name and name != top[0]:
                 raise HTMLParseError(
-                    f"Unmatched end tag at byte offset {_byte_offset(text, begin)}, "
-                    f'expected "</{top[0]}>", found "</{name}>"'
+                    f'Unmatched end tag {where(begin)}, expected "</{top[0]}>", found "</{name}>"'
                 )
-            _close_tag(top, pos16, stack, entities)
+            _close_tag(stack.pop(), pos16, stack, entities)
             i = j + 1
             continue
 
-        # start tag
-        nm = _TAG_NAME_RE.match(text, i + 1)
-        assert nm is not None
-        name = nm.group().lower()
+        # a start tag: its name runs to a space or ">"
+        j = i
+        while at(j) not in _SPACE and at(j) != ">":
+            j += 1
+        if j >= n:
+            raise HTMLParseError(f"Unclosed start tag {where(begin)}")
+        name = _ascii_lower(text[i:j])
         if name not in _TAG_ENTITY:
-            raise HTMLParseError(
-                f'Unsupported start tag "{nm.group()}" at byte offset {_byte_offset(text, begin)}'
-            )
-        j = nm.end()
-        attrs: dict[str, str] = {}
-        while True:
-            wm = _WS_RE.match(text, j)
-            assert wm is not None
-            j = wm.end()
-            if j >= n:
-                raise HTMLParseError(f"Unclosed start tag at byte offset {_byte_offset(text, begin)}")
-            if text[j] == ">":
-                j += 1
-                break
-            am = _ATTR_NAME_RE.match(text, j)
-            if am is None:
-                raise HTMLParseError(
-                    f'Empty attribute name in the tag "{name}" at byte offset {_byte_offset(text, begin)}'
-                )
-            attr = am.group().lower()
-            j = am.end()
-            wm = _WS_RE.match(text, j)
-            assert wm is not None
-            j = wm.end()
-            value = ""
-            if j < n and text[j] == "=":
-                wm = _WS_RE.match(text, j + 1)
-                assert wm is not None
-                j = wm.end()
-                if j >= n:
-                    raise HTMLParseError(f"Unclosed start tag at byte offset {_byte_offset(text, begin)}")
-                if text[j] in "\"'":
-                    close = text.find(text[j], j + 1)
-                    if close < 0:
-                        raise HTMLParseError(f"Unclosed start tag at byte offset {_byte_offset(text, begin)}")
-                    value = _decode_text(text, j + 1, close, strict_ampersand)
-                    j = close + 1
-                else:
-                    vm = _UNQUOTED_VALUE_RE.match(text, j)
-                    assert vm is not None
-                    value = _decode_text(text, j, vm.end(), strict_ampersand)
-                    j = vm.end()
-            attrs[attr] = value
-        if name == "span" and attrs.get("class") != "tg-spoiler":
-            raise HTMLParseError(
-                f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(text, begin)}'
-            )
-        if name == "tg-emoji" and not attrs.get("emoji-id", "").isdigit():
-            raise HTMLParseError(
-                f'Tag "tg-emoji" must have a valid "emoji-id" attribute at byte offset '
-                f"{_byte_offset(text, begin)}"
-            )
-        stack.append([name, pos16, attrs, begin, {}])
+            raise HTMLParseError(f'Unsupported start tag "{name}" {where(begin)}')
         i = j
+        argument = ""  # what tdlib keeps of the attributes: the one that matters for the tag
+        while at(i) != ">":
+            while i < n and at(i) in _SPACE:
+                i += 1
+            if at(i) == ">":
+                break
+            a = i
+            while at(i) not in _ATTR_NAME_END:
+                i += 1
+            attr = text[a:i]  # case-sensitive, as in tdlib
+            if not attr:
+                raise HTMLParseError(f'Empty attribute name in the tag "{name}" {where(begin)}')
+            while i < n and at(i) in _SPACE:
+                i += 1
+            if at(i) != "=":
+                if i >= n:
+                    raise HTMLParseError(f'Unclosed start tag "{name}" {where(begin)}')
+                if name == "blockquote" and attr == "expandable":
+                    argument = "1"
+                continue
+            i += 1
+            while i < n and at(i) in _SPACE:
+                i += 1
+            if i >= n:
+                raise HTMLParseError(f'Unclosed start tag "{name}" {where(begin)}')
+            if at(i) not in "'\"":
+                tm = _NAME_TOKEN_RE.match(text, i)
+                assert tm is not None
+                value = _ascii_lower(tm.group())
+                if at(tm.end()) not in _SPACE and at(tm.end()) != ">":
+                    raise HTMLParseError(f"Unexpected end of name token {where(i)}")
+                i = tm.end()
+            else:
+                close = text.find(text[i], i + 1)
+                if close < 0:
+                    raise HTMLParseError(f"Unclosed start tag {where(begin)}")
+                value = _decode_text(text, i + 1, close, strict_ampersand)
+                i = close + 1
+            if i >= n:
+                raise HTMLParseError(f"Unclosed start tag {where(begin)}")
+            if (name, attr) in (("a", "href"), ("tg-emoji", "emoji-id")):
+                argument = value
+            elif name == "code" and attr == "class" and value.startswith("language-"):
+                argument = value[len("language-") :]
+            elif name == "span" and attr == "class" and value.startswith("tg-"):
+                argument = value[len("tg-") :]
+            elif name == "blockquote" and attr == "expandable":
+                argument = "1"
+        i += 1  # the ">"
+        if name == "span" and argument != "spoiler":
+            raise HTMLParseError(f'Tag "span" must have class "tg-spoiler" {where(begin)}')
+        stack.append([name, pos16, argument, begin, {}])
 
     if stack:
         raise HTMLParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
@@ -489,29 +535,29 @@ def parse_html(text: str, *, strict_ampersand: bool = True) -> tuple[str, list[J
 
 
 def _close_tag(top: list[Any], pos16: int, stack: list[list[Any]], entities: list[JSON]) -> None:
-    name, start, attrs, _begin, extra = top
+    name, start, argument, _begin, extra = top
     # <pre><code class="language-x">...</code></pre> gives one "pre" entity with a language
-    if name == "code" and stack and stack[-1][0] == "pre":
-        cls = attrs.get("class", "")
-        if cls.startswith("language-"):
-            stack[-1][4]["language"] = cls[len("language-") :]
-            return
+    if name == "code" and argument and stack and stack[-1][0] == "pre":
+        stack[-1][4]["language"] = argument
+        return
     length = pos16 - start
     if length <= 0:
         return
     kind = _TAG_ENTITY[name]
     entity: JSON = {"type": kind, "offset": start, "length": length}
     if name == "a":
-        href = attrs.get("href", "")
-        if not href:
+        if not argument:
             return
-        entity["url"] = href
+        entity["url"] = argument
     elif name == "pre" and extra.get("language"):
         entity["language"] = extra["language"]
-    elif name == "blockquote" and "expandable" in attrs:
+    elif name == "blockquote" and argument:
         entity["type"] = "expandable_blockquote"
     elif name == "tg-emoji":
-        entity["custom_emoji_id"] = attrs["emoji-id"]
+        # tdlib: to_integer_safe<int64>, and not 0
+        if not re.fullmatch(r"-?(0|[1-9][0-9]{0,18})", argument) or not 0 < abs(int(argument)) < 2**63:
+            raise HTMLParseError("Invalid custom emoji identifier specified")
+        entity["custom_emoji_id"] = argument
     entities.append(entity)
 
 

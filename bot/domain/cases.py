@@ -622,14 +622,14 @@ class CaseService:
         inst = await self.units.by_key(st.change.unit_key)
         if inst.kind != "external":
             raise Invalid(_("{unit} is a unit of the ministry: assign the case instead.").format(
-                unit=inst.name))
+                unit=html.escape(inst.name)))
         if inst.chat_id is not None:
             channel = "telegram"
         elif st.change.channel in FORWARD_CHANNELS and st.change.channel != "telegram":
             channel = st.change.channel
         else:
             raise Invalid(_("{unit} has no chat here: say how it was sent (letter, phone, email "
-                            "or in_person).").format(unit=inst.name))
+                            "or in_person).").format(unit=html.escape(inst.name)))
         due = self.policy.ack_due(st.now, inst.ack_days)
         st.updates.update(unit_id=inst.id, assignee_id=None, due_at=to_db(due), accept_due_at=None,
                           forward_channel=channel, their_reference=None)
@@ -900,7 +900,7 @@ class CaseService:
         if unit.kind == "external":
             raise Invalid(
                 _("{unit} is another institution; cases are forwarded there, not assigned.")
-                .format(unit=unit.name)
+                .format(unit=html.escape(unit.name))
             )
         if unit.chat_id is None:
             raise NoChat(unit.name)
@@ -909,7 +909,7 @@ class CaseService:
             person = await self.people.find(change.assignee)
             if not any(g.role is Role.OFFICIAL and g.unit_id == unit.id for g in person.grants):
                 raise Invalid(_("{who} is not an official of {unit}.").format(
-                    who=person.name, unit=unit.name))
+                    who=html.escape(person.name), unit=html.escape(unit.name)))
             assignee_id = person.tg_id
             data["assignee"] = person.name
         updates.update(

@@ -1,8 +1,12 @@
-"""Domain errors. Each carries one sentence a user can read (translated when shown)."""
+"""Domain errors. Each carries one sentence a user can read (translated when shown), written in
+Telegram HTML: what someone typed is quoted back short and escaped (``excerpt``), names escaped."""
 
 from __future__ import annotations
 
+from html import escape
+
 from bot.i18n import _
+from bot.inputs import excerpt
 
 
 class DomainError(Exception):
@@ -31,7 +35,7 @@ class UnitNotFound(NotFound):
         self.key = key
 
     def user_message(self) -> str:
-        return _("There is no unit with the key “{key}”. /units lists them.").format(key=self.key)
+        return _("There is no unit with the key “{key}”. /units lists them.").format(key=excerpt(self.key))
 
 
 class PersonNotFound(NotFound):
@@ -42,7 +46,7 @@ class PersonNotFound(NotFound):
     def user_message(self) -> str:
         return _(
             "I don't know {who} yet: they must first write to me or in their unit's chat."
-        ).format(who=self.who)
+        ).format(who=excerpt(self.who))
 
 
 class Forbidden(DomainError):
@@ -64,7 +68,7 @@ class InvalidTransition(DomainError):
 
     def user_message(self) -> str:
         return _("That cannot be done now: case #{n} is {status}.").format(
-            n=self.case_id, status=self.status_label
+            n=self.case_id, status=escape(self.status_label, quote=False)
         )
 
 
@@ -86,7 +90,7 @@ class NoChat(DomainError):
         return _(
             "{unit} has no bound chat, so the case stays unassigned. "
             "An admin can bind one with /bindchat in the unit's group."
-        ).format(unit=self.unit_name)
+        ).format(unit=escape(self.unit_name, quote=False))
 
 
 class Invalid(DomainError):

@@ -4,6 +4,7 @@ stored only as hashes, revocation, and the log of refused attempts."""
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import secrets
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from bot.domain.errors import Forbidden, Invalid, PersonNotFound
 from bot.domain.rules import GLOBAL_ROLES, INVITES, ROLE_LABELS, SEES_PEOPLE, Role
 from bot.domain.units import Unit, UnitService
 from bot.i18n import _, label
+from bot.inputs import excerpt, parse_person
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _WG_MIGRATED = "working_group_migrated"
@@ -194,7 +196,7 @@ class PeopleService:
             role = Role(role_text.lower())
         except ValueError:
             raise Invalid(_("“{role}” is not a role: use one of {roles}.").format(
-                role=role_text[:30], roles=", ".join(r.value for r in Role))) from None
+                role=excerpt(role_text), roles=", ".join(r.value for r in Role))) from None
         if role in GLOBAL_ROLES:
             return role, None
         if unit_key is None or unit_key == "-":
@@ -204,7 +206,7 @@ class PeopleService:
             raise Invalid(_("Liaisons belong to another institution (a unit of kind external)."))
         if role is not Role.LIAISON and unit.kind == "external":
             raise Invalid(_("{unit} is another institution: invite a liaison there.").format(
-                unit=unit.name))
+                unit=html.escape(unit.name)))
         return role, unit
 
     # --- invitations ------------------------------------------------------------------------
@@ -292,16 +294,16 @@ class PeopleService:
 
     async def find(self, who: str) -> Person:
         """A registered person by @username or Telegram id."""
-        who = who.strip()
-        if who.lstrip("-").isdigit():
-            row = await self.db.one("SELECT tg_id, name, username FROM people WHERE tg_id = ?",
-                                    (int(who),))
-        else:
+        ref = parse_person(who)
+        if isinstance(ref, int):
+            row = await self.db.one("SELECT tg_id, name, username FROM people WHERE tg_id = ?", (ref,))
+        elif ref is not None:
             row = await self.db.one(
-                "SELECT tg_id, name, username FROM people WHERE username = ? COLLATE NOCASE",
-                (who.lstrip("@"),))
+                "SELECT tg_id, name, username FROM people WHERE username = ? COLLATE NOCASE", (ref,))
+        else:
+            row = None
         if row is None:
-            raise PersonNotFound(who[:40])
+            raise PersonNotFound(who)
         return Person(row[0], row[1], row[2], tuple(await self.grants(row[0])))
 
     async def people(self, actor_id: int, unit_key: str | None) -> list[Person]:
@@ -341,7 +343,7 @@ class PeopleService:
                 role = Role(role_text.lower())
             except ValueError:
                 raise Invalid(_("“{role}” is not a role: use one of {roles}.").format(
-                    role=role_text[:30], roles=", ".join(r.value for r in Role))) from None
+                    role=excerpt(role_text), roles=", ".join(r.value for r in Role))) from None
         targets = [g for g in person.grants
                    if (unit is None or g.unit_id == unit.id) and (role is None or g.role is role)]
         allowed = []
@@ -350,7 +352,7 @@ class PeopleService:
             if await self._may_manage(actor_id, g.role, g_unit):
                 allowed.append(g)
         if not targets:
-            raise Invalid(_("{who} holds no such role.").format(who=person.name))
+            raise Invalid(_("{who} holds no such role.").format(who=html.escape(person.name)))
         if not allowed:
             raise Forbidden()
         async with self.db.transaction() as conn:

@@ -18,6 +18,7 @@ from bot.db import Database, from_db, to_db
 from bot.domain.errors import Invalid
 from bot.domain.units import UnitService
 from bot.i18n import _
+from bot.inputs import YEAR_MAX, YEAR_MIN, ascii_digits, excerpt
 
 SMALL = 5          # counts under this are shown as "<5" in public figures
 MIN_RANKED = 10    # no unit is ranked with fewer cases than this
@@ -37,26 +38,34 @@ class Period:
     kind: str        # month | quarter | year
 
 
+_PERIOD = re.compile(r"([0-9]{4})(?:-([0-9]{2})|-Q([0-9]))?")
+
+
 def parse_period(text: str, tz: ZoneInfo) -> Period:
-    """YYYY-MM, YYYY-Qn or YYYY, as local calendar boundaries."""
-    text = text.strip().upper()
-    if m := re.fullmatch(r"(\d{4})-(\d{2})", text):
-        year, month = int(m[1]), int(m[2])
-        if not 1 <= month <= 12:
-            raise Invalid(_("“{p}” is not a period like 2026-04, 2026-Q2 or 2026.").format(p=text))
+    """YYYY-MM, YYYY-Qn or YYYY (ASCII or Khmer digits), as local calendar boundaries; a year
+    from YEAR_MIN to YEAR_MAX."""
+    normal = ascii_digits(text.strip()).upper()
+    m = _PERIOD.fullmatch(normal)
+    month = int(m[2]) if m and m[2] else None
+    quarter = int(m[3]) if m and m[3] else None
+    if m is None or (month is not None and not 1 <= month <= 12) or (
+            quarter is not None and not 1 <= quarter <= 4):
+        raise Invalid(_("“{p}” is not a period like 2026-04, 2026-Q2 or 2026.").format(p=excerpt(text)))
+    year = int(m[1])
+    if not YEAR_MIN <= year <= YEAR_MAX:
+        raise Invalid(_("“{p}” is out of range: give a year from {first} to {last}.").format(
+            p=excerpt(text), first=YEAR_MIN, last=YEAR_MAX))
+    if month is not None:
         first, kind = date(year, month, 1), "month"
         last = date(year + (month == 12), month % 12 + 1, 1)
-    elif m := re.fullmatch(r"(\d{4})-Q([1-4])", text):
-        year, quarter = int(m[1]), int(m[2])
+    elif quarter is not None:
         first, kind = date(year, 3 * quarter - 2, 1), "quarter"
         last = date(year + (quarter == 4), (3 * quarter) % 12 + 1, 1)
-    elif re.fullmatch(r"\d{4}", text):
-        first, last, kind = date(int(text), 1, 1), date(int(text) + 1, 1, 1), "year"
     else:
-        raise Invalid(_("“{p}” is not a period like 2026-04, 2026-Q2 or 2026.").format(p=text[:20]))
+        first, last, kind = date(year, 1, 1), date(year + 1, 1, 1), "year"
     start = datetime.combine(first, time(0), tzinfo=tz)
     end = datetime.combine(last, time(0), tzinfo=tz)
-    return Period(text, start, end, kind)
+    return Period(normal, start, end, kind)
 
 
 @dataclass
@@ -372,7 +381,8 @@ class ReportService:
 
 
 def suppress(count: int) -> int | str:
-    """Public counts under SMALL are shown as "<5" so that no citizen can be singled out."""
+    """Public counts under SMALL are shown as "<5" so that no citizen can be singled out (a text:
+    escape it in HTML)."""
     return f"<{SMALL}" if 0 < count < SMALL else count
 
 

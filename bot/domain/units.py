@@ -10,6 +10,7 @@ from bot.config import Settings
 from bot.db import Database, Row, to_db
 from bot.domain.errors import Forbidden, Invalid, UnitNotFound
 from bot.i18n import SUPPORTED, _, current_locale, normalize
+from bot.inputs import parse_person
 
 WORKGROUP_KEY = "workgroup"  # /bindchat workgroup binds the working group's own chat
 _WG_CHAT = "wg_chat_id"
@@ -311,14 +312,14 @@ class UnitService:
 
     async def find_person(self, who: str) -> tuple[int, str] | None:
         """A person by numeric id or @username, if the bot has seen them."""
-        who = who.strip()
-        if who.lstrip("-").isdigit():
-            row = await self.db.one("SELECT tg_id, name FROM people WHERE tg_id = ?", (int(who),))
+        ref = parse_person(who)
+        if ref is None:
+            return None
+        if isinstance(ref, int):
+            row = await self.db.one("SELECT tg_id, name FROM people WHERE tg_id = ?", (ref,))
         else:
             row = await self.db.one(
-                "SELECT tg_id, name FROM people WHERE username = ? COLLATE NOCASE",
-                (who.lstrip("@"),),
-            )
+                "SELECT tg_id, name FROM people WHERE username = ? COLLATE NOCASE", (ref,))
         return None if row is None else (row["tg_id"], row["name"])
 
     def tree_lines(self, units: list[Unit]) -> list[tuple[int, Unit]]:

@@ -10,7 +10,7 @@ from telegram.ext import ApplicationHandlerStop
 from bot.app import Services
 from bot.domain.errors import DomainError, Forbidden
 from bot.domain.rules import Role
-from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
+from bot.handlers.common import Context, UsageError, actor, drop_buttons, now, refuse, reply, svc
 from bot.i18n import N_, _, normalize, set_locale
 
 
@@ -227,7 +227,7 @@ async def lang(update: Update, context: Context) -> None:
     set_locale(choice)
     if query is not None:
         await query.answer()
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(query)
     await reply(update, _("From now on I write in English here."))
 
 

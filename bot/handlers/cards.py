@@ -12,7 +12,17 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandl
 from bot.domain.cases import AttachmentIn, Change
 from bot.domain.errors import DomainError, StaleCase
 from bot.domain.rules import CHANNEL_LABELS, FORWARD_CHANNELS, Action
-from bot.handlers.common import Context, actor, now, refuse, reply, stale_button, svc
+from bot.handlers.common import (
+    Context,
+    actor,
+    drop_buttons,
+    edit_text,
+    now,
+    refuse,
+    reply,
+    stale_button,
+    svc,
+)
 from bot.handlers.pickers import parse_ids, unit_picker
 from bot.i18n import _, label
 from bot.render import CARD_ACTIONS, DIRECT_CODES, keyboard
@@ -53,9 +63,10 @@ async def _fail(update: Update, context: Context, exc: DomainError, case_id: int
 def _parse_card(data: str) -> tuple[int, int, str] | None:
     """``c:<case>:<version>:<code>`` → (case, version, code), or None when forged."""
     parts = data.split(":")
-    if len(parts) != 4 or not (parts[1].isdigit() and parts[2].isdigit()) or len(data) > 64:
+    if len(parts) != 4 or parts[3] not in CARD_ACTIONS:
         return None
-    return (int(parts[1]), int(parts[2]), parts[3]) if parts[3] in CARD_ACTIONS else None
+    ids = parse_ids(":".join(parts[:3]), 2)
+    return None if ids is None else (ids[0], ids[1], parts[3])
 
 
 async def direct(update: Update, context: Context) -> None:
@@ -77,7 +88,7 @@ async def direct(update: Update, context: Context) -> None:
         return
     await query.answer(_done(action, case_id))
     if action is Action.VERIFY:  # the verification buttons have done their work
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(query)
 
 
 def _prompt_text(action: Action, code: str, who: str, n: int) -> str:
@@ -192,7 +203,7 @@ async def got_channel(update: Update, context: Context) -> int:
         await stale_button(update)
         return END
     await query.answer()
-    await query.edit_message_reply_markup(None)
+    await drop_buttons(query)
     pending["channel"] = channel
     return await _finish(update, context, pending, ())
 
@@ -244,7 +255,7 @@ async def _finish(
         await _fail(update, context, exc, case_id)
         return END
     if update.callback_query is not None:  # Skip: the question itself becomes the confirmation
-        await update.callback_query.edit_message_text("✅ " + _done(action, case_id))
+        await edit_text(update.callback_query, "✅ " + _done(action, case_id))
     else:
         await reply(update, "✅ " + _done(action, case_id))
     return END
@@ -261,7 +272,8 @@ def prompt_conversation() -> ConversationHandler[Context]:
     text = filters.TEXT & ~filters.COMMAND
     return ConversationHandler(
         entry_points=[
-            CallbackQueryHandler(start_prompt, pattern=r"^c:\d+:\d+:(inf|ret|res|dec|dis|reo|snz|hlp)$"),
+            CallbackQueryHandler(start_prompt,
+                                 pattern=r"^c:[0-9]+:[0-9]+:(inf|ret|res|dec|dis|reo|snz|hlp)$"),
             CallbackQueryHandler(start_prompt, pattern=r"^(ans|fw):"),
         ],
         states={
@@ -303,9 +315,8 @@ async def assign_button(update: Update, context: Context) -> None:
         await refuse(update, exc)
         return
     await query.answer()
-    await query.edit_message_text(
-        _("Case <b>#{n}</b> assigned to {unit}.").format(n=case.id, unit=escape(unit.name))
-    )
+    await edit_text(query, _("Case <b>#{n}</b> assigned to {unit}.").format(
+        n=case.id, unit=escape(unit.name)))
 
 
 async def assign_picker(update: Update, context: Context) -> None:
@@ -326,8 +337,8 @@ async def assign_picker(update: Update, context: Context) -> None:
     text, rows = await unit_picker(services.units, node, page, f"ap:{case_id}", f"as:{case_id}",
                                    internal_only=True)
     await query.answer()
-    await query.edit_message_text(_("Assign #{n}.").format(n=case_id) + " " + text,
-                                  reply_markup=keyboard(rows))
+    await edit_text(query, _("Assign #{n}.").format(n=case_id) + " " + text,
+                    reply_markup=keyboard(rows))
 
 
 async def dead_button(update: Update, context: Context) -> None:
@@ -354,10 +365,10 @@ async def forward_picker(update: Update, context: Context) -> None:
     rows = [[(u.name, f"fw:{ids[0]}:{u.id}")] for u in await services.units.institutions()]
     await query.answer()
     if not rows:
-        await query.edit_message_text(_("No other institution is configured."))
+        await edit_text(query, _("No other institution is configured."))
         return
-    await query.edit_message_text(_("Forward #{n} to which institution?").format(n=ids[0]),
-                                  reply_markup=keyboard(rows))
+    await edit_text(query, _("Forward #{n} to which institution?").format(n=ids[0]),
+                    reply_markup=keyboard(rows))
 
 
 async def update_status(update: Update, context: Context) -> None:
@@ -378,8 +389,8 @@ async def update_status(update: Update, context: Context) -> None:
 
 def handlers() -> list[Any]:
     return [
-        CallbackQueryHandler(update_status, pattern=r"^c:\d+:\d+:upd$"),
-        CallbackQueryHandler(direct, pattern=r"^c:\d+:\d+:(acc|ack|cfm|unr)$"),
+        CallbackQueryHandler(update_status, pattern=r"^c:[0-9]+:[0-9]+:upd$"),
+        CallbackQueryHandler(direct, pattern=r"^c:[0-9]+:[0-9]+:(acc|ack|cfm|unr)$"),
         CallbackQueryHandler(forward_picker, pattern=r"^fp:"),
         CallbackQueryHandler(assign_button, pattern=r"^as:"),
         CallbackQueryHandler(assign_picker, pattern=r"^ap:"),

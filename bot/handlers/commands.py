@@ -12,9 +12,22 @@ from bot.domain.cases import Actor, CaseService, CaseView, Change, verification_
 from bot.domain.errors import DomainError
 from bot.domain.outbox import Buttons
 from bot.domain.rules import FORWARD_CHANNELS, Action, Status
-from bot.handlers.common import Context, UsageError, actor, case_arg, now, refuse, reply, stale_button, svc
+from bot.handlers.common import (
+    Context,
+    UsageError,
+    actor,
+    case_arg,
+    edit_text,
+    now,
+    person_arg,
+    refuse,
+    reply,
+    stale_button,
+    svc,
+)
 from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _
+from bot.inputs import excerpt, parse_date
 from bot.render import card_text, history_lines, keyboard, list_line, status_label
 
 ASSIGN_USAGE = N_("/assign <case> <unit-key> [@official]")
@@ -56,7 +69,7 @@ async def assign(update: Update, context: Context) -> None:
             raise UsageError(_("To which unit? Give its key (see /units)."), ASSIGN_USAGE)
         if len(args) > 3:
             raise UsageError(_("Too many words."), ASSIGN_USAGE)
-        official = args[2] if len(args) == 3 else None
+        official = person_arg(args[2], ASSIGN_USAGE) if len(args) == 3 else None
         case = await svc(context).cases.apply(
             case_id, Action.ASSIGN, actor(update), Change(unit_key=args[1], assignee=official),
             now(context),
@@ -171,11 +184,10 @@ async def due(update: Update, context: Context) -> None:
         case_id = case_arg(args, DUE_USAGE)
         if len(args) != 2:
             raise UsageError(_("Give the new deadline."), DUE_USAGE)
-        try:
-            day = datetime.strptime(args[1], "%Y-%m-%d").date()
-        except ValueError:
-            raise UsageError(_("“{v}” is not a date like 2026-04-30.").format(v=escape(args[1][:30])),
-                             DUE_USAGE) from None
+        day = parse_date(args[1])
+        if day is None:
+            raise UsageError(_("“{v}” is not a date like 2026-04-30.").format(v=excerpt(args[1])),
+                             DUE_USAGE)
         # The end of that working day, local time.
         deadline = datetime.combine(day, time(17, 0), tzinfo=services.settings.tz)
         await _change(update, context, case_id, Action.SET_DUE, Change(due=deadline))
@@ -266,7 +278,7 @@ async def _list(update: Update, context: Context, page: int, overdue: bool) -> N
     query = update.callback_query
     if query is not None:
         await query.answer()
-        await query.edit_message_text(text, reply_markup=keyboard(buttons))
+        await edit_text(query, text, reply_markup=keyboard(buttons))
     else:
         await reply(update, text, buttons)
 

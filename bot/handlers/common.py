@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from html import escape
 
-from telegram import ForceReply, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.app import SERVICES, Services
@@ -14,11 +14,11 @@ from bot.domain.cases import Actor
 from bot.domain.errors import DomainError, Invalid
 from bot.domain.outbox import Buttons
 from bot.i18n import _
+from bot.inputs import excerpt, parse_case_number, parse_person, plain_text
 from bot.render import keyboard, split_message
 
 Context = ContextTypes.DEFAULT_TYPE
 ReplyMarkup = ForceReply | InlineKeyboardMarkup
-_CASE_NO = re.compile(r"^#?(\d{1,9})$")
 
 
 def svc(context: Context) -> Services:
@@ -37,11 +37,6 @@ def actor(update: Update) -> Actor:
     return Actor(user.id, user.full_name, chat.id if chat else None)
 
 
-def parse_case_number(text: str) -> int | None:
-    m = _CASE_NO.match(text.strip())
-    return int(m.group(1)) if m else None
-
-
 class UsageError(Invalid):
     """A malformed command: one sentence and the usage line."""
 
@@ -56,12 +51,17 @@ def case_arg(args: list[str], usage: str) -> int:
         raise UsageError(_("Which case? Give its number."), usage)
     number = parse_case_number(args[0])
     if number is None:
-        raise UsageError(_("“{arg}” is not a case number.").format(arg=_esc(args[0])), usage)
+        raise UsageError(_("“{arg}” is not a case number.").format(arg=excerpt(args[0])), usage)
     return number
 
 
-def _esc(text: str) -> str:
-    return escape(text[:50])
+def person_arg(text: str, usage: str) -> str:
+    """Someone named in a command (@username or Telegram id), checked before the domain looks
+    them up: anything else gets the usage line."""
+    if parse_person(text) is None:
+        raise UsageError(_("“{arg}” is not a @username or a Telegram id.").format(arg=excerpt(text)),
+                         usage)
+    return text
 
 
 async def reply(
@@ -84,8 +84,8 @@ async def reply(
 async def refuse(update: Update, error: DomainError) -> None:
     """Answer a refused action: a toast for a button, a message for a command."""
     query = update.callback_query
-    if query is not None:
-        await query.answer(error.user_message()[:200], show_alert=True)
+    if query is not None:  # a toast is plain text, of at most 200 characters
+        await query.answer(plain_text(error.user_message())[:200], show_alert=True)
     else:
         await reply(update, error.user_message())
 
@@ -99,3 +99,29 @@ async def stale_button(update: Update) -> None:
     """A press on an old, expired or forged button: one sentence, nothing changes."""
     if update.callback_query is not None:
         await update.callback_query.answer(_("That button is not valid any more."), show_alert=True)
+
+
+def _not_modified(exc: BadRequest) -> bool:
+    return "message is not modified" in exc.message.lower()
+
+
+async def edit_text(
+    query: CallbackQuery, text: str, reply_markup: InlineKeyboardMarkup | None = None,
+) -> None:
+    """Show ``text`` in the message whose button was pressed. A second press of the same button
+    (a double tap, or a page that is already shown) leaves it as it is, which Telegram reports
+    as an error: it is none."""
+    try:
+        await query.edit_message_text(text, reply_markup=reply_markup)
+    except BadRequest as exc:
+        if not _not_modified(exc):
+            raise
+
+
+async def drop_buttons(query: CallbackQuery) -> None:
+    """Take the buttons off the pressed message (they may be gone already: a second press)."""
+    try:
+        await query.edit_message_reply_markup(None)
+    except BadRequest as exc:
+        if not _not_modified(exc):
+            raise

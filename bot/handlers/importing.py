@@ -21,9 +21,10 @@ from telegram.ext import CallbackQueryHandler, MessageHandler, filters
 from bot.domain.cases import ImportedCase
 from bot.domain.errors import DomainError
 from bot.domain.rules import GLOBAL_ROLES, Action
-from bot.handlers.common import Context, actor, now, refuse, reply, svc
+from bot.handlers.common import Context, actor, drop_buttons, now, refuse, reply, svc
 from bot.i18n import _, ngettext
 from bot.importer import MAX_BYTES, FileProblem, check_file
+from bot.inputs import excerpt
 
 PENDING = "imports"
 TTL = timedelta(hours=1)
@@ -65,18 +66,19 @@ async def got_file(update: Update, context: Context) -> None:
     name = doc.file_name or "backlog"
     if doc.file_size is not None and doc.file_size > MAX_BYTES:
         await reply(update, _("I cannot read {file}: the file is larger than {n} MB.").format(
-            file=escape(name), n=MAX_BYTES // (1024 * 1024)))
+            file=excerpt(name), n=MAX_BYTES // (1024 * 1024)))
         return
     try:
         data = bytes(await (await context.bot.get_file(doc.file_id)).download_as_bytearray())
     except TelegramError:
-        await reply(update, _("I could not download {file}; please send it again.").format(file=escape(name)))
+        await reply(update, _("I could not download {file}; please send it again.").format(
+            file=excerpt(name)))
         return
     try:
         checked = await check_file(name, data, services.units, services.cases, services.settings.tz, at)
     except FileProblem as exc:
         await reply(update, _("I cannot read {file}: {reason}.").format(
-            file=escape(name), reason=escape(exc.message)))
+            file=excerpt(name), reason=escape(exc.message)))
         return
     lines = [f"<b>{escape(name)}</b>: {escape(checked.summary())}"]
     problems = checked.problem_lines()
@@ -118,7 +120,7 @@ async def pressed(update: Update, context: Context) -> None:
         return
     if kind == "imx":
         await query.answer()
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(query)
         await reply(update, _("Cancelled. Nothing was imported."))
         return
     try:  # the domain checks the rights again, now
@@ -128,7 +130,7 @@ async def pressed(update: Update, context: Context) -> None:
         await _drop_buttons(update)
         return
     await query.answer()
-    await query.edit_message_reply_markup(None)
+    await drop_buttons(query)
     text = ngettext("Imported {n} case from {file}.", "Imported {n} cases from {file}.",
                     len(created)).format(n=len(created), file=escape(pending.file_name))
     if created:

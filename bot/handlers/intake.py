@@ -19,9 +19,21 @@ from telegram.ext import (
 from bot.domain.cases import AttachmentIn, Draft
 from bot.domain.errors import DomainError, Forbidden
 from bot.domain.rules import PRIORITIES, SOURCES
-from bot.handlers.common import Context, actor, is_private, now, refuse, reply, stale_button, svc
+from bot.handlers.common import (
+    Context,
+    actor,
+    drop_buttons,
+    edit_text,
+    is_private,
+    now,
+    refuse,
+    reply,
+    stale_button,
+    svc,
+)
 from bot.handlers.pickers import ROOT, parse_ids, unit_picker
 from bot.i18n import N_, _, label
+from bot.inputs import excerpt, parse_date
 from bot.render import cut, when
 
 # States, in the order the questions are asked.
@@ -64,7 +76,7 @@ async def ask_unit(update: Update, context: Context, node: int = ROOT, page: int
     text, rows = await unit_picker(svc(context).units, node, page, "np", "nu", internal_only=True)
     query = update.callback_query
     if query is not None and query.data and query.data.startswith("np:"):
-        await query.edit_message_text(text, reply_markup=_markup(rows))
+        await edit_text(query, text, reply_markup=_markup(rows))
     else:
         await reply(update, _("Which unit is concerned?") + "\n" + text, rows)
     return UNIT
@@ -166,7 +178,7 @@ async def _chosen(update: Update, label: str, value: str) -> None:
     query = update.callback_query
     assert query is not None
     await query.answer()
-    await query.edit_message_text(f"{label}: <b>{escape(value)}</b>")
+    await edit_text(query, f"{label}: <b>{escape(value)}</b>")
 
 
 # --- entry points --------------------------------------------------------------------------
@@ -218,7 +230,7 @@ async def new_from_forward(update: Update, context: Context) -> int:
         await refuse(update, Forbidden())
         return END
     await query.answer()
-    await query.edit_message_reply_markup(None)
+    await drop_buttons(query)
     date: datetime = offer["date"]
     context.user_data[DRAFT] = Draft(
         source="telegram", received_at=date, description=offer["text"],
@@ -333,7 +345,7 @@ async def _clear_buttons(update: Update) -> None:
     query = update.callback_query
     assert query is not None
     await query.answer()
-    await query.edit_message_reply_markup(None)
+    await drop_buttons(query)
 
 
 async def got_attachment(update: Update, context: Context) -> int:
@@ -364,11 +376,10 @@ async def attach_done(update: Update, context: Context) -> int:
 async def got_received(update: Update, context: Context) -> int:
     text = _text(update)
     tz = svc(context).settings.tz
-    try:
-        day = datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError:
+    day = parse_date(text)
+    if day is None:
         await reply(update, _("“{v}” is not a date like 2026-04-30; please try again.").format(
-            v=escape(text[:30])))
+            v=excerpt(text)))
         return RECEIVED
     received = datetime.combine(day, time(12, 0), tzinfo=tz)
     if received.date() > now(context).astimezone(tz).date():
@@ -399,15 +410,15 @@ async def confirm_action(update: Update, context: Context) -> int:
     if choice == "urgent":
         draft.priority = "normal" if draft.priority == "urgent" else "urgent"
         await query.answer(label(PRIORITIES, draft.priority))
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(query)
         return await show_confirm(update, context)
     if choice == "cancel":
         await query.answer()
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(query)
         return await cancel(update, context)
     if choice == "edit":
         await query.answer()
-        await query.edit_message_reply_markup(None)
+        await drop_buttons(query)
         labels = {
             "source": _("Source"), "received": _("Received"), "category": _("Category"),
             "unit": _("Unit"), "summary": _("Summary"), "name": _("Citizen"),
@@ -426,7 +437,7 @@ async def confirm_action(update: Update, context: Context) -> int:
         await refuse(update, exc)
         return CONFIRM
     await query.answer()
-    await query.edit_message_reply_markup(None)
+    await drop_buttons(query)
     context.user_data.pop(DRAFT, None)
     rows = [
         [(_("Assign to {unit}").format(unit=case.place), f"as:{case.id}:{case.place_unit_id}")],
@@ -444,7 +455,7 @@ async def edit_field(update: Update, context: Context) -> int:
     if key not in EDIT_FIELDS:
         return await _bad_button(update, context, EDIT)
     await query.answer()
-    await query.edit_message_reply_markup(None)
+    await drop_buttons(query)
     context.user_data[EDITING] = True
     state = EDIT_FIELDS[key][1]
     if state == ATTACH:

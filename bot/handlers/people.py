@@ -12,7 +12,19 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 from bot.db import from_db
 from bot.domain.errors import DomainError
 from bot.domain.rules import ROLE_LABELS, Role
-from bot.handlers.common import Context, UsageError, actor, is_private, now, refuse, reply, stale_button, svc
+from bot.handlers.common import (
+    Context,
+    UsageError,
+    actor,
+    drop_buttons,
+    is_private,
+    now,
+    person_arg,
+    refuse,
+    reply,
+    stale_button,
+    svc,
+)
 from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _, label
 from bot.render import when
@@ -88,7 +100,7 @@ async def withdraw(update: Update, context: Context) -> None:
 async def invites_refresh(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
-    await query.edit_message_reply_markup(None)
+    await drop_buttons(query)
     await invites(update, context)
 
 
@@ -119,9 +131,10 @@ async def revoke(update: Update, context: Context) -> None:
     try:
         if not 1 <= len(args) <= 3:
             raise UsageError(_("Name the person, and optionally the unit and the role."), REVOKE_USAGE)
+        who = person_arg(args[0], REVOKE_USAGE)
         unit_key = args[1] if len(args) > 1 else None
         role = args[2] if len(args) > 2 else None
-        removed = await services.people.revoke(actor(update).tg_id, args[0], unit_key, role,
+        removed = await services.people.revoke(actor(update).tg_id, who, unit_key, role,
                                                now(context))
     except DomainError as exc:
         await refuse(update, exc)

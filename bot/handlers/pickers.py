@@ -8,6 +8,7 @@ from html import escape
 from bot.domain.outbox import Buttons
 from bot.domain.units import UnitService
 from bot.i18n import _
+from bot.inputs import BUTTON_ID_MAX, parse_number
 
 PAGE = 8
 ROOT = 0  # node id 0 means "the top of the tree"
@@ -52,8 +53,10 @@ async def unit_picker(
 
 
 def parse_ids(data: str, count: int) -> list[int] | None:
-    """The integer fields after the prefix of a callback, or None when forged or malformed."""
+    """The ``count`` integer fields after the prefix of a callback, or None when forged or
+    malformed: the bot writes them in ASCII digits, within BUTTON_ID_MAX."""
     parts = data.split(":")[1:]
-    if len(parts) != count or not all(p.isdigit() and len(p) <= 12 for p in parts):
+    if len(parts) != count:
         return None
-    return [int(p) for p in parts]
+    ids = [parse_number(p, maximum=BUTTON_ID_MAX, khmer=False) for p in parts]
+    return None if None in ids else [i for i in ids if i is not None]

@@ -13,7 +13,7 @@ from typing import Any
 from telegram import InputFile, Update
 from telegram.ext import CommandHandler
 
-from bot.domain.errors import DomainError, Forbidden
+from bot.domain.errors import DomainError, Forbidden, Invalid
 from bot.domain.reports import Period, ReportService, parse_period
 from bot.domain.rules import GLOBAL_ROLES, Role
 from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
@@ -44,6 +44,14 @@ async def _scope(context: Context, tg_id: int) -> set[int] | None:
     return scope
 
 
+def _period(text: str, context: Context, usage: str) -> Period:
+    """The period a command names; one that is not (or out of range) gets the usage line."""
+    try:
+        return parse_period(text, svc(context).settings.tz)
+    except Invalid as exc:
+        raise UsageError(exc.user_message(), usage) from None
+
+
 def _last_month(context: Context) -> Period:
     tz = svc(context).settings.tz
     first = now(context).astimezone(tz).date().replace(day=1)
@@ -56,7 +64,7 @@ async def report(update: Update, context: Context) -> None:
     try:
         if len(args) > 1:
             raise UsageError(_("Give at most one period."), REPORT_USAGE)
-        period = parse_period(args[0], svc(context).settings.tz) if args else _last_month(context)
+        period = _period(args[0], context, REPORT_USAGE) if args else _last_month(context)
         scope = await _scope(context, actor(update).tg_id)
     except DomainError as exc:
         await refuse(update, exc)
@@ -75,14 +83,13 @@ async def report(update: Update, context: Context) -> None:
 
 async def export(update: Update, context: Context) -> None:
     args = list(context.args or [])
-    services = svc(context)
     who = actor(update)
     try:
         leave_out = "nopd" in args
         args = [a for a in args if a != "nopd"]
         if len(args) > 1:
             raise UsageError(_("Give at most one period."), EXPORT_USAGE)
-        period = parse_period(args[0], services.settings.tz) if args else None
+        period = _period(args[0], context, EXPORT_USAGE) if args else None
         scope = await _scope(context, who.tg_id)
     except DomainError as exc:
         await refuse(update, exc)
@@ -117,14 +124,14 @@ async def stats(update: Update, context: Context) -> None:
         for row in rows:
             line = escape(str(row[dimension])) + ": " + _(
                 "received {received} · closed {closed} · in progress {in_progress} · "
-                "forwarded {forwarded}").format(**{k: row[k] for k in (
+                "forwarded {forwarded}").format(**{k: escape(str(row[k])) for k in (  # "<5"
                     "received", "closed", "in_progress", "forwarded")})
             if row["median_days_to_close"] is not None:
                 line += " · " + _("median {d} days to close").format(d=row["median_days_to_close"])
             if row.get("share_overdue") is not None:
                 line += " · " + _("{p}% overdue").format(p=round(float(str(row["share_overdue"])) * 100))
             if row.get("out_of_order_closes") not in (None, 0):
-                line += " · " + _("{n} closed out of order").format(n=row["out_of_order_closes"])
+                line += " · " + _("{n} closed out of order").format(n=escape(str(row["out_of_order_closes"])))
             lines.append(line)
     await reply(update, "\n".join(lines))
 
