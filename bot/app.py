@@ -56,6 +56,9 @@ def build_application(
     settings: Settings, token: str, *, clock: Clock = utcnow, rate_limiter: bool = True,
     jobs: bool = True, update_processor: PerChatUpdateProcessor | None = None,
 ) -> Application:
+    proxy = settings.telegram.proxy
+    if proxy is not None:
+        log.info("Bot API requests go through the proxy %s", proxy)  # str(): without credentials
     builder = (
         ApplicationBuilder()
         .token(token)
@@ -67,8 +70,9 @@ def build_application(
         .post_shutdown(_post_shutdown)
         # in order per chat, side by side across chats
         .concurrent_updates(update_processor or PerChatUpdateProcessor())
-        .request(AiohttpRequest())  # about half the CPU per Bot API call (bot/request.py)
-        .get_updates_request(AiohttpRequest(1))
+        # about half the CPU per Bot API call of PTB's default (bot/request.py)
+        .request(AiohttpRequest(proxy=proxy))
+        .get_updates_request(AiohttpRequest(1, proxy=proxy))
     )
     if rate_limiter:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=0))  # type: ignore[arg-type]
