@@ -15,7 +15,7 @@ from telegram import (
     BotCommandScopeChat,
 )
 from telegram.constants import ParseMode
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, BasePersistence, Defaults
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
 from bot.config import Settings
 from bot.db import Database
@@ -27,6 +27,7 @@ from bot.domain.rules import Role
 from bot.domain.units import UnitService
 from bot.i18n import _, use_locale
 from bot.jobs.outbox import OutboxSender
+from bot.persistence import DatabasePersistence
 from bot.request import AiohttpRequest
 
 log = logging.getLogger(__name__)
@@ -53,16 +54,19 @@ class Services:
 
 
 def bot_api_request(settings: Settings, connections: int = 256) -> AiohttpRequest:
-    """A connection pool to the Bot API (bot/request.py: about half the CPU per call of httpx)."""
-    return AiohttpRequest(connections)
+    """A connection pool to the Bot API (bot/request.py: less CPU per call than PTB's httpx),
+    through the configured proxy if any."""
+    return AiohttpRequest(connections, proxy=settings.telegram.proxy)
 
 
 def build_application(
     settings: Settings, token: str, *, clock: Clock = utcnow, rate_limiter: bool = True,
-    jobs: bool = True, persistence: BasePersistence[Any, Any, Any] | None = None,
+    jobs: bool = True,
 ) -> Application:
     """The Application, without python-telegram-bot's updater: updates reach it through the
     inbox (bot/service.py), which calls ``process_update``."""
+    if settings.telegram.proxy is not None:
+        log.info("Bot API requests go through the proxy %s", settings.telegram.proxy)  # no credentials
     builder = (
         ApplicationBuilder()
         .token(token)
@@ -76,8 +80,9 @@ def build_application(
         .request(bot_api_request(settings))
         .get_updates_request(bot_api_request(settings, 1))
     )
-    if persistence is not None:
-        builder = builder.persistence(persistence)
+    # Conversations and each person's drafts live in the database (bot/persistence.py); the
+    # runner attaches the database before initialize() reads them.
+    builder = builder.persistence(DatabasePersistence())
     if rate_limiter:
         # A handler's reply that meets Telegram's limit waits and goes again (it holds only its
         # own chat's worker: bot/scheduler.py); the outbox sender passes max_retries=0 and

@@ -13,7 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UNIT_KINDS = ("ministry", "department", "province", "district", "commune", "external")
@@ -25,10 +26,51 @@ class ConfigError(ValueError):
     """A configuration problem, worded as one line naming the key."""
 
 
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+
+
+class Proxy(NamedTuple):
+    """A proxy's URL taken apart; ``str()`` and ``repr()`` show it without its credentials."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{'***@' if self.username or self.password else ''}{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"Proxy({str(self)!r})"
+
+
+def parse_proxy(url: str) -> Proxy:
+    """``scheme://[user:password@]host:port`` (percent-encoded credentials), else a ``ValueError``
+    whose message never repeats the URL's credentials."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError("must be a URL like socks5://host:1080") from None
+    scheme = parts.scheme.lower()
+    if scheme not in PROXY_SCHEMES:
+        raise ValueError(f"must start with one of {', '.join(s + '://' for s in PROXY_SCHEMES)}")
+    if not parts.hostname or port is None:
+        raise ValueError(f"needs a host and a port, as in {scheme}://host:1080")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise ValueError(f"must be only {scheme}://[user:password@]host:port, without a path")
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    return Proxy(scheme, parts.hostname, port, user, password)
+
+
 @dataclass(frozen=True)
 class TelegramSettings:
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
+    proxy: Proxy | None = None  # for both request objects; never shown with its credentials
     # When the Bot API cannot be reached (at start, or while polling): wait 1 s, then twice as
     # long each time up to retry_max_seconds; give up after start_attempts tries at start
     # (0: keep trying, as a service should through a network blip).
@@ -205,8 +247,15 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         raise ConfigError(f"default_language: {lang!r} is not one of km, en")
 
     telegram_raw = _expect(data.get("telegram", {}), dict, "telegram", "a table")
-    _unknown(telegram_raw, {"base_url", "base_file_url", "retry_max_seconds", "start_attempts"},
-             "telegram.")
+    _unknown(telegram_raw, {"base_url", "base_file_url", "proxy", "retry_max_seconds",
+                            "start_attempts"}, "telegram.")
+    proxy = None
+    if "proxy" in telegram_raw:
+        proxy_url = _text(telegram_raw["proxy"], "telegram.proxy")
+        try:
+            proxy = parse_proxy(proxy_url)
+        except ValueError as exc:  # its message never holds the credentials
+            raise ConfigError(f"telegram.proxy: {exc}") from None
     start_attempts = _expect(telegram_raw.get("start_attempts", 0), int, "telegram.start_attempts",
                              "a whole number (0: keep trying)")
     if start_attempts < 0:
@@ -220,6 +269,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
             telegram_raw.get("base_file_url", TelegramSettings.base_file_url),
             "telegram.base_file_url",
         ),
+        proxy=proxy,
     )
 
     db_raw = _expect(data.get("database", {}), dict, "database", "a table")

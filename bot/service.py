@@ -74,9 +74,9 @@ class Runner:
         self.clock = clock
         self.webhook = webhook
         self.poll_seconds = poll_seconds
-        self.persistence = DatabasePersistence()
-        self.app = build_application(settings, token, clock=clock, rate_limiter=rate_limiter,
-                                     jobs=jobs, persistence=self.persistence)
+        self.app = build_application(settings, token, clock=clock, rate_limiter=rate_limiter, jobs=jobs)
+        assert isinstance(self.app.persistence, DatabasePersistence)
+        self.persistence = self.app.persistence
         self.scheduler = Scheduler(self._handle, workers)
         self.inbox: Inbox | None = None
         self.stopped = asyncio.Event()  # set by a signal, or by a source that cannot go on

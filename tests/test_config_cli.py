@@ -124,9 +124,15 @@ MUTATIONS: list[tuple[str, Mutation, str, str]] = [
     ),
     (
         "unknown-telegram-key",
+        lambda t: replace_once(t, "[telegram]\n", '[telegram]\nproxy_url = "socks5://localhost:1080"\n'),
+        "telegram.proxy_url: ",
+        "unknown key",
+    ),
+    (
+        "telegram-proxy-without-port",
         lambda t: replace_once(t, "[telegram]\n", '[telegram]\nproxy = "socks5://localhost"\n'),
         "telegram.proxy: ",
-        "unknown key",
+        "needs a host and a port",
     ),
     (
         "telegram-base-url-not-http",
