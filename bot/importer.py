@@ -27,7 +27,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
-from bot.domain.cases import SUMMARY_MAX, TEXT_MAX, CaseService, ImportedCase
+from bot.domain.cases import CaseService
+from bot.domain.model import SUMMARY_MAX, TEXT_MAX, ImportedCase
 from bot.domain.rules import SOURCES, Status
 from bot.domain.units import Category, Unit, UnitService
 from bot.i18n import _, ngettext, use_locale

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain.cases import CaseView, Event, days_between, days_label
+from bot.domain.model import CaseView, Event, days_between, days_label
 from bot.domain.outbox import Buttons
 from bot.domain.rules import (
     ACTION_LABELS,

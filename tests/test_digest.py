@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.domain.cases import Actor, Change, days_between
+from bot.domain.cases import Actor, Change
 from bot.domain.digest import DigestService
 from bot.domain.errors import Forbidden
+from bot.domain.model import days_between
 from bot.domain.rules import Action
 from bot.domain.units import UnitService
 from tests.conftest import (

@@ -13,15 +13,13 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar
-
-from babel.dates import format_date
 
 from bot.config import Settings
 from bot.db import Database, Row, Tx, from_db, to_db
 from bot.domain import origin, outbox
+from bot.domain.deadlines import Deadlines
 from bot.domain.errors import (
     CaseNotFound,
     Forbidden,
@@ -31,18 +29,31 @@ from bot.domain.errors import (
     OwnResolution,
     StaleCase,
 )
+from bot.domain.model import (
+    CASE_BY_ID,
+    CASE_SELECT,
+    PAGE_SIZE,
+    SUMMARY_MAX,
+    SYSTEM,
+    Actor,
+    Attachment,
+    AttachmentIn,
+    CaseView,
+    Change,
+    Draft,
+    Event,
+    ImportedCase,
+    Step,
+    case_view,
+    clean,
+)
 from bot.domain.people import PeopleService
 from bot.domain.rules import (
-    ACTION_LABELS,
-    AWAY,
-    CHANNEL_LABELS,
     FORWARD_CHANNELS,
     GLOBAL_ROLES,
     HANDOFFS,
     KEEPS_VERSION,
     NOT_BY_RESOLVER,
-    OPEN_STATUSES,
-    OUTCOME_LABELS,
     OUTCOMES,
     PERMISSIONS,
     PRIORITIES,
@@ -61,232 +72,12 @@ from bot.domain.rules import (
     is_allowed,
     target_status,
 )
-from bot.domain.units import UnitService, localized
-from bot.i18n import _, current_locale, label, ngettext, use_locale
-
-PAGE_SIZE = 10
-SUMMARY_MAX = 200
-TEXT_MAX = 3000
+from bot.domain.telling import Telling
+from bot.domain.units import UnitService
+from bot.i18n import _, label
 
 
-@dataclass(frozen=True)
-class Actor:
-    tg_id: int
-    name: str
-    chat_id: int | None = None  # the chat the action came from
-
-
-SYSTEM = Actor(0, "casebot")  # the bot's own jobs act under this name
-
-
-@dataclass(frozen=True)
-class AttachmentIn:
-    kind: str  # photo | document
-    file_id: str
-    file_name: str | None = None
-
-
-@dataclass(frozen=True)
-class Attachment:
-    id: int
-    kind: str
-    file_id: str
-    file_name: str | None
-    purpose: str
-
-
-@dataclass
-class Draft:
-    """A case being written in /new (kept in the conversation until Create)."""
-
-    source: str = "other"
-    received_at: datetime | None = None
-    category_id: int | None = None
-    place_unit_id: int | None = None
-    summary: str = ""
-    description: str = ""
-    citizen_name: str = ""
-    citizen_contact: str = ""
-    priority: str = "normal"
-    attachments: list[AttachmentIn] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ImportedCase:
-    """One validated row of the carried-over backlog (see bot/importer.py)."""
-
-    external_ref: str
-    received_at: datetime
-    source: str
-    category_id: int
-    unit_id: int                 # the unit handling it (also its place)
-    summary: str
-    description: str
-    citizen_name: str
-    citizen_contact: str
-    status: Status
-    resolved_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Change:
-    """What an action carries besides its name."""
-
-    text: str = ""
-    unit_key: str | None = None   # assign: the unit; forward: the institution
-    assignee: str | None = None   # @username or Telegram id
-    attachments: tuple[AttachmentIn, ...] = ()
-    outcome: str | None = None    # verify: confirmed | unreachable; reopen: "disputed" or None
-    channel: str | None = None    # forward to an institution without a chat: letter, phone, …
-    reference: str | None = None  # acknowledge: the institution's own reference
-    into: int | None = None       # merge: the surviving case
-    due: datetime | None = None   # set_due: the new deadline
-    level: int | None = None      # escalate: 2 (the unit's supervisors) or 3 (those above)
-
-
-@dataclass(frozen=True)
-class CaseView:
-    id: int
-    status: Status
-    version: int
-    source: str
-    received_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    category: str
-    place_unit_id: int
-    place: str
-    unit_id: int | None
-    unit_key: str | None
-    unit_name: str | None
-    summary: str
-    description: str
-    citizen_name: str
-    citizen_contact: str
-    priority: str
-    assignee_id: int | None
-    assignee_name: str | None
-    due_at: datetime | None
-    resolved_at: datetime | None
-    n_attachments: int
-    last_actor: str | None
-    last_action: str | None
-    last_at: datetime | None
-    unit_kind: str | None = None
-    outcome: str | None = None
-    closed_at: datetime | None = None
-    resolved_by: int | None = None
-    reopen_count: int = 0
-    handoffs: int = 0
-    bouncing: bool = False
-    merged_into: int | None = None
-    forward_channel: str | None = None
-    their_reference: str | None = None
-    category_key: str | None = None
-    accept_due_at: datetime | None = None
-    paused_at: datetime | None = None
-    next_action_at: datetime | None = None
-    reminder_level: int = 0
-    snoozes: int = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
-
-    @property
-    def is_away(self) -> bool:
-        """With another institution (forwarded), still on the working group's books."""
-        return self.status in AWAY
-
-    def is_overdue(self, now: datetime) -> bool:
-        return (self.status in UNFINISHED_STATUSES and self.due_at is not None and self.due_at < now
-                and self.paused_at is None)  # waiting for information stops the clock
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    at: datetime
-    actor_id: int | None
-    actor_name: str
-    action: str
-    from_status: str | None
-    to_status: str | None
-    note: str
-    data: dict[str, Any]
-
-
-@dataclass
-class _Step:
-    """One change in the making, inside its transaction."""
-
-    conn: Tx
-    case: CaseView
-    action: Action
-    actor: Actor
-    roles: frozenset[Role]
-    change: Change
-    text: str
-    now: datetime
-    updates: dict[str, Any]
-    data: dict[str, Any] = field(default_factory=dict)
-    new_unit_chat: int | None = None  # a card goes there
-    new_unit_id: int | None = None
-
-
-Message = str | tuple[str, "outbox.Buttons | None"]  # what a notice builder returns
-
-_CASE_SELECT = """
-SELECT c.*, cat.name AS category, cat.name_km AS category_km, cat.key AS category_key,
-       pu.name AS place, pu.name_km AS place_km, u.key AS unit_key, u.name AS unit_name,
-       u.name_km AS unit_name_km,
-       u.kind AS unit_kind,
-       p.name AS assignee_name,
-       (SELECT COUNT(*) FROM attachments a WHERE a.case_id = c.id) AS n_attachments,
-       e.actor_name AS last_actor, e.action AS last_action, e.at AS last_at
-FROM cases c
-JOIN categories cat ON cat.id = c.category_id
-JOIN units pu ON pu.id = c.place_unit_id
-LEFT JOIN units u ON u.id = c.unit_id
-LEFT JOIN people p ON p.tg_id = c.assignee_id
-LEFT JOIN events e ON e.id = (SELECT MAX(id) FROM events WHERE case_id = c.id)
-"""
-_CASE_BY_ID = _CASE_SELECT + " WHERE c.id = ?"
-
-
-def _view(r: Row) -> CaseView:
-    def ts(key: str) -> datetime:
-        value = from_db(r[key])
-        assert value is not None
-        return value
-
-    return CaseView(
-        id=r["id"], status=Status(r["status"]), version=r["version"], source=r["source"],
-        received_at=ts("received_at"), created_at=ts("created_at"), updated_at=ts("updated_at"),
-        category=localized(r["category"], r["category_km"]), place_unit_id=r["place_unit_id"],
-        place=localized(r["place"], r["place_km"]), unit_id=r["unit_id"], unit_key=r["unit_key"],
-        unit_name=localized(r["unit_name"], r["unit_name_km"]) if r["unit_name"] else None,
-        summary=r["summary"], description=r["description"], citizen_name=r["citizen_name"],
-        citizen_contact=r["citizen_contact"], priority=r["priority"],
-        assignee_id=r["assignee_id"], assignee_name=r["assignee_name"],
-        due_at=from_db(r["due_at"]), resolved_at=from_db(r["resolved_at"]),
-        n_attachments=r["n_attachments"], last_actor=r["last_actor"],
-        last_action=r["last_action"], last_at=from_db(r["last_at"]), unit_kind=r["unit_kind"],
-        outcome=r["outcome"], closed_at=from_db(r["closed_at"]), resolved_by=r["resolved_by"],
-        reopen_count=r["reopen_count"], handoffs=r["handoffs"], bouncing=bool(r["bouncing"]),
-        merged_into=r["merged_into"], forward_channel=r["forward_channel"],
-        their_reference=r["their_reference"], category_key=r["category_key"],
-        accept_due_at=from_db(r["accept_due_at"]), paused_at=from_db(r["paused_at"]),
-        next_action_at=from_db(r["next_action_at"]), reminder_level=r["reminder_level"],
-        snoozes=r["snoozes"],
-    )
-
-
-def _clean(text: str, limit: int = TEXT_MAX) -> str:
-    return text.strip()[:limit]
-
-
-class CaseService:
+class CaseService(Deadlines, Telling):
     def __init__(
         self, db: Database, settings: Settings, units: UnitService, people: PeopleService,
         clock: Callable[[], datetime], on_commit: Callable[[], None] | None = None,
@@ -349,22 +140,22 @@ class CaseService:
     # --- reads ---------------------------------------------------------------------------
 
     async def get(self, case_id: int) -> CaseView:
-        row = await self.db.one(_CASE_BY_ID, (case_id,))
+        row = await self.db.one(CASE_BY_ID, (case_id,))
         if row is None:
             raise CaseNotFound(case_id)
-        return _view(row)
+        return case_view(row)
 
     async def with_cards(self, case_id: int) -> tuple[Row, list[outbox.CardRef]]:
         """The case's row and its posted cards, in one trip. ``view`` the row under each
         reader's locale: names are in their language."""
-        rows, cards = await self.db.batch((_CASE_BY_ID, (case_id,)), (outbox.CARDS_SQL, (case_id,)))
+        rows, cards = await self.db.batch((CASE_BY_ID, (case_id,)), (outbox.CARDS_SQL, (case_id,)))
         if not rows:
             raise CaseNotFound(case_id)
         return rows[0], outbox.card_refs(cards)
 
     @staticmethod
     def view(row: Row) -> CaseView:
-        return _view(row)
+        return case_view(row)
 
     async def visible(self, actor: Actor, case_id: int, now: datetime) -> tuple[CaseView, bool]:
         """The case if the actor may read it, and whether personal data may be shown where
@@ -391,8 +182,8 @@ class CaseService:
     async def bouncing(self, actor: Actor) -> list[CaseView]:
         """Unfinished cases handed off again and again, in the actor's scope."""
         scope = await self.people.unit_scope(actor.tg_id)
-        rows = await self.db.all(_CASE_SELECT + " WHERE c.bouncing = 1 ORDER BY c.received_at, c.id")
-        out = [_view(r) for r in rows if Status(r["status"]) in UNFINISHED_STATUSES]
+        rows = await self.db.all(CASE_SELECT + " WHERE c.bouncing = 1 ORDER BY c.received_at, c.id")
+        out = [case_view(r) for r in rows if Status(r["status"]) in UNFINISHED_STATUSES]
         if scope is None:
             return out
         return [c for c in out
@@ -436,10 +227,10 @@ class CaseService:
         total_row = await self.db.one("SELECT COUNT(*) FROM cases c" + clause, params)
         total = int(total_row[0]) if total_row else 0
         rows = await self.db.all(
-            _CASE_SELECT + clause + " ORDER BY c.received_at, c.id LIMIT ? OFFSET ?",
+            CASE_SELECT + clause + " ORDER BY c.received_at, c.id LIMIT ? OFFSET ?",
             [*params, PAGE_SIZE, max(page, 0) * PAGE_SIZE],
         )
-        return [_view(r) for r in rows], total
+        return [case_view(r) for r in rows], total
 
     # --- the one write path ---------------------------------------------------------------
 
@@ -467,9 +258,9 @@ class CaseService:
                 " category_id, place_unit_id, summary, description, citizen_name,"
                 " citizen_contact, priority, created_by) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (Status.NEW, draft.source, to_db(min(received, now)), to_db(now), to_db(now),
-                 draft.category_id, draft.place_unit_id, _clean(draft.summary, SUMMARY_MAX),
-                 _clean(draft.description), _clean(draft.citizen_name, 200),
-                 _clean(draft.citizen_contact, 200), draft.priority, actor.tg_id),
+                 draft.category_id, draft.place_unit_id, clean(draft.summary, SUMMARY_MAX),
+                 clean(draft.description), clean(draft.citizen_name, 200),
+                 clean(draft.citizen_contact, 200), draft.priority, actor.tg_id),
             )
             case_id = cur.lastrowid
             assert case_id is not None
@@ -509,9 +300,9 @@ class CaseService:
                     " created_by, due_at, resolved_at, resolved_by, closed_at, outcome, external_ref)"
                     " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (status, row.source, to_db(row.received_at), to_db(now), to_db(now),
-                     row.category_id, row.unit_id, unit_id, _clean(row.summary, SUMMARY_MAX),
-                     _clean(row.description), _clean(row.citizen_name, 200),
-                     _clean(row.citizen_contact, 200), actor.tg_id, to_db(due) if due else None,
+                     row.category_id, row.unit_id, unit_id, clean(row.summary, SUMMARY_MAX),
+                     clean(row.description), clean(row.citizen_name, 200),
+                     clean(row.citizen_contact, 200), actor.tg_id, to_db(due) if due else None,
                      to_db(row.resolved_at) if row.resolved_at else None,
                      actor.tg_id if row.resolved_at else None,
                      to_db(row.resolved_at) if status is Status.CLOSED and row.resolved_at else None,
@@ -567,14 +358,14 @@ class CaseService:
     ) -> CaseView:
         text = change.text.strip()
         async with self._change(now) as conn:
-            rows = await conn.all(_CASE_BY_ID, (case_id,))
+            rows = await conn.all(CASE_BY_ID, (case_id,))
             if not rows:
                 raise CaseNotFound(case_id)
-            case = _view(rows[0])
+            case = case_view(rows[0])
             roles = await self.roles(actor, case)
             self._guard(case, action, roles, expected_version, actor)
             self.check_text(action, text)
-            step = _Step(conn, case, action, actor, roles, change, text, now,
+            step = Step(conn, case, action, actor, roles, change, text, now,
                          {"status": target_status(action, case.status)})
             effect = self._effects.get(action)
             if effect is not None:
@@ -594,29 +385,29 @@ class CaseService:
             to = step.updates["status"]
             self._event(conn, case_id, actor, action, case.status, to, text, now, step.data)
             await self._notify(step)
-            rows = await conn.commit(_CASE_BY_ID, (case_id,))  # as committed
+            rows = await conn.commit(CASE_BY_ID, (case_id,))  # as committed
         self.on_commit()
-        return _view(rows[0])
+        return case_view(rows[0])
 
     # --- what each action does besides its status (the transition table gives the status) ---
 
-    async def _do_assign(self, st: _Step) -> None:
+    async def _do_assign(self, st: Step) -> None:
         st.new_unit_chat = await self._assign(st.case, st.actor, st.roles, st.change, st.updates,
                                               st.data, st.now)
         st.new_unit_id = st.updates["unit_id"]
 
-    async def _do_accept(self, st: _Step) -> None:
+    async def _do_accept(self, st: Step) -> None:
         st.conn.add(
             "INSERT OR IGNORE INTO people(tg_id, name, first_seen, last_seen) VALUES(?,?,?,?)",
             (st.actor.tg_id, st.actor.name, to_db(st.now), to_db(st.now)))
         st.updates.update(assignee_id=st.actor.tg_id, accept_due_at=None)
 
-    async def _do_back_to_queue(self, st: _Step) -> None:  # Not ours; an institution declines
+    async def _do_back_to_queue(self, st: Step) -> None:  # Not ours; an institution declines
         st.updates.update(unit_id=None, assignee_id=None, due_at=None, accept_due_at=None,
                           paused_at=None)
         st.data.update(unit=st.case.unit_key, unit_name=st.case.unit_name)
 
-    async def _do_forward(self, st: _Step) -> None:
+    async def _do_forward(self, st: Step) -> None:
         if not st.change.unit_key:
             raise Invalid(_("Name the institution to forward to."))
         inst = await self.units.by_key(st.change.unit_key)
@@ -638,23 +429,23 @@ class CaseService:
         st.new_unit_chat = inst.chat_id
         st.new_unit_id = inst.id
 
-    async def _do_acknowledge(self, st: _Step) -> None:
+    async def _do_acknowledge(self, st: Step) -> None:
         reference = (st.change.reference or "").strip()[:100] or None
         st.updates.update(their_reference=reference, due_at=to_db(self._resolve_due(st.case, st.now)))
         if reference:
             st.data["reference"] = reference
 
-    async def _do_resolve(self, st: _Step) -> None:  # also an institution's reported outcome
+    async def _do_resolve(self, st: Step) -> None:  # also an institution's reported outcome
         st.updates.update(resolved_at=to_db(st.now), resolved_by=st.actor.tg_id, paused_at=None,
                           accept_due_at=None, due_at=to_db(self.policy.verify_due(st.now)))
 
-    async def _do_verify(self, st: _Step) -> None:
+    async def _do_verify(self, st: Step) -> None:
         if st.change.outcome not in OUTCOMES:
             raise Invalid(_("Say how it ended: confirmed or unreachable."))
         st.updates.update(outcome=st.change.outcome, closed_at=to_db(st.now), due_at=None)
         st.data["outcome"] = st.change.outcome
 
-    async def _do_reopen(self, st: _Step) -> None:
+    async def _do_reopen(self, st: Step) -> None:
         case = st.case
         to = Status.ACKNOWLEDGED if case.unit_kind == "external" else Status.ASSIGNED
         if case.unit_id is None:
@@ -667,7 +458,7 @@ class CaseService:
         if st.change.outcome == "disputed":
             st.data["disputed"] = True
 
-    async def _do_merge(self, st: _Step) -> None:
+    async def _do_merge(self, st: Step) -> None:
         into = st.change.into
         if into is None or into == st.case.id:
             raise Invalid(_("Name another case to merge into."))
@@ -690,50 +481,7 @@ class CaseService:
         st.updates.update(merged_into=into, outcome="merged", closed_at=now, due_at=None)
         st.data["into"] = into
 
-    async def _do_pause(self, st: _Step) -> None:  # waiting for information stops the clock
-        st.updates["paused_at"] = to_db(st.now)
-
-    async def _do_unpause(self, st: _Step) -> None:
-        """The information came back: the resolution deadline moves by the time spent waiting."""
-        case = st.case
-        if case.paused_at is not None and case.due_at is not None:
-            waited = st.now - case.paused_at
-            st.updates["due_at"] = to_db(self.policy.shift(case.due_at, case.paused_at, st.now))
-            st.data["paused_hours"] = round(waited.total_seconds() / 3600, 1)
-        st.updates["paused_at"] = None
-
-    async def _do_set_due(self, st: _Step) -> None:
-        if st.change.due is None:
-            raise Invalid(_("Give the new deadline as YYYY-MM-DD."))
-        if st.change.due <= st.now:
-            raise Invalid(_("The deadline must be in the future."))
-        st.updates.update(due_at=to_db(st.change.due), accept_due_at=None)
-        st.data["due"] = to_db(st.change.due)
-
-    def _check_snoozes(self, case: CaseView) -> None:
-        if case.snoozes >= self.reminders.max_snoozes:
-            raise Invalid(_("#{n} was already snoozed {count} times: update its status or ask for "
-                            "help.").format(n=case.id, count=case.snoozes))
-
-    async def _do_snooze(self, st: _Step) -> None:
-        self._check_snoozes(st.case)
-        st.updates.update(snoozes=st.case.snoozes + 1,
-                          next_action_at=to_db(self.reminders.next_allowed(st.now + timedelta(days=1))))
-
-    async def _do_remind(self, st: _Step) -> None:
-        st.updates.update(
-            reminder_level=max(st.case.reminder_level, 1),
-            next_action_at=to_db(self.reminders.next_allowed(st.now + timedelta(days=1))))
-        deadline = self._deadline(st.case)
-        st.data.update(step=self._step_name(st.case),
-                       overdue_days=self.policy.days_after(deadline, st.now) if deadline else 0)
-
-    async def _do_escalate(self, st: _Step) -> None:
-        level = st.change.level or 2
-        st.updates["reminder_level"] = max(st.case.reminder_level, level)
-        st.data["level"] = level
-
-    _effects: ClassVar[dict[Action, Callable[[CaseService, _Step], Awaitable[None]]]] = {
+    _effects: ClassVar[dict[Action, Callable[[Any, Step], Awaitable[None]]]] = {
         Action.ASSIGN: _do_assign,
         Action.ACCEPT: _do_accept,
         Action.RETURN: _do_back_to_queue,
@@ -745,81 +493,16 @@ class CaseService:
         Action.VERIFY: _do_verify,
         Action.REOPEN: _do_reopen,
         Action.MERGE: _do_merge,
-        Action.NEED_INFO: _do_pause,
-        Action.PROVIDE_INFO: _do_unpause,
-        Action.RESUME: _do_unpause,
-        Action.SET_DUE: _do_set_due,
-        Action.SNOOZE: _do_snooze,
-        Action.REMIND: _do_remind,
-        Action.ESCALATE: _do_escalate,
+        Action.NEED_INFO: Deadlines._do_pause,
+        Action.PROVIDE_INFO: Deadlines._do_unpause,
+        Action.RESUME: Deadlines._do_unpause,
+        Action.SET_DUE: Deadlines._do_set_due,
+        Action.SNOOZE: Deadlines._do_snooze,
+        Action.REMIND: Deadlines._do_remind,
+        Action.ESCALATE: Deadlines._do_escalate,
     }
 
-    # --- deadlines and the reminder ladder ----------------------------------------------------
-
-    def _resolve_due(self, case: CaseView, now: datetime) -> datetime:
-        return self.policy.resolve_due(now, case.priority, case.category_key)
-
-    @staticmethod
-    def _step_name(case: CaseView) -> str:
-        if case.status is Status.ASSIGNED and case.accept_due_at is not None:
-            return "accept"
-        return {Status.FORWARDED: "acknowledge", Status.RESOLVED: "verify"}.get(case.status, "resolve")
-
-    @staticmethod
-    def _deadline(case: CaseView) -> datetime | None:
-        """The deadline reminders chase at the case's current step (None: nothing to chase)."""
-        if case.status is Status.ASSIGNED and case.accept_due_at is not None:
-            return case.accept_due_at
-        if case.status in (Status.ASSIGNED, Status.IN_PROGRESS, Status.FORWARDED,
-                           Status.ACKNOWLEDGED, Status.RESOLVED):
-            return case.due_at
-        return None  # in the queue, waiting for information (paused), finished
-
-    def _reschedule(self, st: _Step) -> None:
-        """After a change of step: the first reminder falls at the new deadline."""
-        merged = {k: st.updates.get(k, getattr(st.case, k)) for k in ("due_at", "accept_due_at")}
-        after = replace(
-            st.case, status=Status(st.updates["status"]),
-            due_at=from_db(merged["due_at"]) if isinstance(merged["due_at"], str) else merged["due_at"],
-            accept_due_at=from_db(merged["accept_due_at"]) if isinstance(merged["accept_due_at"], str)
-            else merged["accept_due_at"],
-        )
-        deadline = self._deadline(after)
-        st.updates.update(
-            reminder_level=0,  # snoozes are counted per case: a new step does not reset them
-            next_action_at=to_db(self.reminders.next_allowed(deadline)) if deadline else None)
-
-    async def hold_reminder(self, case_id: int, until: datetime | None) -> None:
-        """Scheduling only, no change to the case: the next look at it is ``until``."""
-        async with self.db.transaction() as conn:
-            conn.add("UPDATE cases SET next_action_at = ? WHERE id = ?",
-                     (to_db(until) if until else None, case_id))
-
-    async def due_reminders(self, now: datetime, limit: int = 200) -> list[int]:
-        """Cases whose next reminder or escalation is due: an indexed range, whatever the total."""
-        rows = await self.db.all(
-            "SELECT id FROM cases WHERE next_action_at IS NOT NULL AND next_action_at <= ?"
-            " ORDER BY next_action_at LIMIT ?", (to_db(now), limit))
-        return [int(r[0]) for r in rows]
-
-    async def run_reminder(self, case_id: int, now: datetime) -> None:
-        """One step of the ladder for one case: remind; escalate when overdue long enough;
-        or hold until quiet hours and non-working days are over."""
-        case = await self.get(case_id)
-        allowed = self.reminders.next_allowed(now)
-        deadline = self._deadline(case)
-        if deadline is None or deadline > now or allowed > now:
-            later = None if deadline is None else max(allowed, self.reminders.next_allowed(deadline))
-            await self.hold_reminder(case_id, later)
-            return
-        await self.apply(case_id, Action.REMIND, SYSTEM, Change(), now)
-        overdue = self.policy.days_after(deadline, now)  # in working days, when they are set
-        due_level = (3 if overdue >= self.reminders.escalate_again_after_days
-                     else 2 if overdue >= self.reminders.escalate_after_days else 1)
-        for level in range(max(case.reminder_level, 1) + 1, due_level + 1):
-            await self.apply(case_id, Action.ESCALATE, SYSTEM, Change(level=level), now)
-
-    def _count_handoff(self, st: _Step) -> None:
+    def _count_handoff(self, st: Step) -> None:
         handoffs = st.case.handoffs + 1
         st.updates["handoffs"] = handoffs
         if not st.case.bouncing and handoffs >= self.settings.deadlines.bouncing_after:
@@ -951,226 +634,3 @@ class CaseService:
              note, json.dumps(data, ensure_ascii=False)),
         )
 
-    async def working_group_chats(self) -> list[int]:
-        chat = await self.units.wg_chat_id()
-        return [chat] if chat is not None else await self.people.holders(Role.WORKING_GROUP)
-
-    async def chat_name(self, chat_id: int) -> str:
-        """A readable name for a chat: the person's name, or the unit whose chat it is."""
-        if chat_id > 0:
-            row = await self.db.one("SELECT name FROM people WHERE tg_id = ?", (chat_id,))
-            return str(row[0]) if row else str(chat_id)
-        unit = await self.units.unit_for_chat(chat_id)
-        return unit.name if unit else str(chat_id)
-
-    async def _send(
-        self, conn: Tx, chats: list[int], make: Callable[[], Message], now: datetime,
-        case_id: int | None,
-    ) -> None:
-        """Queue a message to each chat, written in that chat's language: ``make`` is called
-        once per language, under it, and returns the text (and buttons); an empty text: nothing."""
-        by_lang: dict[str, list[int]] = {}
-        for chat in chats:
-            by_lang.setdefault(await self.units.language_of(chat), []).append(chat)
-        for lang, group in by_lang.items():
-            with use_locale(lang):
-                made = make()
-            text, buttons = made if isinstance(made, tuple) else (made, None)
-            if text:
-                for chat in group:
-                    outbox.queue_text(conn, chat, text, now, buttons=buttons, case_id=case_id)
-
-    async def _tell_working_group(
-        self, conn: Tx, make: Callable[[], Message], now: datetime, case_id: int,
-    ) -> None:
-        await self._send(conn, await self.working_group_chats(), make, now, case_id)
-
-    async def _notify(self, st: _Step) -> None:
-        """Queue what follows the change: cards, the unit's notices, the working group's line,
-        each in its reader's language."""
-        conn, now, action, n = st.conn, st.now, st.action, st.case.id
-        outbox.queue_refresh(conn, n, now)  # every posted card shows the new state
-        if action in (Action.REMIND, Action.ESCALATE, Action.HELP, Action.SNOOZE):
-            await self._notify_ladder(st)
-            return
-        if st.new_unit_id is not None and st.new_unit_chat is not None:
-            outbox.queue_card(conn, st.new_unit_chat, n, st.new_unit_id, now)
-        staff_note = action is Action.NOTE and await self.is_staff(st.actor)
-        unit_chat = await self._unit_chat(st.case.unit_id)
-        new_unit = await self.units.by_id(st.new_unit_id) if st.new_unit_id is not None else None
-        who, note = html.escape(st.actor.name), html.escape(st.text)
-
-        def when(value: datetime) -> str:
-            return format_date(value.astimezone(self.settings.tz), "d MMM y", locale=current_locale())
-
-        def to_unit() -> str:
-            if action is Action.PROVIDE_INFO:
-                return _("Answer from the working group on #{n}: {text}").format(n=n, text=note)
-            if action is Action.REOPEN:
-                return (_("#{n} is reopened: the citizen disputes the resolution: {reason}")
-                        if st.data.get("disputed") else _("#{n} is reopened: {reason}")).format(
-                    n=n, reason=note)
-            if action is Action.VERIFY:
-                return _("#{n} is {outcome}.").format(n=n, outcome=label(OUTCOME_LABELS, st.data["outcome"]))
-            if action is Action.SET_DUE and st.change.due is not None:
-                return _("New deadline for #{n}: {when}.").format(n=n, when=when(st.change.due))
-            if staff_note:
-                return _("Note on #{n} from {who}: {text}").format(n=n, who=who, text=note)
-            return ""
-
-        def wg_line() -> tuple[str, outbox.Buttons | None]:
-            line = _("#{n} · {action} by {who}").format(n=n, action=label(ACTION_LABELS, action), who=who)
-            if new_unit is not None:
-                line += " → " + html.escape(new_unit.name)
-            if action is Action.FORWARD and st.new_unit_chat is None:
-                line += " (" + _("by {channel}; follow up by {when}").format(
-                    channel=label(CHANNEL_LABELS, st.data["channel"]),
-                    when=when(datetime.fromisoformat(st.updates["due_at"]))) + ")"
-            if st.data.get("reference"):
-                line += " · " + _("their reference: {ref}").format(ref=html.escape(st.data["reference"]))
-            if action is Action.VERIFY:
-                line += " · " + label(OUTCOME_LABELS, st.data["outcome"])
-            if action is Action.MERGE:
-                line += " → #" + str(st.data["into"])
-            if action is Action.SET_DUE:
-                line += " · " + to_unit()
-            buttons: outbox.Buttons | None = None
-            if action is Action.NEED_INFO:
-                line += "\n" + _("Needed: {what}").format(what=note)
-                buttons = [[(_("Answer…"), f"ans:{n}")]]
-            elif action in (Action.RESOLVE, Action.OUTCOME):
-                line += ": " + note + "\n" + _("Verify with the citizen:")
-                buttons = verification_buttons(n, st.case.version + 1)
-            elif st.text:
-                line += ": " + note
-            return line, buttons
-
-        if unit_chat is not None:
-            await self._send(conn, [unit_chat], to_unit, now, n)
-        await self._tell_working_group(conn, wg_line, now, n)
-        if st.data.get("bouncing"):
-            await self._flag_bouncing(st)
-
-    async def _notify_ladder(self, st: _Step) -> None:
-        """Reminders, escalations and calls for help: to the people the step concerns."""
-        case, n, now, conn = st.case, st.case.id, st.now, st.conn
-        summary = html.escape(cut_text(case.summary, 80))
-        if st.action is Action.SNOOZE:
-            return  # recorded in the history; the reminder comes back tomorrow
-
-        def where() -> str:
-            return html.escape(case.unit_name or case.place)
-
-        if st.action is Action.HELP:
-            def help_text() -> str:
-                return "🆘 " + _("{who} asks for help with #{n} ({unit}): {text}").format(
-                    who=html.escape(st.actor.name), n=n, unit=where(), text=html.escape(st.text))
-            await self._send(conn, await self._supervisors_near(case, above=False), help_text, now, n)
-            await self._tell_working_group(conn, help_text, now, n)
-            return
-        days = st.data.get("overdue_days", 0)
-        if st.action is Action.ESCALATE:
-            deadline = self._deadline(case)
-            days = self.policy.days_after(deadline, now) if deadline else 0
-
-            def escalation() -> str:
-                return "⬆️ " + _("#{n} ({unit}) is overdue by {days}: {summary}").format(
-                    n=n, unit=where(), days=days_label(max(1, days)), summary=summary) + "\n" + _(
-                    "Escalated to you. /case {n} shows it.").format(n=n)
-            level = st.data["level"]
-            supervisors = await self._supervisors_near(case, above=level >= 3)
-            await self._send(conn, supervisors, escalation, now, n)
-            if level >= 3 or not supervisors:  # no supervisor up the tree: the working group
-                await self._tell_working_group(conn, escalation, now, n)
-            return
-        step, version = st.data["step"], case.version
-
-        def reminder() -> str:
-            return "⏰ " + {
-                "accept": _("#{n} ({unit}) is still not accepted, {days} after the deadline: {summary}"),
-                "acknowledge": _("#{n} is not acknowledged by {unit}, {days} after the deadline: "
-                                 "{summary}"),
-                "verify": _("#{n} ({unit}) is resolved but not verified, {days} after the deadline: "
-                            "{summary}"),
-                "resolve": _("#{n} ({unit}) is overdue by {days}: {summary}"),
-            }[step].format(n=n, unit=where(), days=days_label(max(1, days)), summary=summary)
-
-        def with_buttons() -> tuple[str, outbox.Buttons]:
-            return reminder(), [
-                [(_("🔄 Update status"), f"c:{n}:{version}:upd"),
-                 (_("😴 Snooze 1 day"), f"c:{n}:{version}:snz")],
-                [(_("🆘 Ask for help"), f"c:{n}:{version}:hlp")],
-            ]
-
-        if step == "verify":
-            await self._tell_working_group(
-                conn, lambda: (reminder(), verification_buttons(n, version)), now, n)
-            return
-        if step == "acknowledge":
-            await self._tell_working_group(conn, reminder, now, n)
-        target = await self._unit_chat(case.unit_id)
-        if step == "resolve" and case.assignee_id is not None and await self.people.has_private_chat(
-                case.assignee_id):
-            target = case.assignee_id
-        if target is not None:
-            await self._send(conn, [target], with_buttons, now, n)
-        elif step != "acknowledge":
-            await self._tell_working_group(conn, reminder, now, n)
-
-    async def _supervisors_near(self, case: CaseView, *, above: bool) -> list[int]:
-        """The supervisors of the case's unit (the nearest unit up the tree that has some), or,
-        with ``above``, those of the unit above that."""
-        chain = self.units.ancestors_or_self(case.unit_id or case.place_unit_id)
-        found_own = False
-        for unit_id in chain:
-            holders = await self.people.holders(Role.SUPERVISOR, unit_id)
-            if not holders:
-                continue
-            if not above or found_own:
-                return holders
-            found_own = True
-        return []
-
-    async def _flag_bouncing(self, st: _Step) -> None:
-        """Three hand-offs (configurable): the working group and the supervisors concerned hear at once."""
-        n, case = st.case.id, st.case
-
-        def text() -> str:
-            return "⚠️ " + _("#{n} is bouncing: handed off {count} times. /bouncing lists such cases.").format(
-                n=n, count=st.updates["handoffs"])
-        await self._tell_working_group(st.conn, text, st.now, n)
-        supervisors: set[int] = set()
-        for unit_id in self.units.ancestors_or_self(case.place_unit_id):
-            supervisors.update(await self.people.holders(Role.SUPERVISOR, unit_id))
-        await self._send(st.conn, sorted(supervisors), text, st.now, n)
-
-    async def _unit_chat(self, unit_id: int | None) -> int | None:
-        if unit_id is None:
-            return None
-        unit = await self.units.by_id(unit_id)
-        return None if unit is None else unit.chat_id
-
-
-def cut_text(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def days_between(start: datetime, end: datetime) -> int:
-    return max(0, (end - start).days)
-
-
-def days_label(days: int) -> str:
-    return ngettext("{n} day", "{n} days", days).format(n=days)
-
-
-
-
-def verification_buttons(case_id: int, version: int) -> outbox.Buttons:
-    """Under a resolution, for whoever verifies it with the citizen."""
-    def data(code: str) -> str:
-        return f"c:{case_id}:{version}:{code}"
-
-    return [
-        [(_("✅ Citizen confirmed"), data("cfm")), (_("📵 Could not reach"), data("unr"))],
-        [(_("⚠️ Citizen disputes…"), data("dis")), (_("↩️ Reopen…"), data("reo"))],
-    ]

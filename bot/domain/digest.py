@@ -24,8 +24,8 @@ from html import escape
 from bot.config import Settings
 from bot.db import Database, from_db, to_db
 from bot.domain import outbox
-from bot.domain.cases import days_between, days_label
 from bot.domain.errors import Forbidden
+from bot.domain.model import days_between, days_label
 from bot.domain.people import PeopleService
 from bot.domain.rules import OUTCOMES, STATUS_LABELS, UNFINISHED_STATUSES, Role, Status
 from bot.domain.units import Unit, UnitService

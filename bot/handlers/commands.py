@@ -8,10 +8,12 @@ from html import escape
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot.domain.cases import Actor, CaseService, CaseView, Change, verification_buttons
+from bot.domain.cases import CaseService
 from bot.domain.errors import DomainError
+from bot.domain.model import Actor, CaseView, Change
 from bot.domain.outbox import Buttons
 from bot.domain.rules import FORWARD_CHANNELS, Action, Status
+from bot.domain.telling import verification_buttons
 from bot.handlers.common import (
     Context,
     UsageError,

@@ -1,0 +1,261 @@
+"""Who gets told what when a case changes: the unit's chat, the working group, supervisors up the
+tree, the reminder ladder's recipients; each message drawn in its reader's language and queued in
+the outbox with the change.
+
+A part of ``CaseService`` (bot/domain/cases.py), which calls ``_notify`` inside its transaction.
+"""
+
+
+import html
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from babel.dates import format_date
+
+from bot.config import Settings
+from bot.db import Database, Tx
+from bot.domain import outbox
+from bot.domain.model import (
+    Actor,
+    CaseView,
+    Message,
+    Step,
+    cut_text,
+    days_label,
+)
+from bot.domain.people import PeopleService
+from bot.domain.rules import (
+    ACTION_LABELS,
+    CHANNEL_LABELS,
+    OUTCOME_LABELS,
+    Action,
+    DeadlinePolicy,
+    Role,
+)
+from bot.domain.units import UnitService
+from bot.i18n import _, current_locale, label, use_locale
+
+
+class Telling:
+    db: Database
+    settings: Settings
+    units: UnitService
+    people: PeopleService
+    policy: DeadlinePolicy
+
+    if TYPE_CHECKING:  # CaseService's and Deadlines'
+        async def is_staff(self, actor: Actor) -> bool: ...
+
+        @staticmethod
+        def _deadline(case: CaseView) -> datetime | None: ...
+
+    async def working_group_chats(self) -> list[int]:
+        chat = await self.units.wg_chat_id()
+        return [chat] if chat is not None else await self.people.holders(Role.WORKING_GROUP)
+
+    async def chat_name(self, chat_id: int) -> str:
+        """A readable name for a chat: the person's name, or the unit whose chat it is."""
+        if chat_id > 0:
+            row = await self.db.one("SELECT name FROM people WHERE tg_id = ?", (chat_id,))
+            return str(row[0]) if row else str(chat_id)
+        unit = await self.units.unit_for_chat(chat_id)
+        return unit.name if unit else str(chat_id)
+
+    async def _send(
+        self, conn: Tx, chats: list[int], make: Callable[[], Message], now: datetime,
+        case_id: int | None,
+    ) -> None:
+        """Queue a message to each chat, written in that chat's language: ``make`` is called
+        once per language, under it, and returns the text (and buttons); an empty text: nothing."""
+        by_lang: dict[str, list[int]] = {}
+        for chat in chats:
+            by_lang.setdefault(await self.units.language_of(chat), []).append(chat)
+        for lang, group in by_lang.items():
+            with use_locale(lang):
+                made = make()
+            text, buttons = made if isinstance(made, tuple) else (made, None)
+            if text:
+                for chat in group:
+                    outbox.queue_text(conn, chat, text, now, buttons=buttons, case_id=case_id)
+
+    async def _tell_working_group(
+        self, conn: Tx, make: Callable[[], Message], now: datetime, case_id: int,
+    ) -> None:
+        await self._send(conn, await self.working_group_chats(), make, now, case_id)
+
+    async def _notify(self, st: Step) -> None:
+        """Queue what follows the change: cards, the unit's notices, the working group's line,
+        each in its reader's language."""
+        conn, now, action, n = st.conn, st.now, st.action, st.case.id
+        outbox.queue_refresh(conn, n, now)  # every posted card shows the new state
+        if action in (Action.REMIND, Action.ESCALATE, Action.HELP, Action.SNOOZE):
+            await self._notify_ladder(st)
+            return
+        if st.new_unit_id is not None and st.new_unit_chat is not None:
+            outbox.queue_card(conn, st.new_unit_chat, n, st.new_unit_id, now)
+        staff_note = action is Action.NOTE and await self.is_staff(st.actor)
+        unit_chat = await self._unit_chat(st.case.unit_id)
+        new_unit = await self.units.by_id(st.new_unit_id) if st.new_unit_id is not None else None
+        who, note = html.escape(st.actor.name), html.escape(st.text)
+
+        def when(value: datetime) -> str:
+            return format_date(value.astimezone(self.settings.tz), "d MMM y", locale=current_locale())
+
+        def to_unit() -> str:
+            if action is Action.PROVIDE_INFO:
+                return _("Answer from the working group on #{n}: {text}").format(n=n, text=note)
+            if action is Action.REOPEN:
+                return (_("#{n} is reopened: the citizen disputes the resolution: {reason}")
+                        if st.data.get("disputed") else _("#{n} is reopened: {reason}")).format(
+                    n=n, reason=note)
+            if action is Action.VERIFY:
+                return _("#{n} is {outcome}.").format(n=n, outcome=label(OUTCOME_LABELS, st.data["outcome"]))
+            if action is Action.SET_DUE and st.change.due is not None:
+                return _("New deadline for #{n}: {when}.").format(n=n, when=when(st.change.due))
+            if staff_note:
+                return _("Note on #{n} from {who}: {text}").format(n=n, who=who, text=note)
+            return ""
+
+        def wg_line() -> tuple[str, outbox.Buttons | None]:
+            line = _("#{n} · {action} by {who}").format(n=n, action=label(ACTION_LABELS, action), who=who)
+            if new_unit is not None:
+                line += " → " + html.escape(new_unit.name)
+            if action is Action.FORWARD and st.new_unit_chat is None:
+                line += " (" + _("by {channel}; follow up by {when}").format(
+                    channel=label(CHANNEL_LABELS, st.data["channel"]),
+                    when=when(datetime.fromisoformat(st.updates["due_at"]))) + ")"
+            if st.data.get("reference"):
+                line += " · " + _("their reference: {ref}").format(ref=html.escape(st.data["reference"]))
+            if action is Action.VERIFY:
+                line += " · " + label(OUTCOME_LABELS, st.data["outcome"])
+            if action is Action.MERGE:
+                line += " → #" + str(st.data["into"])
+            if action is Action.SET_DUE:
+                line += " · " + to_unit()
+            buttons: outbox.Buttons | None = None
+            if action is Action.NEED_INFO:
+                line += "\n" + _("Needed: {what}").format(what=note)
+                buttons = [[(_("Answer…"), f"ans:{n}")]]
+            elif action in (Action.RESOLVE, Action.OUTCOME):
+                line += ": " + note + "\n" + _("Verify with the citizen:")
+                buttons = verification_buttons(n, st.case.version + 1)
+            elif st.text:
+                line += ": " + note
+            return line, buttons
+
+        if unit_chat is not None:
+            await self._send(conn, [unit_chat], to_unit, now, n)
+        await self._tell_working_group(conn, wg_line, now, n)
+        if st.data.get("bouncing"):
+            await self._flag_bouncing(st)
+
+    async def _notify_ladder(self, st: Step) -> None:
+        """Reminders, escalations and calls for help: to the people the step concerns."""
+        case, n, now, conn = st.case, st.case.id, st.now, st.conn
+        summary = html.escape(cut_text(case.summary, 80))
+        if st.action is Action.SNOOZE:
+            return  # recorded in the history; the reminder comes back tomorrow
+
+        def where() -> str:
+            return html.escape(case.unit_name or case.place)
+
+        if st.action is Action.HELP:
+            def help_text() -> str:
+                return "🆘 " + _("{who} asks for help with #{n} ({unit}): {text}").format(
+                    who=html.escape(st.actor.name), n=n, unit=where(), text=html.escape(st.text))
+            await self._send(conn, await self._supervisors_near(case, above=False), help_text, now, n)
+            await self._tell_working_group(conn, help_text, now, n)
+            return
+        days = st.data.get("overdue_days", 0)
+        if st.action is Action.ESCALATE:
+            deadline = self._deadline(case)
+            days = self.policy.days_after(deadline, now) if deadline else 0
+
+            def escalation() -> str:
+                return "⬆️ " + _("#{n} ({unit}) is overdue by {days}: {summary}").format(
+                    n=n, unit=where(), days=days_label(max(1, days)), summary=summary) + "\n" + _(
+                    "Escalated to you. /case {n} shows it.").format(n=n)
+            level = st.data["level"]
+            supervisors = await self._supervisors_near(case, above=level >= 3)
+            await self._send(conn, supervisors, escalation, now, n)
+            if level >= 3 or not supervisors:  # no supervisor up the tree: the working group
+                await self._tell_working_group(conn, escalation, now, n)
+            return
+        step, version = st.data["step"], case.version
+
+        def reminder() -> str:
+            return "⏰ " + {
+                "accept": _("#{n} ({unit}) is still not accepted, {days} after the deadline: {summary}"),
+                "acknowledge": _("#{n} is not acknowledged by {unit}, {days} after the deadline: "
+                                 "{summary}"),
+                "verify": _("#{n} ({unit}) is resolved but not verified, {days} after the deadline: "
+                            "{summary}"),
+                "resolve": _("#{n} ({unit}) is overdue by {days}: {summary}"),
+            }[step].format(n=n, unit=where(), days=days_label(max(1, days)), summary=summary)
+
+        def with_buttons() -> tuple[str, outbox.Buttons]:
+            return reminder(), [
+                [(_("🔄 Update status"), f"c:{n}:{version}:upd"),
+                 (_("😴 Snooze 1 day"), f"c:{n}:{version}:snz")],
+                [(_("🆘 Ask for help"), f"c:{n}:{version}:hlp")],
+            ]
+
+        if step == "verify":
+            await self._tell_working_group(
+                conn, lambda: (reminder(), verification_buttons(n, version)), now, n)
+            return
+        if step == "acknowledge":
+            await self._tell_working_group(conn, reminder, now, n)
+        target = await self._unit_chat(case.unit_id)
+        if step == "resolve" and case.assignee_id is not None and await self.people.has_private_chat(
+                case.assignee_id):
+            target = case.assignee_id
+        if target is not None:
+            await self._send(conn, [target], with_buttons, now, n)
+        elif step != "acknowledge":
+            await self._tell_working_group(conn, reminder, now, n)
+
+    async def _supervisors_near(self, case: CaseView, *, above: bool) -> list[int]:
+        """The supervisors of the case's unit (the nearest unit up the tree that has some), or,
+        with ``above``, those of the unit above that."""
+        chain = self.units.ancestors_or_self(case.unit_id or case.place_unit_id)
+        found_own = False
+        for unit_id in chain:
+            holders = await self.people.holders(Role.SUPERVISOR, unit_id)
+            if not holders:
+                continue
+            if not above or found_own:
+                return holders
+            found_own = True
+        return []
+
+    async def _flag_bouncing(self, st: Step) -> None:
+        """Three hand-offs (configurable): the working group and the supervisors concerned hear at once."""
+        n, case = st.case.id, st.case
+
+        def text() -> str:
+            return "⚠️ " + _("#{n} is bouncing: handed off {count} times. /bouncing lists such cases.").format(
+                n=n, count=st.updates["handoffs"])
+        await self._tell_working_group(st.conn, text, st.now, n)
+        supervisors: set[int] = set()
+        for unit_id in self.units.ancestors_or_self(case.place_unit_id):
+            supervisors.update(await self.people.holders(Role.SUPERVISOR, unit_id))
+        await self._send(st.conn, sorted(supervisors), text, st.now, n)
+
+    async def _unit_chat(self, unit_id: int | None) -> int | None:
+        if unit_id is None:
+            return None
+        unit = await self.units.by_id(unit_id)
+        return None if unit is None else unit.chat_id
+
+
+def verification_buttons(case_id: int, version: int) -> outbox.Buttons:
+    """Under a resolution, for whoever verifies it with the citizen."""
+    def data(code: str) -> str:
+        return f"c:{case_id}:{version}:{code}"
+
+    return [
+        [(_("✅ Citizen confirmed"), data("cfm")), (_("📵 Could not reach"), data("unr"))],
+        [(_("⚠️ Citizen disputes…"), data("dis")), (_("↩️ Reopen…"), data("reo"))],
+    ]
