@@ -529,10 +529,12 @@ class CaseService(Deadlines, Telling):
         case: CaseView, action: Action, roles: frozenset[Role], expected_version: int | None,
         actor: Actor,
     ) -> None:
-        if expected_version is not None and expected_version != case.version:
-            raise StaleCase(case.id)
+        # Rights first: someone with no right to this action on this case is refused (and the
+        # refusal recorded) whatever version a button names; only then is an old card stale.
         if not roles & PERMISSIONS[action]:
             raise Forbidden()
+        if expected_version is not None and expected_version != case.version:
+            raise StaleCase(case.id)
         if not can_transition(action, case.status):
             raise InvalidTransition(case.id, label(STATUS_LABELS, case.status))
         if action in NOT_BY_RESOLVER and case.status is Status.RESOLVED and (
