@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain.model import CaseView, Event, days_between, days_label
+from bot.domain.model import CaseView, Event, days_between, days_label, files_label
 from bot.domain.outbox import Buttons
 from bot.domain.rules import (
     ACTION_LABELS,
@@ -196,6 +196,8 @@ def history_lines(events: list[Event], tz: ZoneInfo) -> list[str]:
             line += " (" + escape(str(e.data["assignee"])) + ")"
         if e.data.get("channel") and e.data["channel"] != "telegram":
             line += " (" + label(CHANNEL_LABELS, e.data["channel"], "letter") + ")"
+        if e.action == Action.FORWARD and files_label(e.data):
+            line += " · " + files_label(e.data)
         if e.data.get("reference"):
             line += " · " + _("their reference: {ref}").format(ref=escape(str(e.data["reference"])))
         if e.data.get("outcome"):

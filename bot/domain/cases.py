@@ -76,6 +76,9 @@ from bot.domain.telling import Telling
 from bot.domain.units import UnitService
 from bot.i18n import _, label
 
+# The files that came with the request (the citizen's): what a forward may share.
+SHAREABLE_FILES = "SELECT id FROM attachments WHERE case_id = ? AND purpose = 'intake' ORDER BY id"
+
 
 class CaseService(Deadlines, Telling):
     def __init__(
@@ -206,6 +209,10 @@ class CaseService(Deadlines, Telling):
             (case_id,),
         )
         return [Attachment(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def shareable_files(self, case_id: int) -> int:
+        """How many of the case's files a forward may share with another institution."""
+        return len(await self.db.all(SHAREABLE_FILES, (case_id,)))
 
     async def open_cases(
         self, actor: Actor, page: int, now: datetime, *, overdue_only: bool = False
@@ -426,6 +433,12 @@ class CaseService(Deadlines, Telling):
                           forward_channel=channel, their_reference=None)
         st.data.update(unit=inst.key, unit_name=inst.name, channel=channel,
                        from_unit=st.case.unit_key)
+        # The request's files go to another institution only when the working group shares
+        # them, with this forward: recorded either way (how many, and whether they went).
+        files = [int(r[0]) for r in await st.conn.all(SHAREABLE_FILES, (st.case.id,))]
+        shared = bool(st.change.share_files and files and inst.chat_id is not None)
+        st.data.update(files=len(files), shared_files=shared)
+        st.card_files = files if shared else []
         st.new_unit_chat = inst.chat_id
         st.new_unit_id = inst.id
 

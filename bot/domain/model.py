@@ -97,6 +97,7 @@ class Change:
     into: int | None = None       # merge: the surviving case
     due: datetime | None = None   # set_due: the new deadline
     level: int | None = None      # escalate: 2 (the unit's supervisors) or 3 (those above)
+    share_files: bool = False     # forward: the request's files go to the institution's chat too
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ class Step:
     data: dict[str, Any] = field(default_factory=dict)
     new_unit_chat: int | None = None  # a card goes there
     new_unit_id: int | None = None
+    card_files: list[int] | None = None  # the attachments sent with that card (None: the unit's rule)
 
 
 Message = str | tuple[str, "outbox.Buttons | None"]  # what a notice builder returns
@@ -251,3 +253,14 @@ def days_between(start: datetime, end: datetime) -> int:
 
 def days_label(days: int) -> str:
     return ngettext("{n} day", "{n} days", days).format(n=days)
+
+
+def files_label(data: dict[str, Any]) -> str:
+    """A forward's record of the request's files: shared with the institution or kept back
+    (empty when the case had none)."""
+    n = int(data.get("files") or 0)
+    if not n:
+        return ""
+    if data.get("shared_files"):
+        return ngettext("{n} file shared", "{n} files shared", n).format(n=n)
+    return ngettext("{n} file not shared", "{n} files not shared", n).format(n=n)

@@ -2,7 +2,8 @@
 
 Kinds:
 - ``text``: send ``text`` (HTML) to ``chat_id``, with optional buttons in ``payload``.
-- ``card``: post the current card of ``case_id`` in ``chat_id`` for the unit in ``payload``.
+- ``card``: post the current card of ``case_id`` in ``chat_id`` for the unit in ``payload``, and
+  the attachments ``payload["files"]`` names (see ``queue_card``).
 - ``refresh``: edit every posted card of ``case_id`` to its current state.
 Cards are rendered when sent, so they always show the latest state.
 """
@@ -82,12 +83,19 @@ def queue_text(
 
 
 def queue_card(
-    conn: Tx, chat_id: int, case_id: int, unit_id: int | None, now: datetime
+    conn: Tx, chat_id: int, case_id: int, unit_id: int | None, now: datetime,
+    *, files: list[int] | None = None,
 ) -> None:
+    """``files``: the attachments that go with the card (a forward names those the working
+    group chose to share, perhaps none); None: a ministry unit's card brings the request's files,
+    another institution's none."""
+    payload: dict[str, Any] = {"unit_id": unit_id}
+    if files is not None:
+        payload["files"] = files
     conn.add(
         "INSERT INTO outbox(created_at, kind, chat_id, case_id, payload, next_attempt_at)"
         " VALUES(?, 'card', ?, ?, ?, ?)",
-        (to_db(now), chat_id, case_id, json.dumps({"unit_id": unit_id}), to_db(now)),
+        (to_db(now), chat_id, case_id, json.dumps(payload), to_db(now)),
     )
 
 

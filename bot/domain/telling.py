@@ -23,6 +23,7 @@ from bot.domain.model import (
     Step,
     cut_text,
     days_label,
+    files_label,
 )
 from bot.domain.people import PeopleService
 from bot.domain.rules import (
@@ -93,7 +94,7 @@ class Telling:
             await self._notify_ladder(st)
             return
         if st.new_unit_id is not None and st.new_unit_chat is not None:
-            outbox.queue_card(conn, st.new_unit_chat, n, st.new_unit_id, now)
+            outbox.queue_card(conn, st.new_unit_chat, n, st.new_unit_id, now, files=st.card_files)
         staff_note = action is Action.NOTE and await self.is_staff(st.actor)
         unit_chat = await self._unit_chat(st.case.unit_id)
         new_unit = await self.units.by_id(st.new_unit_id) if st.new_unit_id is not None else None
@@ -125,6 +126,8 @@ class Telling:
                 line += " (" + _("by {channel}; follow up by {when}").format(
                     channel=label(CHANNEL_LABELS, st.data["channel"]),
                     when=when(datetime.fromisoformat(st.updates["due_at"]))) + ")"
+            if action is Action.FORWARD and files_label(st.data):
+                line += " · " + files_label(st.data)
             if st.data.get("reference"):
                 line += " · " + _("their reference: {ref}").format(ref=html.escape(st.data["reference"]))
             if action is Action.VERIFY:

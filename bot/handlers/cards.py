@@ -24,7 +24,7 @@ from bot.handlers.common import (
     svc,
 )
 from bot.handlers.pickers import parse_ids, unit_picker
-from bot.i18n import _, label
+from bot.i18n import _, label, ngettext
 from bot.render import CARD_ACTIONS, DIRECT_CODES, keyboard
 
 ASK_TEXT, ASK_EVIDENCE, ASK_CHANNEL = range(3)
@@ -167,6 +167,7 @@ async def got_text(update: Update, context: Context) -> int:
     message = update.effective_message
     if pending is None or message is None:
         return END
+    assert context.user_data is not None
     action = Action(pending["action"])
     text = (message.text or "").strip()
     try:
@@ -183,6 +184,9 @@ async def got_text(update: Update, context: Context) -> int:
         )
         return ASK_EVIDENCE
     if action is Action.FORWARD:
+        if await ask_share(update, context, pending):
+            context.user_data.pop(_prompt_key(update), None)  # the answer finishes it
+            return END
         unit = await svc(context).units.by_key(pending["unit_key"])
         if unit.chat_id is None:
             channels = [c for c in FORWARD_CHANNELS if c != "telegram"]
@@ -259,6 +263,77 @@ async def _finish(
     else:
         await reply(update, "✅ " + _done(action, case_id))
     return END
+
+
+# --- sharing the request's files with another institution ------------------------------------
+
+SHARE, KEEP, CANCEL = 1, 0, 2  # the answers to "share the request's files?"
+
+
+def _share_key(update: Update) -> str:
+    chat = update.effective_chat
+    return f"share:{chat.id if chat else 0}"
+
+
+async def ask_share(update: Update, context: Context, pending: dict[str, Any]) -> bool:
+    """Before a forward to an institution with a chat here, when the case has files: ask whether
+    they go too (the forward waits for the answer; see ``share_choice``). False: nothing to
+    ask, the forward can be done at once. Another institution never gets the citizen's files
+    unless the working group shares them."""
+    assert context.user_data is not None
+    services = svc(context)
+    unit = await services.units.by_key(pending["unit_key"])
+    case_id = int(pending["case"])
+    if unit.kind != "external" or unit.chat_id is None:
+        return False
+    count = await services.cases.shareable_files(case_id)
+    if not count:
+        return False
+    case = await services.cases.get(case_id)
+    context.user_data[_share_key(update)] = {
+        **pending, "version": case.version, "files": count, "unit_name": unit.name}
+    await reply(update, ngettext(
+        "Before #{n} goes to {unit}: share the request's file with them? Their card never "
+        "shows the citizen's name and contact; the file goes only if you share it.",
+        "Before #{n} goes to {unit}: share the request's {count} files with them? Their card "
+        "never shows the citizen's name and contact; the files go only if you share them.",
+        count).format(n=case_id, unit=escape(unit.name), count=count),
+        [[(_("📎 Share files"), f"fs:{case_id}:{SHARE}"), (_("🚫 Don't share"), f"fs:{case_id}:{KEEP}")],
+         [(_("✖️ Cancel"), f"fs:{case_id}:{CANCEL}")]])
+    return True
+
+
+async def share_choice(update: Update, context: Context) -> None:
+    """``fs:<case>:<answer>``: the answer to ``ask_share``; the forward is done now, with the
+    choice recorded in its event (or not at all: Cancel)."""
+    query = update.callback_query
+    assert query is not None and context.user_data is not None
+    ids = parse_ids(query.data or "", 2)
+    pending = context.user_data.get(_share_key(update))
+    if ids is None or ids[1] not in (SHARE, KEEP, CANCEL) or not isinstance(pending, dict) or (
+            int(pending["case"]) != ids[0]):
+        await stale_button(update)
+        return
+    context.user_data.pop(_share_key(update), None)
+    case_id, share = ids[0], ids[1] == SHARE
+    if ids[1] == CANCEL:
+        await query.answer()
+        await edit_text(query, _("Cancelled. Nothing was changed."))
+        return
+    change = Change(text=pending["text"], unit_key=pending["unit_key"],
+                    channel=pending.get("channel"), share_files=share)
+    try:
+        await svc(context).cases.apply(case_id, Action.FORWARD, actor(update), change,
+                                       now(context), expected_version=pending["version"])
+    except DomainError as exc:
+        await _fail(update, context, exc, case_id)
+        return
+    await query.answer()
+    count, unit = int(pending["files"]), escape(pending["unit_name"])
+    told = (ngettext("The file went to {unit} with the card.",
+                     "The {count} files went to {unit} with the card.", count)
+            if share else _("The files stay with the working group.")).format(count=count, unit=unit)
+    await edit_text(query, "✅ " + _done(Action.FORWARD, case_id) + " " + told)
 
 
 async def cancel_prompt(update: Update, context: Context) -> int:
@@ -392,6 +467,7 @@ def handlers() -> list[Any]:
         CallbackQueryHandler(update_status, pattern=r"^c:[0-9]+:[0-9]+:upd$"),
         CallbackQueryHandler(direct, pattern=r"^c:[0-9]+:[0-9]+:(acc|ack|cfm|unr)$"),
         CallbackQueryHandler(forward_picker, pattern=r"^fp:"),
+        CallbackQueryHandler(share_choice, pattern=r"^fs:"),
         CallbackQueryHandler(assign_button, pattern=r"^as:"),
         CallbackQueryHandler(assign_picker, pattern=r"^ap:"),
     ]

@@ -14,6 +14,7 @@ from bot.domain.model import Actor, CaseView, Change
 from bot.domain.outbox import Buttons
 from bot.domain.rules import FORWARD_CHANNELS, Action, Status
 from bot.domain.telling import verification_buttons
+from bot.handlers.cards import ask_share
 from bot.handlers.common import (
     Context,
     UsageError,
@@ -131,6 +132,13 @@ async def forward(update: Update, context: Context) -> None:
             raise UsageError(_("Name the institution and give the reason."), FORWARD_USAGE)
         channel = args[2].lower() if args[2].lower() in FORWARD_CHANNELS else None
         reason = _rest(update, 4 if channel else 3)
+        # Whether the request's files go too is asked first, of those who may forward it.
+        cases = svc(context).cases
+        await cases.check(case_id, Action.FORWARD, actor(update))
+        cases.check_text(Action.FORWARD, reason)
+        pending = {"case": case_id, "unit_key": args[1], "channel": channel, "text": reason}
+        if await ask_share(update, context, pending):
+            return
         await _change(update, context, case_id, Action.FORWARD,
                       Change(text=reason, unit_key=args[1], channel=channel))
     except DomainError as exc:

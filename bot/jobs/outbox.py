@@ -279,8 +279,13 @@ class OutboxSender:
         await self.store.record_card(
             CardRef(case.id, item.chat_id, message.message_id, unit_id), self.clock(), item.id
         )
+        # Files follow the rule of the card: a ministry unit's card brings the request's files;
+        # another institution's brings only those the working group shared with the forward.
+        files = item.payload.get("files")
         for att in await self.cases.attachments(case.id):
-            if att.purpose != "intake":
+            goes = att.id in files if files is not None else (
+                att.purpose == "intake" and case.unit_kind != "external")
+            if not goes:
                 continue
             caption = cut(f"#{case.id}", CAPTION_LIMIT)
             await self._pace(item.chat_id)
