@@ -34,7 +34,7 @@ log = logging.getLogger("bot.service")
 
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 POLL_SECONDS = 25     # long polling: Telegram holds a getUpdates this long when there is nothing
-STOP_SECONDS = 6      # on SIGTERM, how long the updates in hand may take (all of stop: under 10 s)
+STOP_SECONDS = 4      # on SIGTERM, how long the updates in hand may take (all of stop: under 10 s)
 
 EXIT_OK = 0
 EXIT_CONFIG = 2       # a bad config (one line says which key)
