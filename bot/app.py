@@ -134,6 +134,9 @@ async def _post_init(app: Application) -> None:
                                job_kwargs={"misfire_grace_time": None})
         app.job_queue.run_repeating(tick, interval=interval, first=interval,
                                     name="reminders-and-digests")
+        from bot.jobs.backup import schedule
+
+        schedule(app.job_queue, settings)  # the daily backup, if [backup] is configured
 
 
 async def _post_stop(app: Application) -> None:

@@ -200,6 +200,24 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 2 if settings is None else asyncio.run(cli_stats(settings, args))
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.backup import cli_backup
+
+    settings = _offline(args)
+    return 2 if settings is None else cli_backup(settings, Path(args.dest))
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.backup import cli_restore
+
+    settings = _offline(args)
+    return 2 if settings is None else cli_restore(settings, Path(args.backup), force=args.force)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -223,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         ("stats", "public figures without personal data"),
         ("inbox", "updates waiting or parked after failing; hand one to the bot again"),
         ("health", "exit 0 if the database is intact and the running bot's sender alive, else 1"),
+        ("backup", "copy the database (also while the bot runs) into one checked file"),
+        ("restore", "put a checked backup in place of the database (the bot stopped)"),
     ):
         parsers[name] = p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="TOML config file (default: $CASEBOT_CONFIG)")
@@ -247,9 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     parsers["health"].add_argument(
         "--max-age", type=_seconds, metavar="SECONDS",
         help="heartbeat age that counts as dead (default: 60, or more with a long outbox.interval_seconds)")
+    parsers["backup"].add_argument("dest", metavar="DEST",
+                                   help="a file, or a folder to write casebot-<UTC time>.sqlite3 into")
+    parsers["restore"].add_argument("backup", metavar="BACKUP", help="the backup file")
+    parsers["restore"].add_argument("--force", action="store_true",
+                                    help="even though the heartbeat says the bot runs (it is stopped)")
     args = parser.parse_args(argv)
     commands = {"check-config": cmd_check_config, "import": cmd_import, "report": cmd_report,
-                "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox, "health": cmd_health}
+                "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox, "health": cmd_health,
+                "backup": cmd_backup, "restore": cmd_restore}
     from bot.db import DatabaseOpenError
 
     try:

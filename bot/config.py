@@ -141,6 +141,16 @@ class FloodSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """The daily backup (bot/jobs/backup.py): at ``time`` (local) into ``folder``, the ``keep``
+    newest kept."""
+
+    folder: Path
+    time: time = time(2, 0)
+    keep: int = 7
+
+
+@dataclass(frozen=True)
 class Category:
     key: str
     name: str
@@ -174,6 +184,7 @@ class Settings:
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     flood: FloodSettings = field(default_factory=FloodSettings)
+    backup: BackupSettings | None = None  # no [backup] table: no scheduled backups
     digest_time: time = time(7, 30)
     outbox_interval_seconds: float = 5.0
     invitation_hours: int = 72
@@ -233,7 +244,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         {
             "timezone", "default_language", "admins", "working_group", "working_group_chat_id",
             "telegram", "database", "deadlines", "reminders", "digest", "delivery", "outbox",
-            "invitations", "flood", "categories", "units", "webhook",
+            "invitations", "flood", "categories", "units", "webhook", "backup",
         },
         "",
     )
@@ -347,6 +358,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
 
     return Settings(
         webhook=_webhook(data.get("webhook")),
+        backup=_backup(data.get("backup"), base_dir),
         timezone=tz,
         default_language=lang,
         database_path=db_path,
@@ -576,6 +588,20 @@ def unit_tree_lines(settings: Settings) -> list[str]:
 
     walk(None, 0)
     return lines
+
+
+def _backup(raw: Any, base_dir: Path | None) -> BackupSettings | None:
+    if raw is None:
+        return None
+    _expect(raw, dict, "backup", "a table")
+    _unknown(raw, {"folder", "time", "keep"}, "backup.")
+    if "folder" not in raw:
+        raise ConfigError("backup.folder: required: the folder the daily backups are written to")
+    folder = Path(_text(raw["folder"], "backup.folder"))
+    if base_dir is not None and not folder.is_absolute():
+        folder = base_dir / folder
+    return BackupSettings(folder=folder, time=_clock(raw.get("time", "02:00"), "backup.time"),
+                          keep=_positive_int(raw.get("keep", BackupSettings.keep), "backup.keep"))
 
 
 def _webhook(raw: Any) -> WebhookSettings | None:
