@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 import bot.jobs.outbox as outbox_job
+from bot.config import DeliverySettings
 from bot.db import Database, to_db
 from bot.domain.cases import Actor, Change
 from bot.domain.outbox import queue_text
 from bot.domain.rules import Action
 from bot.i18n import use_locale
-from bot.jobs.throttle import Throttle
+from bot.jobs.throttle import MARGIN, Throttle
 from tests.conftest import DP_CHAT, OFFICIAL, WG, WG_CHAT, Clock
 from tests.fakebotapi import FakeBotAPI
 from tests.harness import Bot, running_bot
@@ -57,6 +58,28 @@ async def pending_edits(bot: Bot) -> int:
         "SELECT COUNT(*) FROM outbox WHERE kind = 'edit' AND sent_at IS NULL AND failed_at IS NULL")
     assert row is not None
     return int(row[0])
+
+
+# --- the throttle counts a call held up on its way as sent later ----------------------------------
+
+def test_a_call_answered_late_counts_as_sent_that_much_later() -> None:
+    """Telegram counts a message when it arrives. A call answered 40 ms after it left, when the
+    quickest lately took 2 ms, may have arrived up to 38 ms late: the limits count it from then."""
+    ticks = Ticks()
+    th = Throttle(DeliverySettings(), clock=ticks)
+    for chat in range(1, 6):  # quick calls
+        assert th.take(chat) == 0
+        ticks.t += 0.002
+        th.done(chat)
+        ticks.t += 0.1
+    left = ticks.t
+    assert th.take(OFFICIAL) == 0
+    ticks.t += 0.040
+    th.done(OFFICIAL)
+    assert th.chat_ready_at(OFFICIAL) == pytest.approx(left + 0.038 + 1.0 * (1 + MARGIN))
+    assert th.overall_ready_in() == 0  # our even pace runs from when it left
+    ticks.t += 1.0
+    assert th.take(OFFICIAL) > 0  # Telegram's second since it arrived is not over yet
 
 
 # --- a card's edits collapse ----------------------------------------------------------------------

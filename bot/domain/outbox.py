@@ -167,7 +167,7 @@ class OutboxStore:
         """The plain texts queued right behind a plain text, for the same chat and due now, that
         fit with it in one message of ``room`` characters: a burst of one-line notices to a chat
         (the working group's, limited to 20 messages a minute) goes as one message. Also whether
-        the message should go now: a card, a card edit or a text with buttons waits behind it, or
+        the message should go now: a card or a text with buttons waits behind it, or
         nothing more fits."""
         rows = await self.db.all(
             "SELECT * FROM outbox INDEXED BY outbox_pending_chat WHERE sent_at IS NULL"

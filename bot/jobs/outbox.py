@@ -49,12 +49,14 @@ MAX_ATTEMPTS = 6
 JOIN_LIMIT = MESSAGE_LIMIT - 596  # texts joined into one message: room for what HTML and emoji add
 STOP_GRACE = 1.5     # seconds a stop waits for the messages being sent
 REFILL_EVERY = 0.25  # seconds between reading the outbox while lanes are ready to go anyway
+AHEAD = 2  # deliveries started ahead of their slot, their row in hand (see ``_Ticket``)
 
 
 class _Ticket:
     """A delivery just started: ``claim`` when its first call has taken its slot (or it ended
-    without one). The scheduler starts the next delivery only then, so that each slot is taken
-    right before its call and the calls reach Telegram as evenly spaced as their slots."""
+    without one). The scheduler keeps only ``AHEAD`` deliveries started and waiting for their
+    slot, so that each slot is taken right before its call (the calls reach Telegram as evenly
+    spaced as their slots), while the next one already has its row in hand."""
 
     __slots__ = ("first", "on_first")
 
@@ -284,7 +286,7 @@ class OutboxSender:
                 log.warning("outbox item %s (%s) gave up: %s", item.id, item.kind, exc.message)
                 await self.store.mark_failed(item.ids, now, exc.message)
             else:
-                log.warning("outbox item %s (%s) will be retried: %s", item.id, item.kind,
+                log.info("outbox item %s (%s) will be retried: %s", item.id, item.kind,
                             type(exc).__name__)
                 await self.store.retry_later(item.ids, backoff(item.attempts, now), exc.message)
 
@@ -481,12 +483,11 @@ class _Drain:
                                         item.chat_id))
 
     async def start_ready(self) -> None:
-        """Start the lanes whose own limits allow a message now, oldest row first: one at a
-        time, each once the one before has taken its slot (the next then waits for the overall
-        limit's slot with its row in hand, ready to go)."""
+        """Start the lanes whose own limits allow a message now, oldest row first, while fewer
+        than ``AHEAD`` started ones wait for their slot of the overall limit."""
         s = self.s
         while (self.ready and len(self.running) < s.concurrency and not s._stopping
-               and not self.starting):
+               and self.starting < AHEAD):
             at, item_id, chat = self.ready[0]
             item = self.waiting.get(chat)
             if item is None or item.id != item_id:  # replaced by an edit, or gone
@@ -526,7 +527,7 @@ class _Drain:
         ending or a wake can change anything)."""
         s = self.s
         waits = []
-        if self.ready and len(self.running) < s.concurrency and not self.starting:
+        if self.ready and len(self.running) < s.concurrency and self.starting < AHEAD:
             waits.append(self.ready[0][0] - s.throttle.clock())
         if self.held and (self.running or self.waiting):
             waits.append(min(self.held.values()) - s.monotonic())

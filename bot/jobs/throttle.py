@@ -41,7 +41,7 @@ class Throttle:
         self.group_window = 60.0 * (1 + MARGIN)
         self.clock = clock
         self._overall: deque[_Sent] = deque()
-        self._latest = float("-inf")  # the latest message sent
+        self._latest = float("-inf")  # when the latest message left
         self._last: dict[int, float] = {}
         self._groups: dict[int, deque[_Sent]] = {}
         self._open: dict[int, _Sent] = {}  # each chat's message under way
@@ -98,7 +98,8 @@ class Throttle:
     def done(self, chat_id: int) -> None:
         """The call that took this chat's last slot was answered. If it took longer than the
         quickest calls lately, it may have reached Telegram that much later than it left: it
-        counts as sent then, for every limit."""
+        counts as sent then, in the windows Telegram counts (30 a second, one a second per chat,
+        20 a minute per group)."""
         sent = self._open.pop(chat_id, None)
         if sent is None:
             return
@@ -106,9 +107,8 @@ class Throttle:
         now = self.clock()
         self._latencies.append(now - sent.taken)
         later = now - min(self._latencies)
-        if later > sent.at:
+        if later > sent.at:  # (the even spacing stays from when it left: it is our pace)
             sent.at = later
-            self._latest = max(self._latest, later)
             self._last[chat_id] = max(self._last.get(chat_id, later), later)
 
 
