@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,55 @@ async def test_a_group_waiting_on_its_minute_does_not_hold_up_other_chats(
                 f"group message {i:02d}" for i in range(45)]
             assert calls[edit_at].params["text"] == await card_now(bot, n, DP_CHAT)
             assert await bot.services.outbox.pending() == 0
+    finally:
+        api.stop()
+
+
+async def test_a_message_whose_wait_ends_while_a_group_waits_goes_before_the_group(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once the group's minute is used up, a person's message backing off becomes due 10 s
+    later, with nothing else happening: it goes then (on the warped clock), not when the group's
+    next message may."""
+    api = FakeBotAPI(rate_limits=True).start()
+    try:
+        async with running_bot(tmp_path, clock, api=api, delivery=REAL_LIMITS) as bot:
+            warp = Warp()
+            passed = warp_rate_limits(api, warp, monkeypatch)
+            monkeypatch.setattr(outbox_job, "asyncio", WarpedAsyncio(warp))
+            sender = bot.services.sender
+            sender.throttle = Throttle(bot.settings.delivery, clock=warp.monotonic)
+            start, t0 = clock(), warp.now
+            monkeypatch.setattr(sender, "clock", lambda: start + timedelta(seconds=warp.now - t0))
+            counted = warp.bot(sender.bot)
+            due: list[float] = []
+
+            class WhenTheGroupIsFull:
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(counted, name)
+
+                async def send_message(self, chat_id: int, text: str, **kwargs: Any) -> Any:
+                    message = await counted.send_message(chat_id, text, **kwargs)
+                    window = sender.throttle._groups.get(DP_CHAT) or ()
+                    if chat_id == DP_CHAT and len(window) >= 20 and not due:
+                        due.append(warp.now + 10)
+                        await bot.services.db.write(  # no wake: nothing else happens
+                            "UPDATE outbox SET next_attempt_at = ? WHERE text = 'after its backoff'",
+                            (to_db(sender.clock() + timedelta(seconds=10)),))
+                    return message
+
+            monkeypatch.setattr(sender, "bot", WhenTheGroupIsFull())
+            async with bot.services.db.transaction() as conn:
+                for i in range(25):
+                    queue_text(conn, DP_CHAT, f"group message {i:02d}", start, buttons=BUTTONS)
+                queue_text(conn, 700_001, "after its backoff", start, buttons=BUTTONS)
+                conn.add("UPDATE outbox SET next_attempt_at = ? WHERE text = 'after its backoff'",
+                         (to_db(start + timedelta(hours=1)),))
+            await bot.settle()
+            group = [t for chat, t in passed if chat == DP_CHAT]
+            [private] = [t for chat, t in passed if chat == 700_001]
+            assert len(group) == 25 and api.count_429 == 0
+            assert due[0] <= private < group[20]  # when due, before the group's next message
     finally:
         api.stop()
 

@@ -227,7 +227,9 @@ class OutboxSender:
         when it was answered. Only this delivery waits (the next part of a long text, an
         attachment): other lanes go on meanwhile."""
         while (wait := self.throttle.take(chat_id)) > 0:
-            await asyncio.sleep(wait)
+            await asyncio.sleep(min(wait, self.interval))
+            if wait > self.interval:  # a long wait: let the drain look for rows due meanwhile
+                self._kick.set()
         ticket.claim()
         try:
             yield
@@ -433,6 +435,8 @@ class _Drain:
                     continue
                 self.release_holds()
                 now = s.throttle.clock()
+                if now - self.refilled_at >= s.interval:  # rows whose wait ended (a backoff)
+                    s._dirty = True
                 startable = bool(self.ready) and self.ready[0][0] <= now
                 if s._dirty and (not startable or now - self.refilled_at >= REFILL_EVERY):
                     await self.refill()
@@ -533,6 +537,8 @@ class _Drain:
             waits.append(min(self.held.values()) - s.monotonic())
         if s._dirty:
             waits.append(max(0.0, self.refilled_at + REFILL_EVERY - s.throttle.clock()))
+        elif self.waiting and not self.running:  # (a delivery ending, or ``_slot``, kicks)
+            waits.append(self.refilled_at + s.interval - s.throttle.clock())
         return max(0.0, min(waits)) if waits else None
 
     async def cleanup(self) -> None:
