@@ -272,6 +272,19 @@ class _InjectedError:
     predicate: Callable[[dict[str, Any]], bool] | None
 
 
+@dataclass
+class _InjectedDelay:
+    method: str
+    seconds: float
+    deliver: bool
+    times: int
+    predicate: Callable[[dict[str, Any]], bool] | None
+
+
+# What a request lost on its way is recorded with (it never reached "Telegram"): no answer came.
+LOST = {"ok": False, "error_code": 504, "description": "lost on the way: never reached Telegram"}
+
+
 # ---------------------------------------------------------------------------------------------
 # HTML parse mode
 # ---------------------------------------------------------------------------------------------
@@ -890,6 +903,7 @@ class FakeBotAPI:
         self._pending_callbacks: set[str] = set()
         self._commands: dict[tuple[str, str], list[JSON]] = {}
         self._injected_errors: list[_InjectedError] = []
+        self._injected_delays: list[_InjectedDelay] = []
         self._seq = itertools.count(1)
         self._rate_global: deque[float] = deque()
         self._rate_chat: dict[int, deque[float]] = {}
@@ -1086,6 +1100,30 @@ class FakeBotAPI:
             return self._dispatch_get_updates(params, files)
         if self.latency:  # the network's round trip, as from a phone's country to Telegram
             time.sleep(self.latency)
+        delay = self._take_delay(name, params)
+        if delay is None:
+            return self._dispatch_now(name, params, files)
+        if not delay.deliver:  # lost on the way: recorded as it arrives, then no answer in time
+            self._record(name, params, None, files, error=dict(LOST))
+            time.sleep(delay.seconds)
+            return 504, dict(LOST), None
+        answer = self._dispatch_now(name, params, files)  # done, but answered late
+        time.sleep(delay.seconds)
+        return answer
+
+    def _take_delay(self, method: str, params: dict[str, Any]) -> _InjectedDelay | None:
+        with self._lock:
+            for inj in self._injected_delays:
+                if inj.method == method and (inj.predicate is None or inj.predicate(params)):
+                    inj.times -= 1
+                    if inj.times <= 0:
+                        self._injected_delays.remove(inj)
+                    return inj
+        return None
+
+    def _dispatch_now(
+        self, name: str, params: dict[str, Any], files: dict[str, UploadedFile]
+    ) -> tuple[int, JSON, Callable[[], None] | None]:
         with self._lock:
             self._in_flight += 1
             self._last_activity = time.monotonic()
@@ -2000,6 +2038,22 @@ class FakeBotAPI:
             self._injected_errors.append(
                 _InjectedError(method, ApiError(error_code, description, parameters), times, predicate)
             )
+
+    def delay_next(
+        self,
+        method: str,
+        seconds: float,
+        *,
+        deliver: bool = True,
+        times: int = 1,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` (matching ``predicate``) only after
+        ``seconds``, so that a client with a shorter timeout gives up on them. ``deliver``: a
+        late answer, the call was done (the message is there, recorded as a success); else the
+        request was lost on its way and nothing was done (recorded with the error ``LOST``)."""
+        with self._lock:
+            self._injected_delays.append(_InjectedDelay(method, seconds, deliver, times, predicate))
 
     def block(self, chat_id: int) -> None:
         """Sends to this chat answer 403 (user blocked the bot / bot kicked from group)."""

@@ -107,8 +107,10 @@ async def test_unexpected_error_tells_the_user_and_logs_no_personal_data(
     bot.api.fail_next("sendMessage", "Bad Request: chat not found", times=MAX_ATTEMPTS,
                       predicate=lambda p: "Chan Lina Secret" in str(p.get("text", "")))
     m = await bot.say(bot.wg, bot.private(bot.wg), "/case 1", timeout=30)
-    # Tried MAX_ATTEMPTS times; told once, after the last; parked for an admin.
-    sorry = "Sorry, something went wrong. Nothing was changed; please try again."
+    # Tried MAX_ATTEMPTS times; told once, after the last; parked for an admin. Telegram refused
+    # the reply: whether something changed is not ours to promise.
+    sorry = ("Sorry, I could not reply, but your change may have been "
+             "recorded. Check with /case before trying again.")
     texts = bot.texts_since(m)
     assert texts[-1] == sorry and texts.count(sorry) == 1 and len(texts) == MAX_ATTEMPTS + 1
     parked = await Inbox(bot.services.db).parked()

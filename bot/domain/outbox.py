@@ -4,14 +4,23 @@ Kinds:
 - ``text``: send ``text`` (HTML) to ``chat_id``, with optional buttons in ``payload``.
 - ``card``: post the current card of ``case_id`` in ``chat_id`` for the unit in ``payload``, and
   the attachments ``payload["files"]`` names (see ``queue_card``).
-- ``refresh``: edit every posted card of ``case_id`` to its current state.
+- ``edit``: edit the card ``message_id`` posted in ``chat_id`` (of ``case_id``) to its current
+  state. ``queue_refresh`` queues one per posted card of a case, unless that card already has an
+  edit waiting: the changes of a burst collapse into one edit.
+- ``refresh`` (before 0009): edit every posted card of ``case_id``; turned into ``edit`` rows at
+  start (``OutboxStore.recover``).
 Cards are rendered when sent, so they always show the latest state.
+
+Each chat gets its texts and cards in order; card edits do not wait behind them (they change a
+message already there). A row is marked ``sending_at`` while the sender has it in hand; a row
+still so marked at start was in hand when the process died, and goes again (``recover``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +44,7 @@ class OutboxItem:
     joined: tuple[int, ...] = ()     # further rows sent in this one's message (see ``followers``)
     next_at: datetime | None = None  # when it is due
     unreachable: bool = False        # its chat blocked or removed the bot
+    message_id: int | None = None    # an edit: the card it edits
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -67,6 +77,7 @@ def _item(r: Any, now: datetime, *, more: bool = False) -> OutboxItem:
         r["id"], r["kind"], r["chat_id"], r["case_id"], r["text"], json.loads(r["payload"]),
         r["attempts"], from_db(r["created_at"]) or now, more,
         next_at=from_db(r["next_attempt_at"]) or now,
+        message_id=r["message_id"] if r["kind"] == "edit" else None,
     )
 
 
@@ -99,12 +110,38 @@ def queue_card(
     )
 
 
+# A card's edit still waiting, not yet in the sender's hands: a change joins it (the card is
+# rendered when the edit is sent, so it shows every change made before).
+_WAITING_EDIT = (
+    "SELECT 1 FROM outbox o INDEXED BY outbox_pending_edit WHERE o.kind = 'edit'"
+    " AND o.sent_at IS NULL AND o.failed_at IS NULL AND o.chat_id = c.chat_id"
+    " AND o.message_id = c.message_id AND o.sending_at IS NULL")
+
+
 def queue_refresh(conn: Tx, case_id: int, now: datetime) -> None:
+    """Every posted card of the case is to show its new state: an edit per card, unless one is
+    already waiting."""
     conn.add(
-        "INSERT INTO outbox(created_at, kind, case_id, next_attempt_at)"
-        " VALUES(?, 'refresh', ?, ?)",
-        (to_db(now), case_id, to_db(now)),
+        "INSERT INTO outbox(created_at, kind, chat_id, case_id, message_id, next_attempt_at)"
+        " SELECT ?, 'edit', c.chat_id, c.case_id, c.message_id, ? FROM case_cards c"
+        f" WHERE c.case_id = ? AND NOT EXISTS ({_WAITING_EDIT}) ORDER BY c.posted_at, c.message_id",
+        (to_db(now), to_db(now), case_id),
     )
+
+
+# Whether the update being handled committed a change (see ``note_change``): each update is
+# handled in a task of its own, which starts with the default.
+_changed: ContextVar[bool] = ContextVar("casebot_changed", default=False)
+
+
+def note_change() -> None:
+    """Called after a change committed (the services' ``on_commit``): the error handler then
+    knows not to say that nothing was changed."""
+    _changed.set(True)
+
+
+def changed_here() -> bool:
+    return _changed.get()
 
 
 class OutboxStore:
@@ -113,19 +150,22 @@ class OutboxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        """Rows to deliver now. A row waits while an earlier one to the same chat is still
-        pending (backing off, or held by a retry_after): each chat gets its messages in order."""
+    async def due(self, now: datetime, limit: int = 50,
+                  exclude: Collection[int] = ()) -> list[OutboxItem]:
+        """Rows to deliver now, oldest first, to chats not in ``exclude``. A text or card waits
+        while an earlier one to the same chat is still pending (backing off, or held by a
+        retry_after): each chat gets its messages in order. Card edits do not wait for them."""
         rows = await self.db.all(
-            "SELECT *, EXISTS (SELECT 1 FROM outbox q INDEXED BY outbox_pending_chat"
-            " WHERE q.sent_at IS NULL AND q.failed_at IS NULL AND q.chat_id = o.chat_id"
-            " AND q.id > o.id) AS more,"
+            "SELECT *, o.kind <> 'edit' AND EXISTS (SELECT 1 FROM outbox q INDEXED BY"
+            " outbox_pending_chat WHERE q.sent_at IS NULL AND q.failed_at IS NULL"
+            " AND q.chat_id = o.chat_id AND q.id > o.id AND q.kind <> 'edit') AS more,"
             " EXISTS (SELECT 1 FROM unreachable_chats x WHERE x.chat_id = o.chat_id) AS unreachable"
             " FROM outbox o INDEXED BY outbox_pending WHERE sent_at IS NULL AND failed_at IS NULL"
-            " AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox p"
-            " WHERE p.sent_at IS NULL AND p.failed_at IS NULL AND p.chat_id = o.chat_id"
-            " AND p.id < o.id) ORDER BY id LIMIT ?",
-            (to_db(now), limit),
+            " AND next_attempt_at <= ? AND o.chat_id NOT IN (SELECT value FROM json_each(?))"
+            " AND (o.kind = 'edit' OR NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY"
+            " outbox_pending_chat WHERE p.sent_at IS NULL AND p.failed_at IS NULL"
+            " AND p.chat_id = o.chat_id AND p.id < o.id AND p.kind <> 'edit')) ORDER BY id LIMIT ?",
+            (to_db(now), json.dumps(sorted(exclude)), limit),
         )
         return [replace(_item(r, now, more=bool(r["more"])), unreachable=bool(r["unreachable"]))
                 for r in rows]
@@ -135,11 +175,11 @@ class OutboxStore:
         """The plain texts queued right behind a plain text, for the same chat and due now, that
         fit with it in one message of ``room`` characters: a burst of one-line notices to a chat
         (the working group's, limited to 20 messages a minute) goes as one message. Also whether
-        the message should go now: a card, a card edit or a text with buttons waits behind it, or
+        the message should go now: a card or a text with buttons waits behind it, or
         nothing more fits."""
         rows = await self.db.all(
             "SELECT * FROM outbox INDEXED BY outbox_pending_chat WHERE sent_at IS NULL"
-            " AND failed_at IS NULL AND chat_id = ? AND id > ? ORDER BY id LIMIT 50",
+            " AND failed_at IS NULL AND chat_id = ? AND id > ? AND kind <> 'edit' ORDER BY id LIMIT 50",
             (item.chat_id, item.id))
         out: list[OutboxItem] = []
         for r in rows:
@@ -160,10 +200,35 @@ class OutboxStore:
         )
         return int(row[0]) if row else 0
 
-    async def mark_sending(self, item_ids: list[int], now: datetime) -> None:
-        """Claimed for sending. A row still "sending" after a crash is simply due again."""
+    async def mark_sending(self, item_ids: Iterable[int], now: datetime) -> None:
+        """In the sender's hands. Released (``release``) if it stops before the outcome is known;
+        a row still "sending" at start was in hand when the process died (``recover``)."""
         await self.db.write("UPDATE outbox SET sending_at = ? WHERE id = ?",
                             [(to_db(now), i) for i in item_ids], many=True)
+
+    async def release(self, item_ids: Iterable[int]) -> None:
+        """Back to pending: the sender stopped before it knew how the sending went."""
+        await self.db.write(
+            "UPDATE outbox SET sending_at = NULL WHERE id = ? AND sent_at IS NULL"
+            " AND failed_at IS NULL", [(i,) for i in item_ids], many=True)
+
+    async def recover(self, now: datetime) -> tuple[int, int]:
+        """At start: rows left "sending" by a process that died go again, once each (Telegram
+        may already have had one: it then arrives twice); refreshes queued before card edits
+        were rows of their own become edits. Returns (rows resent, refreshes turned)."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE outbox SET sending_at = NULL WHERE sent_at IS NULL AND failed_at IS NULL"
+                " AND sending_at IS NOT NULL")
+            resent = cur.rowcount
+            refreshes = await conn.all(
+                "SELECT id, case_id FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+                " AND kind = 'refresh' ORDER BY id")
+            for r in refreshes:
+                queue_refresh(conn, int(r[1]), now)
+                conn.add("UPDATE outbox SET sent_at = ?, last_error = 'turned into card edits'"
+                         " WHERE id = ?", (to_db(now), r[0]))
+        return resent, len(refreshes)
 
     async def mark_sent(self, ids: Iterable[int], now: datetime,
                         message_id: int | None = None) -> None:
@@ -183,6 +248,20 @@ class OutboxStore:
                 (chat_id, to_db(now), reason[:200]))
             return cur.rowcount > 0
 
+    async def fail_unreachable(self, chat_id: int, now: datetime) -> int:
+        """The rows due now to a chat that blocked or removed the bot end failed, unsent."""
+        return await self.db.write(
+            "UPDATE outbox SET failed_at = ?, last_error = 'unreachable', attempts = attempts + 1"
+            " WHERE chat_id = ? AND sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?",
+            (to_db(now), chat_id, to_db(now)))
+
+    async def hold_edits(self, chat_id: int, until: datetime) -> None:
+        """Telegram asked to wait before writing to this chat again: its card edits wait too."""
+        await self.db.write(
+            "UPDATE outbox SET next_attempt_at = MAX(next_attempt_at, ?) WHERE chat_id = ?"
+            " AND kind = 'edit' AND sent_at IS NULL AND failed_at IS NULL AND sending_at IS NULL",
+            (to_db(until), chat_id))
+
     async def queue_texts(self, chat_ids: list[int], text: str, now: datetime) -> None:
         async with self.db.transaction() as conn:
             for chat in chat_ids:
@@ -192,7 +271,8 @@ class OutboxStore:
         self, ids: Iterable[int], at: datetime, error: str, *, count_attempt: bool = True
     ) -> None:
         await self.db.write(
-            "UPDATE outbox SET next_attempt_at = ?, last_error = ?, attempts = attempts + ? WHERE id = ?",
+            "UPDATE outbox SET next_attempt_at = ?, last_error = ?, attempts = attempts + ?,"
+            " sending_at = NULL WHERE id = ?",
             [(to_db(at), error[:500], 1 if count_attempt else 0, i) for i in ids], many=True)
 
     async def mark_failed(self, ids: Iterable[int], now: datetime, error: str) -> None:
@@ -200,9 +280,18 @@ class OutboxStore:
             "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1 WHERE id = ?",
             [(to_db(now), error[:500], i) for i in ids], many=True)
 
+    async def last_event(self, case_id: int) -> int:
+        """The case's latest event: a card drawn after reading it shows every change up to it."""
+        row = await self.db.one("SELECT IFNULL(MAX(id), 0) FROM events WHERE case_id = ?",
+                                (case_id,))
+        return int(row[0]) if row else 0
+
     async def record_card(
-        self, ref: CardRef, now: datetime, sent_item_id: int | None = None
+        self, ref: CardRef, now: datetime, sent_item_id: int | None = None,
+        shows_event: int | None = None,
     ) -> None:
+        """A card was posted. ``shows_event``: the case's latest event when it was drawn; a
+        change committed since found no card to edit, so an edit follows."""
         async with self.db.transaction() as conn:
             conn.add(
                 "INSERT OR REPLACE INTO case_cards(case_id, chat_id, message_id, unit_id,"
@@ -213,6 +302,14 @@ class OutboxStore:
                 conn.add(
                     "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, message_id = ?"
                     " WHERE id = ?", (to_db(now), ref.message_id, sent_item_id),
+                )
+            if shows_event is not None:
+                conn.add(
+                    "INSERT INTO outbox(created_at, kind, chat_id, case_id, message_id,"
+                    " next_attempt_at) SELECT ?, 'edit', ?, ?, ?, ? WHERE EXISTS (SELECT 1"
+                    " FROM events WHERE case_id = ? AND id > ?)",
+                    (to_db(now), ref.chat_id, ref.case_id, ref.message_id, to_db(now),
+                     ref.case_id, shows_event),
                 )
 
     async def cards(self, case_id: int) -> list[CardRef]:
