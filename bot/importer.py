@@ -235,13 +235,14 @@ def validate(
     check = _RowCheck(col, {u.key.lower(): u for u in units}, {c.key.lower(): c for c in categories},
                       tz, now, _personal_cells(table, col, shifted))
     refs: dict[str, list[int]] = {}
-    hidden_refs: set[str] = set()  # references that one of their rows holds as personal data
     for line, cells in rows:
         ref = _text(check.get(cells, "external_ref"))
         if ref:
             refs.setdefault(ref, []).append(line)
-            if check.quote(ref, cells) is None:
-                hidden_refs.add(ref)
+    # A reference more than once is quoted unless one of its rows holds it as personal data.
+    by_line = dict(rows)
+    hidden_refs = {ref for ref, lines in refs.items() if len(lines) > 1
+                   and any(check.quote(ref, by_line[n]) is None for n in lines)}
     out: list[ImportedCase] = []
     problems: list[Problem] = []
     for line, cells in table.rows:
@@ -442,7 +443,10 @@ async def check_file(
 ) -> Checked:
     """Read and check a backlog file (``FileProblem`` if it cannot be read)."""
     table = await asyncio.to_thread(read_table, file_name, data)  # a workbook takes a moment
-    rows, problems = validate(table, await units.all(), await units.categories(), tz, now)
+    # Checking thousands of rows (and whether what a problem would quote is personal data) takes
+    # a moment too: not on the event loop either.
+    rows, problems = await asyncio.to_thread(validate, table, await units.all(), await units.categories(),
+                                             tz, now)
     known = await cases.known_external_refs([r.external_ref for r in rows])
     return Checked(file_name, rows, problems, len(table.rows), known)
 

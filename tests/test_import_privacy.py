@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
+from bot.i18n import use_locale
 from bot.importer import COLUMNS, PERSONAL_COLUMNS, Checked, Table, read_table, validate
 from tests.conftest import Clock, Domain
 from tests.harness import Bot
@@ -52,6 +53,19 @@ async def test_the_issues_file(domain: Domain, clock: Clock) -> None:
     assert checked.problem_lines() == [f"line 11: {SHIFTED}"]
     assert len(checked.rows) == 9  # the others are fine
     assert "012 909 808" not in lines_of(checked) and "Sok" not in lines_of(checked)
+
+
+async def test_in_khmer(domain: Domain, clock: Clock) -> None:
+    """The rows are checked off the event loop, in the reader's language all the same."""
+    with use_locale("km"):
+        checked = await check(domain, clock, issue_file())
+        assert checked.problem_lines() == [
+            "បន្ទាត់ 11៖ មាន 12 ក្រឡា ខណៈដែលជួរក្បាលមាន 11 (សញ្ញាក្បៀស ឬការចុះបន្ទាត់ក្នុងអត្ថបទ"
+            "ដែលមិននៅក្នុងសញ្ញាសម្រង់?)"]
+        data = xlsx([cells(status="012 909 808")])
+        assert (await check(domain, clock, data, "backlog.xlsx")).problem_lines() == [
+            "បន្ទាត់ 2៖ មិនស្គាល់ស្ថានភាព (មិនដកស្រង់ទេ ព្រោះអាចជាទិន្នន័យផ្ទាល់ខ្លួន; ត្រូវជាមួយក្នុងចំណោម៖ "
+            "new, assigned, in_progress, waiting_info, forwarded, acknowledged, resolved, closed)"]
 
 
 async def test_fewer_fields_a_line_break_in_a_text_not_in_quotes(domain: Domain, clock: Clock) -> None:
