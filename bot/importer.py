@@ -30,6 +30,7 @@ from bot.config import Settings
 from bot.domain.cases import CaseService
 from bot.domain.model import SUMMARY_MAX, TEXT_MAX, ImportedCase
 from bot.domain.rules import SOURCES, Status
+from bot.domain.scrub import Scrubber
 from bot.domain.units import Category, Unit, UnitService
 from bot.i18n import _, ngettext, use_locale
 
@@ -39,6 +40,9 @@ COLUMNS = (
     "citizen_name", "contact", "status", "resolved_date",
 )
 OPTIONAL_COLUMNS = frozenset({"resolved_date"})
+# Columns whose cells are never quoted in a problem (nor any value that holds one of them).
+PERSONAL_COLUMNS = ("citizen_name", "contact", "summary", "description")
+PERSONAL_MIN = 3  # a shorter personal-data cell ("-", "x") is looked for as the whole value only
 REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
 # Statuses a backlog row may carry (merged cases are not carried over).
 IMPORT_STATUSES = (
@@ -69,7 +73,7 @@ class FileProblem(Exception):
 class Table:
     header: list[str]                    # normalised: stripped, lower case
     rows: list[tuple[int, list[Cell]]]   # (line number in the file, cells); empty rows left out
-    strict_width: bool = False           # CSV: a row wider than the header is an error
+    strict_width: bool = False           # CSV: a row of more or fewer fields than the header is an error
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -192,6 +196,10 @@ def _shown(value: str, limit: int = 40) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
+def _norm(value: str) -> str:
+    return " ".join(value.split()).casefold()
+
+
 def _date(cell: Cell) -> date | None:
     """A date from an XLSX date cell or a YYYY-MM-DD text; None if it is neither."""
     if isinstance(cell, datetime):
@@ -216,34 +224,61 @@ def validate(
     """Check every row. Returns the valid rows, as cases to import, and the problems of the
     others: (line number, reason), in line order. A row with a problem is never imported.
 
-    Reasons quote the values of references, dates, sources, categories, units and statuses,
-    never those of ``citizen_name`` and ``contact`` (nor the texts): they name the column."""
+    Reasons name the column. They quote the values of references, dates, sources, categories,
+    units and statuses, but never a value that holds personal data: a cell of ``PERSONAL_COLUMNS``
+    (of any row), a part of the row's citizen name, a phone number (``bot/domain/scrub.py``). A
+    CSV row with more or fewer fields than the header (a comma in a text that is not in quotes
+    shifts every later cell) gets that one reason and quotes nothing."""
     col = {name: i for i, name in enumerate(table.header) if name in COLUMNS}
+    width = len(table.header)
+    shifted = {line for line, cells in table.rows if table.strict_width and len(cells) != width}
+    rows = [(line, cells) for line, cells in table.rows if line not in shifted]
     check = _RowCheck(col, {u.key.lower(): u for u in units}, {c.key.lower(): c for c in categories},
-                      tz, now)
+                      tz, now, _personal_cells(table, col, shifted))
     refs: dict[str, list[int]] = {}
-    for line, cells in table.rows:
+    for line, cells in rows:
         ref = _text(check.get(cells, "external_ref"))
         if ref:
             refs.setdefault(ref, []).append(line)
+    # A reference more than once is quoted unless one of its rows holds it as personal data.
+    by_line = dict(rows)
+    hidden_refs = {ref for ref, lines in refs.items() if len(lines) > 1
+                   and any(check.quote(ref, by_line[n]) is None for n in lines)}
     out: list[ImportedCase] = []
     problems: list[Problem] = []
     for line, cells in table.rows:
+        if line in shifted:
+            problems.append((line, ngettext(
+                "{n} field where the header has {columns} (a comma or a line break in a text that "
+                "is not in quotes?)",
+                "{n} fields where the header has {columns} (a comma or a line break in a text that "
+                "is not in quotes?)", len(cells)).format(n=len(cells), columns=width)))
+            continue
         found: list[str] = []
-        if table.strict_width and len(cells) > len(table.header) and not _blank(
-                cells[len(table.header):]):
-            found.append(_("more cells than the header has columns (a comma in a text that is "
-                           "not in quotes?)"))
         case = check.row(cells, found)
         ref = _text(check.get(cells, "external_ref"))
         if len(refs.get(ref, [])) > 1:
-            found.insert(0, _("external_ref '{ref}' appears more than once (lines {lines})").format(
-                ref=_shown(ref), lines=", ".join(str(n) for n in refs[ref])))
+            lines = ", ".join(str(n) for n in refs[ref])
+            found.insert(0, _("external_ref appears more than once (lines {lines}; not quoted: it may "
+                              "be personal data)").format(lines=lines) if ref in hidden_refs else
+                         _("external_ref '{ref}' appears more than once (lines {lines})").format(
+                             ref=_shown(ref), lines=lines))
         if found or case is None:
             problems.extend((line, reason) for reason in found)
         else:
             out.append(case)
     return out, problems
+
+
+def _personal_cells(table: Table, col: dict[str, int], shifted: set[int]) -> frozenset[str]:
+    """The cells of the personal-data columns, every row's (``_norm``); of a shifted row every
+    cell, since nobody knows which of them hold personal data."""
+    out: set[str] = set()
+    for line, cells in table.rows:
+        chosen = cells if line in shifted else [
+            cells[col[c]] for c in PERSONAL_COLUMNS if c in col and col[c] < len(cells)]
+        out.update(v for cell in chosen if (v := _norm(_text(cell))))
+    return frozenset(out)
 
 
 @dataclass
@@ -253,10 +288,30 @@ class _RowCheck:
     categories: dict[str, Category]
     tz: ZoneInfo
     now: datetime
+    personal: frozenset[str]  # the cells of PERSONAL_COLUMNS, every row's (``_norm``)
 
     def get(self, cells: list[Cell], name: str) -> Cell:
         i = self.col.get(name)
         return cells[i] if i is not None and i < len(cells) else None
+
+    def quote(self, value: str, cells: list[Cell]) -> str | None:
+        """``value`` as a problem may quote it (cut to 40 characters), or None when it may be
+        personal data: what it shows holds a cell of a personal-data column (of any row); it holds
+        one of the row's or is held in one; it holds a part of the row's citizen name, a phone
+        number, an e-mail address… (``Scrubber``)."""
+        norm, shown = _norm(value), _shown(value)
+        if norm in self.personal:
+            return None
+        visible = _norm(shown.removesuffix("…"))  # what the problem would show: none of it personal
+        if any(visible[i:j] in self.personal for i in range(len(visible))
+               for j in range(i + PERSONAL_MIN, len(visible) + 1)):
+            return None
+        own = [_text(self.get(cells, c)) for c in PERSONAL_COLUMNS]
+        if any(p and (p in norm or norm in p) for p in map(_norm, own)):
+            return None
+        if Scrubber([own[0]], [own[1]]).finds(value):
+            return None
+        return shown
 
     def row(self, cells: list[Cell], found: list[str]) -> ImportedCase | None:
         """The row as a case to import, or None with the reasons added to ``found``."""
@@ -273,16 +328,22 @@ class _RowCheck:
         source_text = _text(self.get(cells, "source"))
         source = _key(source_text) or "other"
         if source not in SOURCES:
-            found.append(_("unknown source '{value}' (one of: {keys})").format(
-                value=_shown(source_text), keys=", ".join(SOURCES)))
+            value = self.quote(source_text, cells)
+            found.append(_("unknown source (not quoted: it may be personal data; one of: {keys})").format(
+                keys=", ".join(SOURCES)) if value is None else _(
+                "unknown source '{value}' (one of: {keys})").format(value=value, keys=", ".join(SOURCES)))
         category_key = text("category", 100, True)
         category = self.categories.get(category_key.lower()) if category_key else None
         if category_key and category is None:
-            found.append(_("unknown category '{key}'").format(key=_shown(category_key)))
+            value = self.quote(category_key, cells)
+            found.append(_("unknown category (not quoted: it may be personal data)") if value is None
+                         else _("unknown category '{key}'").format(key=value))
         unit_key = text("unit", 100, True)
         unit = self.units.get(unit_key.lower()) if unit_key else None
         if unit_key and unit is None:
-            found.append(_("unknown unit '{key}'").format(key=_shown(unit_key)))
+            value = self.quote(unit_key, cells)
+            found.append(_("unknown unit (not quoted: it may be personal data)") if value is None
+                         else _("unknown unit '{key}'").format(key=value))
         summary = text("summary", SUMMARY_MAX, True)
         description = text("description", TEXT_MAX, False)
         name = text("citizen_name", NAME_MAX, True)
@@ -292,8 +353,11 @@ class _RowCheck:
         if status_text:
             status = next((s for s in IMPORT_STATUSES if s.value == _key(status_text)), None)
             if status is None:
-                found.append(_("unknown status '{value}' (one of: {keys})").format(
-                    value=_shown(status_text), keys=", ".join(IMPORT_STATUSES)))
+                value = self.quote(status_text, cells)
+                keys = ", ".join(IMPORT_STATUSES)
+                found.append(_("unknown status (not quoted: it may be personal data; one of: {keys})").format(
+                    keys=keys) if value is None else _("unknown status '{value}' (one of: {keys})").format(
+                    value=value, keys=keys))
         resolved = self.day(cells, "resolved_date", False, found)
         if status in FINISHED and _text(self.get(cells, "resolved_date")) == "":
             found.append(_("status {status} needs a resolved_date").format(status=status))
@@ -327,8 +391,10 @@ class _RowCheck:
             return None
         value = _date(raw)
         if value is None:
-            found.append(_("{column}: '{value}' is not a date like 2026-04-30").format(
-                column=name, value=_shown(_text(raw))))
+            shown = self.quote(_text(raw), cells)
+            found.append(_("{column} is not a date like 2026-04-30 (not quoted: it may be personal "
+                           "data)").format(column=name) if shown is None else _(
+                "{column}: '{value}' is not a date like 2026-04-30").format(column=name, value=shown))
             return None
         if value > self.now.astimezone(self.tz).date():
             found.append(_("{column} {value} is in the future").format(column=name, value=value.isoformat()))
@@ -378,7 +444,10 @@ async def check_file(
 ) -> Checked:
     """Read and check a backlog file (``FileProblem`` if it cannot be read)."""
     table = await asyncio.to_thread(read_table, file_name, data)  # a workbook takes a moment
-    rows, problems = validate(table, await units.all(), await units.categories(), tz, now)
+    # Checking thousands of rows (and whether what a problem would quote is personal data) takes
+    # a moment too: not on the event loop either.
+    rows, problems = await asyncio.to_thread(validate, table, await units.all(), await units.categories(),
+                                             tz, now)
     known = await cases.known_external_refs([r.external_ref for r in rows])
     return Checked(file_name, rows, problems, len(table.rows), known)
 

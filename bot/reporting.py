@@ -341,7 +341,7 @@ async def stream_export(reports: ReportService, path: Path, period: Period | Non
     try:
         case_header, event_header = reports.export_headers(personal)
         for title, header, rows in (("cases", case_header, reports.export_cases(period, scope, personal)),
-                                    ("events", event_header, reports.export_events(period, scope))):
+                                    ("events", event_header, reports.export_events(period, scope, personal))):
             append = out.sheet(title, header)
             async with aclosing(rows):  # on an error, its cursor is closed before the database
                 async for row in rows:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from bot.db import Database, from_db, to_db
 from bot.domain.errors import Invalid
+from bot.domain.scrub import Scrubber, scrubber
 from bot.domain.units import UnitService
 from bot.i18n import _
 from bot.inputs import YEAR_MAX, YEAR_MIN, ascii_digits, excerpt
@@ -340,35 +341,40 @@ class ReportService:
 
     async def export_cases(self, period: Period | None, scope: set[int] | None,
                            personal: bool) -> AsyncGenerator[list[object], None]:
-        """The cases received in the period (everything without one), a row each, by id. Closed
-        early (``aclose``), it closes its cursor there and then."""
+        """The cases received in the period (everything without one), a row each, by id. Without
+        personal data, no name or contact, and the summary and description scrubbed of the
+        case's names, contacts and phone numbers (``bot/domain/scrub.py``). Closed early
+        (``aclose``), it closes its cursor there and then."""
         where, params = self._period_where(period)
-        sql = ("SELECT c.*, cat.key AS category_key, pu.key AS place_key, u.key AS unit_key"
-               " FROM cases c JOIN categories cat ON cat.id = c.category_id"
+        sql = ("SELECT c.*, cat.key AS category_key, pu.key AS place_key, u.key AS unit_key, "
+               + _OTHERS + " FROM cases c JOIN categories cat ON cat.id = c.category_id"
                " JOIN units pu ON pu.id = c.place_unit_id LEFT JOIN units u ON u.id = c.unit_id"
                + where + " ORDER BY c.id")
         async with aclosing(self._stream(sql, params)) as rows:
             async for r in rows:
                 if scope is not None and r["unit_id"] not in scope and r["place_unit_id"] not in scope:
                     continue
+                text = _keep if personal else _scrubber(r)
                 line: list[object] = [
                     r["id"], r["external_ref"], r["status"], r["outcome"], r["source"], r["category_key"],
                     r["place_key"], r["unit_key"], r["priority"], r["received_at"], r["created_at"],
                     r["due_at"], r["resolved_at"], r["closed_at"], r["reopen_count"], r["handoffs"],
-                    r["bouncing"], r["merged_into"], r["summary"], r["description"]]
+                    r["bouncing"], r["merged_into"], text(r["summary"]), text(r["description"])]
                 if personal:
                     line += [r["citizen_name"], r["citizen_contact"]]
                 yield line
 
-    async def export_events(self, period: Period | None,
-                            scope: set[int] | None) -> AsyncGenerator[list[object], None]:
-        """The events of the cases ``export_cases`` gives, by case and in order. Closed early
-        (``aclose``), it closes its cursor there and then."""
+    async def export_events(self, period: Period | None, scope: set[int] | None,
+                            personal: bool = True) -> AsyncGenerator[list[object], None]:
+        """The events of the cases ``export_cases`` gives, by case and in order; without personal
+        data, their notes scrubbed as the cases' texts are. Closed early (``aclose``), it closes
+        its cursor there and then."""
         where, params = self._period_where(period)
-        if where or scope is not None:  # only the events of the cases exported
+        if where or scope is not None or not personal:  # only the events of the cases exported
             sql = ("SELECT e.case_id, e.at, e.actor_name, e.action, e.from_status, e.to_status,"
-                   " e.note, c.unit_id, c.place_unit_id FROM events e JOIN cases c ON c.id = e.case_id"
-                   + where + " ORDER BY e.case_id, e.id")
+                   " e.note, c.unit_id, c.place_unit_id"
+                   + ("" if personal else ", c.citizen_name, c.citizen_contact, " + _OTHERS)
+                   + " FROM events e JOIN cases c ON c.id = e.case_id" + where + " ORDER BY e.case_id, e.id")
         else:  # every case: every event
             sql = ("SELECT case_id, at, actor_name, action, from_status, to_status, note FROM events"
                    " ORDER BY case_id, id")
@@ -376,8 +382,26 @@ class ReportService:
             async for e in rows:
                 if scope is not None and e["unit_id"] not in scope and e["place_unit_id"] not in scope:
                     continue
+                note = e["note"] if personal else _scrubber(e)(e["note"])
                 yield [e["case_id"], e["at"], e["actor_name"], e["action"], e["from_status"],
-                       e["to_status"], e["note"]]
+                       e["to_status"], note]
+
+
+# The further citizens behind a case (from merged duplicates), as JSON [[name, contact], ...].
+_OTHERS = ("(SELECT json_group_array(json_array(cc.name, cc.contact)) FROM case_contacts cc"
+           " WHERE cc.case_id = c.id) AS others")
+
+
+def _keep(text: str) -> str:
+    return text
+
+
+def _scrubber(row: sqlite3.Row) -> Scrubber:
+    """The scrubber of a case's personal data: its citizen's and those of its merged duplicates
+    (the same for every event of a case: ``scrubber`` keeps the last few)."""
+    others = [(str(n), str(c)) for n, c in json.loads(row["others"] or "[]")]
+    return scrubber((row["citizen_name"], *(n for n, _c in others)),
+                    (row["citizen_contact"], *(c for _n, c in others)))
 
 
 def suppress(count: int) -> int | str:
