@@ -200,6 +200,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 2 if settings is None else asyncio.run(cli_stats(settings, args))
 
 
+def cmd_accesslog(args: argparse.Namespace) -> int:
+    from bot.accesslog import cli_accesslog
+
+    settings = _offline(args)
+    return 2 if settings is None else asyncio.run(cli_accesslog(settings, args))
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -221,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         ("report", "the period report the ministry publishes"),
         ("export", "cases and their events as CSV or XLSX"),
         ("stats", "public figures without personal data"),
+        ("accesslog", "who saw which case's personal data, as CSV or XLSX"),
         ("inbox", "updates waiting or parked after failing; hand one to the bot again"),
         ("health", "exit 0 if the database is intact and the running bot's sender alive, else 1"),
     ):
@@ -242,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parsers["run"].add_argument("--webhook", action="store_true",
                                 help="take updates by webhook (config [webhook]) instead of polling")
     parsers["inbox"].add_argument("--retry", type=int, metavar="ID", help="hand a parked update again")
+    from bot.accesslog import add_arguments
+
+    add_arguments(parsers["accesslog"])
     sta = parsers["stats"]
     sta.add_argument("--format", choices=("md", "json"), default="md")
     parsers["health"].add_argument(
@@ -249,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         help="heartbeat age that counts as dead (default: 60, or more with a long outbox.interval_seconds)")
     args = parser.parse_args(argv)
     commands = {"check-config": cmd_check_config, "import": cmd_import, "report": cmd_report,
-                "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox, "health": cmd_health}
+                "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox, "health": cmd_health,
+                "accesslog": cmd_accesslog}
     from bot.db import DatabaseOpenError
 
     try:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from bot.domain import access
 from bot.domain.cases import CaseService, CaseView
 from bot.domain.outbox import CardRef, OutboxItem, OutboxStore, backoff
 from bot.health import Heartbeat, heartbeat_path
@@ -63,6 +64,7 @@ class OutboxSender:
         self._task: asyncio.Task[None] | None = None
         self.tz = cases.settings.tz
         self.heartbeat = Heartbeat(heartbeat_path(cases.settings.database_path), clock)  # casebot health
+        self.access = access.AccessLog(cases.db, cases.units, cases.people)  # who saw personal data
 
     def wake(self) -> None:
         self._wake.set()
@@ -254,14 +256,18 @@ class OutboxSender:
             message_id = message.message_id
         return message_id
 
+    @staticmethod
+    def _personal(case: CaseView, unit_id: int | None) -> bool:
+        """Whether the card posted for ``unit_id`` shows the citizen's name and contact now: not
+        once the case has left that unit; never to another institution's liaisons."""
+        return (unit_id is None or unit_id == case.unit_id) and case.unit_kind != "external"
+
     def _render(self, case: CaseView, unit_id: int | None) -> tuple[str, list[list[tuple[str, str]]]]:
         """The card as the unit it was posted for should see it now."""
         now = self.clock()
         if unit_id is not None and unit_id != case.unit_id:
             return moved_card_text(case), []
-        # Another institution's liaisons do not see the citizen's name and contact.
-        personal = case.unit_kind != "external"
-        return card_text(case, self.tz, now, personal=personal), card_buttons(case)
+        return card_text(case, self.tz, now, personal=self._personal(case, unit_id)), card_buttons(case)
 
     async def _post_card(self, item: OutboxItem) -> None:
         assert item.chat_id is not None and item.case_id is not None
@@ -272,13 +278,16 @@ class OutboxSender:
                 await self.store.mark_sent((item.id,), self.clock())  # moved on before delivery
                 return
             text, buttons = self._render(case, unit_id)
+        personal = self._personal(case, unit_id)
+        viewer = await self.access.chat(item.chat_id)
         await self._pace(item.chat_id)
         message: Message = await self.bot.send_message(
             item.chat_id, text, reply_markup=keyboard(buttons)
         )
-        await self.store.record_card(
-            CardRef(case.id, item.chat_id, message.message_id, unit_id), self.clock(), item.id
-        )
+        await self.store.record_card(  # with personal data: a view by that chat, recorded with it
+            CardRef(case.id, item.chat_id, message.message_id, unit_id, personal), self.clock(),
+            item.id, viewer if personal else None)
+        files = 0
         for att in await self.cases.attachments(case.id):
             if att.purpose != "intake":
                 continue
@@ -291,15 +300,19 @@ class OutboxSender:
                 else:
                     await self.bot.send_document(item.chat_id, att.file_id, caption=caption,
                                                  reply_to_message_id=message.message_id)
+                files += 1
             except TelegramError as exc:  # the card is out; a bad file must not resend it
                 log.warning("attachment %s of case %s not sent: %s", att.id, case.id, exc.message)
+        if files:
+            await access.record(self.cases.db, viewer, (case.id,), access.VIA_FILES, self.clock())
 
     async def _refresh(self, item: OutboxItem) -> None:
         assert item.case_id is not None
         row, refs = await self.cases.with_cards(item.case_id)
         for ref in refs:
             with use_locale(await self.cases.units.language_of(ref.chat_id)):
-                text, buttons = self._render(self.cases.view(row), ref.unit_id)
+                case = self.cases.view(row)
+                text, buttons = self._render(case, ref.unit_id)
             await self._pace(ref.chat_id)
             try:
                 await self.bot.edit_message_text(
@@ -309,8 +322,13 @@ class OutboxSender:
             except (BadRequest, Forbidden) as exc:
                 msg = exc.message.lower()
                 if "not modified" in msg:
-                    continue
-                if isinstance(exc, Forbidden) or "not found" in msg or "can't be edited" in msg:
+                    pass  # shown already (by an earlier try, which may have died before recording it)
+                elif isinstance(exc, Forbidden) or "not found" in msg or "can't be edited" in msg:
                     await self.store.forget_card(ref.chat_id, ref.message_id)
                     continue
-                raise
+                else:
+                    raise
+            personal = self._personal(case, ref.unit_id)
+            if personal != ref.personal:  # the name and contact appear on it again: a new view
+                seen = await self.access.chat(ref.chat_id) if personal else None
+                await self.store.card_personal(ref, personal, self.clock(), seen)
