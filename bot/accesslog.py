@@ -74,5 +74,5 @@ async def cli_accesslog(settings: Settings, args: argparse.Namespace) -> int:
         await db.close()
     for file in files:
         print(f"wrote {file}")
-    print(f"{written} views of personal data")
+    print(f"views of personal data: {written}")
     return 0

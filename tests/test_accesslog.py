@@ -306,7 +306,7 @@ async def test_cli_accesslog_exports_the_log(domain: Domain, clock: Clock, tmp_p
         (str(b), "card", str(WG_CHAT), "working group", str(WG_CHAT), ""),
     ]
     assert rows[0]["at_utc"] == "2026-11-02T02:00:00+00:00"
-    assert "4 views of personal data" in capsys.readouterr().out
+    assert "views of personal data: 4" in capsys.readouterr().out
     rows = await asyncio.to_thread(run, "--case", str(a))
     assert [r["via"] for r in rows] == ["case", "card"]
     rows = await asyncio.to_thread(run, "--since", "2026-11-04")  # local dates
