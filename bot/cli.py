@@ -218,6 +218,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 2 if settings is None else cli_restore(settings, Path(args.backup), force=args.force)
 
 
+def cmd_accesslog(args: argparse.Namespace) -> int:
+    from bot.accesslog import cli_accesslog
+
+    settings = _offline(args)
+    return 2 if settings is None else asyncio.run(cli_accesslog(settings, args))
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -239,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         ("report", "the period report the ministry publishes"),
         ("export", "cases and their events as CSV or XLSX"),
         ("stats", "public figures without personal data"),
+        ("accesslog", "who saw which case's personal data, as CSV or XLSX"),
         ("inbox", "updates waiting or parked after failing; hand one to the bot again"),
         ("health", "exit 0 if the database is intact and the running bot's sender alive, else 1"),
         ("backup", "copy the database (also while the bot runs) into one checked file"),
@@ -262,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     parsers["run"].add_argument("--webhook", action="store_true",
                                 help="take updates by webhook (config [webhook]) instead of polling")
     parsers["inbox"].add_argument("--retry", type=int, metavar="ID", help="hand a parked update again")
+    from bot.accesslog import add_arguments
+
+    add_arguments(parsers["accesslog"])
     sta = parsers["stats"]
     sta.add_argument("--format", choices=("md", "json"), default="md")
     parsers["health"].add_argument(
@@ -275,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     commands = {"check-config": cmd_check_config, "import": cmd_import, "report": cmd_report,
                 "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox, "health": cmd_health,
-                "backup": cmd_backup, "restore": cmd_restore}
+                "backup": cmd_backup, "restore": cmd_restore, "accesslog": cmd_accesslog}
     from bot.db import DatabaseOpenError
 
     try:

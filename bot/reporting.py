@@ -19,6 +19,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from bot.config import Settings
 from bot.db import Database
+from bot.domain import access
 from bot.domain.errors import DomainError
 from bot.domain.reports import Period, Report, ReportService, parse_period
 from bot.domain.rules import OUTCOME_LABELS
@@ -321,8 +322,10 @@ async def cli_export(settings: Settings, args: argparse.Namespace) -> int:
         path = path.with_suffix(".xlsx")
     personal = not args.no_personal_data
     db, reports = await _open(settings)
+    shown: list[int] = []
     try:
-        out, counts = await stream_export(reports, path, period, None, personal)
+        out, counts = await stream_export(reports, path, period, None, personal, shown=shown)
+        await access.record(db, access.CLI, shown, access.VIA_EXPORT, datetime.now(UTC))
     finally:
         await db.close()
     for file in out.close():
@@ -332,10 +335,12 @@ async def cli_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def stream_export(reports: ReportService, path: Path, period: Period | None,
-                        scope: set[int] | None, personal: bool) -> tuple[TableWriter, dict[str, int]]:
+                        scope: set[int] | None, personal: bool, *, shown: list[int] | None = None,
+                        ) -> tuple[TableWriter, dict[str, int]]:
     """The cases sheet and the events sheet, written as read, a batch at a time: exports of any
     size in little memory. Returns the writer, still to be closed (``close`` saves an XLSX), and
-    the rows written per sheet. On an error nothing is saved."""
+    the rows written per sheet. On an error nothing is saved. With personal data, ``shown``
+    gets the number of each case written (for the access log: bot/domain/access.py)."""
     counts = {"cases": 0, "events": 0}
     out = TableWriter(path)
     try:
@@ -347,6 +352,8 @@ async def stream_export(reports: ReportService, path: Path, period: Period | Non
                 async for row in rows:
                     append(row)
                     counts[title] += 1
+                    if personal and shown is not None and title == "cases":
+                        shown.append(int(str(row[0])))
     except BaseException:
         out.abort()
         raise

@@ -35,7 +35,7 @@ def shared_bot(examples: int) -> settings:
 
 # What the database holds; who was seen last, refusals noted and messages queued may change.
 STATE_TABLES = ("units", "categories", "chat_bindings", "settings_kv", "cases", "attachments", "events",
-                "grants", "invitations", "case_contacts", "digest_mute", "chat_languages")
+                "grants", "invitations", "case_contacts", "digest_mute", "chat_languages", "data_access")
 CASES = {1, 2}  # #1 assigned to Daun Penh, #2 new
 UNIT_KEYS = {"moi", "pp", "pp-dp", "pp-ck", "sr", "mlm", "workgroup", "-"}
 USERNAMES = {"admin", "sophea_wg", *(p[2] for p in PEOPLE)}
@@ -114,16 +114,17 @@ HOSTILE_COMMANDS = st.one_of(
     st.builds("/digest {}".format, hostile(lambda t: t.lower() not in ("on", "off"))),
     st.builds("/report {}".format, hostile(not_period)),
     st.builds("/export {}".format, hostile(lambda t: t != "nopd" and not_period(t))),
+    st.builds("/accesslog {} {}".format, hostile(not_case), WORDS),
     st.builds("/start {}".format, hostile()),
 )
 ALL_COMMANDS = [*CASE_COMMANDS, "invite", "invites", "people", "revoke", "whoami", "refusals", "bindchat",
                 "units", "lang", "digest", "report", "export", "stats", "start", "help", "mycases",
-                "overdue", "bouncing", "cancel"]
+                "overdue", "bouncing", "cancel", "accesslog"]
 ANY_TEXT = st.one_of(st.text(max_size=300), WORDS)
 
 # Every callback data prefix the bot registers (the intake's and the prompts' answer only in
 # their conversation; anywhere else the press is an old button), and none.
-PREFIXES = ["lang:", "c:", "fp:", "as:", "ap:", "ans:", "fw:", "mc:", "od:", "iw:", "imp:", "imx:", "ns:",
+PREFIXES = ["lang:", "c:", "fp:", "as:", "ap:", "ans:", "fw:", "mc:", "od:", "iw:", "al:", "imp:", "imx:", "ns:",
             "nc:", "np:", "nu:", "nk:", "nd:", "nf:", "ne:", "fwd:", "ev:", "fc:", ""]
 HOSTILE_FIELD = st.one_of(
     st.text(st.sampled_from(OTHER_DIGITS), min_size=1, max_size=4),
@@ -221,7 +222,7 @@ FOUND: list[tuple[str, str]] = [
     ("/assign 1 " + "x" * 5000, "There is no unit with the key “" + "x" * 39 + "…”."),
     ("/assign 1 pp-dp " + "<" * 3000, "“" + "<" * 39 + "…” is not a @username or a Telegram id."),
 ]
-FOUND_BUTTONS = ["as:²:1", "ap:²:0:0", "fw:²:6", "ans:²", "fp:²", "iw:²", "mc:²", "od:²", "c:²:1:acc",
+FOUND_BUTTONS = ["al:²:0", "al:1:²", "as:²:1", "ap:²:0:0", "fw:²:6", "ans:²", "fp:²", "iw:²", "mc:²", "od:²", "c:²:1:acc",
                  "c:1:²:res", "c:٣:1:acc", "np:²:0", "as:99999999999:1", "ap:1:0:99999999999",
                  "fw:1:99999999999999999999", "lang:xx"]
 

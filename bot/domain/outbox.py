@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.db import Database, Tx, from_db, to_db
+from bot.domain import access
 
 Buttons = list[list[tuple[str, str]]]  # rows of (label, callback data)
 
@@ -62,14 +63,15 @@ class CardRef:
     chat_id: int
     message_id: int
     unit_id: int | None
+    personal: bool = True  # it shows the citizen's name and contact
 
 
-CARDS_SQL = ("SELECT case_id, chat_id, message_id, unit_id FROM case_cards WHERE case_id = ?"
-             " ORDER BY posted_at, message_id")  # a case's posted cards, oldest first
+CARDS_SQL = ("SELECT case_id, chat_id, message_id, unit_id, personal FROM case_cards"
+             " WHERE case_id = ? ORDER BY posted_at, message_id")  # a case's posted cards, oldest first
 
 
 def card_refs(rows: Iterable[Any]) -> list[CardRef]:
-    return [CardRef(r[0], r[1], r[2], r[3]) for r in rows]
+    return [CardRef(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
 
 
 def _item(r: Any, now: datetime, *, more: bool = False) -> OutboxItem:
@@ -288,16 +290,19 @@ class OutboxStore:
 
     async def record_card(
         self, ref: CardRef, now: datetime, sent_item_id: int | None = None,
-        shows_event: int | None = None,
+        shows_event: int | None = None, seen: access.Viewer | None = None,
     ) -> None:
         """A card was posted. ``shows_event``: the case's latest event when it was drawn; a
-        change committed since found no card to edit, so an edit follows."""
+        change committed since found no card to edit, so an edit follows. With ``seen``, it
+        showed personal data to them (bot/domain/access.py)."""
         async with self.db.transaction() as conn:
             conn.add(
                 "INSERT OR REPLACE INTO case_cards(case_id, chat_id, message_id, unit_id,"
-                " posted_at) VALUES(?,?,?,?,?)",
-                (ref.case_id, ref.chat_id, ref.message_id, ref.unit_id, to_db(now)),
+                " posted_at, personal) VALUES(?,?,?,?,?,?)",
+                (ref.case_id, ref.chat_id, ref.message_id, ref.unit_id, to_db(now), ref.personal),
             )
+            if seen is not None:
+                access.add(conn, seen, (ref.case_id,), access.VIA_CARD, now)
             if sent_item_id is not None:
                 conn.add(
                     "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, message_id = ?"
@@ -312,16 +317,26 @@ class OutboxStore:
                      ref.case_id, shows_event),
                 )
 
+    async def card_personal(self, ref: CardRef, personal: bool, now: datetime,
+                            seen: access.Viewer | None = None) -> None:
+        """A posted card was edited to show (or no longer show) the citizen's name and contact;
+        with ``seen``, that is a view by them."""
+        async with self.db.transaction() as conn:
+            conn.add("UPDATE case_cards SET personal = ? WHERE chat_id = ? AND message_id = ?",
+                     (personal, ref.chat_id, ref.message_id))
+            if seen is not None:
+                access.add(conn, seen, (ref.case_id,), access.VIA_CARD, now)
+
     async def cards(self, case_id: int) -> list[CardRef]:
         return card_refs(await self.db.all(CARDS_SQL, (case_id,)))
 
     async def card_at(self, chat_id: int, message_id: int) -> CardRef | None:
         r = await self.db.one(
-            "SELECT case_id, chat_id, message_id, unit_id FROM case_cards"
+            "SELECT case_id, chat_id, message_id, unit_id, personal FROM case_cards"
             " WHERE chat_id = ? AND message_id = ?",
             (chat_id, message_id),
         )
-        return None if r is None else CardRef(r[0], r[1], r[2], r[3])
+        return None if r is None else CardRef(r[0], r[1], r[2], r[3], bool(r[4]))
 
     async def forget_card(self, chat_id: int, message_id: int) -> None:
         async with self.db.transaction() as conn:

@@ -139,6 +139,7 @@ INVITES: dict[Role, tuple[frozenset[Role], str]] = {
     R.SUPERVISOR: (frozenset({R.OFFICIAL}), "subtree"),
 }
 SEES_PEOPLE = frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR})  # /people (supervisors: subtree)
+SEES_ACCESS_LOG = frozenset({R.ADMIN})  # /accesslog: who saw a case's personal data
 
 
 # Free text an action must carry (minimum length); the rest is optional.

@@ -9,7 +9,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
 from telegram.warnings import PTBUserWarning
 
-from bot.handlers import basics, cards, commands, digest, importing, intake, people, reports
+from bot.handlers import accesslog, basics, cards, commands, digest, importing, intake, people, reports
 from bot.handlers.errors import on_error
 from bot.handlers.flood import FloodGuard
 
@@ -40,6 +40,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         *cards.handlers(),
         *commands.handlers(),
         *people.handlers(),
+        *accesslog.handlers(),
         *reports.handlers(),
         *digest.handlers(),
         CommandHandler("cancel", basics.nothing_to_cancel),

@@ -155,6 +155,7 @@ async def help_text(update: Update, context: Context) -> str:
         lines.append(_("/bindchat &lt;unit-key&gt; — (in a group) make it the unit's chat; "
                        "/bindchat workgroup for the working group"))
         lines.append(_("/refusals — recent refused attempts"))
+        lines.append(_("/accesslog &lt;case&gt; — who saw the citizen's personal data"))
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ from html import escape
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
+from bot.domain.access import VIA_CASE, VIA_FILES
 from bot.domain.cases import CaseService
 from bot.domain.errors import DomainError
 from bot.domain.model import Actor, CaseView, Change
@@ -18,6 +19,7 @@ from bot.handlers.cards import ask_share
 from bot.handlers.common import (
     Context,
     UsageError,
+    access_log,
     actor,
     case_arg,
     edit_text,
@@ -233,7 +235,10 @@ async def case(update: Update, context: Context) -> None:
         return
     tz = services.settings.tz
     text = card_text(view, tz, now(context), personal=personal)
-    if personal:
+    files = await services.cases.attachments(case_id) if personal else []
+    if personal:  # recorded before it is shown (bot/domain/access.py)
+        await access_log(services).shown(actor(update), case_id,
+                                         [VIA_CASE, *([VIA_FILES] if files else [])], now(context))
         for extra in await services.cases.contacts(case_id):
             text += "\n👤 " + escape(extra)
     history = history_lines(await services.cases.history(case_id), tz)
@@ -242,7 +247,7 @@ async def case(update: Update, context: Context) -> None:
     chat = update.effective_chat
     if chat is None or not personal:
         return
-    for att in await services.cases.attachments(case_id):
+    for att in files:
         caption = f"#{case_id} · " + (_("evidence") if att.purpose == "evidence" else _("attachment"))
         if att.kind == "photo":
             await chat.send_photo(att.file_id, caption=caption)

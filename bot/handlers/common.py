@@ -10,6 +10,7 @@ from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.app import SERVICES, Services
+from bot.domain.access import AccessLog
 from bot.domain.cases import Actor
 from bot.domain.errors import DomainError, Invalid
 from bot.domain.outbox import Buttons
@@ -24,6 +25,11 @@ ReplyMarkup = ForceReply | InlineKeyboardMarkup
 def svc(context: Context) -> Services:
     services: Services = context.application.bot_data[SERVICES]
     return services
+
+
+def access_log(services: Services) -> AccessLog:
+    """Who saw which case's personal data (bot/domain/access.py)."""
+    return AccessLog(services.db, services.units, services.people)
 
 
 def now(context: Context) -> datetime:

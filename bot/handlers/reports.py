@@ -13,10 +13,11 @@ from typing import Any
 from telegram import InputFile, Update
 from telegram.ext import CommandHandler
 
+from bot.domain import access
 from bot.domain.errors import DomainError, Forbidden, Invalid
 from bot.domain.reports import Period, ReportService, parse_period
 from bot.domain.rules import GLOBAL_ROLES, Role
-from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
+from bot.handlers.common import Context, UsageError, access_log, actor, now, refuse, reply, svc
 from bot.i18n import N_, _
 from bot.reporting import charts, fairness_lines, render_report, stream_export
 
@@ -103,8 +104,14 @@ async def export(update: Update, context: Context) -> None:
     # Streamed to a temporary file a batch at a time (any size in little memory), sent, deleted.
     with tempfile.TemporaryDirectory(prefix="casebot-export-") as tmp:
         path = Path(tmp) / f"casebot-{label}.xlsx"
-        out, counts = await stream_export(_reports(context), path, period, scope, personal)
+        shown: list[int] = []
+        out, counts = await stream_export(_reports(context), path, period, scope, personal,
+                                          shown=shown)
         await asyncio.to_thread(out.close)  # saving a large workbook takes a while: not on the loop
+        # Each case with personal data in the file: recorded before the file is handed over.
+        services = svc(context)
+        await access.record(services.db, await access_log(services).person(who), shown,
+                            access.VIA_EXPORT, now(context))
         with path.open("rb") as document:
             await chat.send_document(
                 document, filename=path.name,

@@ -28,6 +28,7 @@ from typing import Any
 from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from bot.domain import access
 from bot.domain.cases import CaseService, CaseView
 from bot.domain.outbox import CardRef, OutboxItem, OutboxStore, backoff, note_change
 from bot.domain.rules import Role
@@ -99,6 +100,7 @@ class OutboxSender:
         self._task: asyncio.Task[None] | None = None
         self.tz = cases.settings.tz
         self.heartbeat = Heartbeat(heartbeat_path(cases.settings.database_path), clock)  # casebot health
+        self.access = access.AccessLog(cases.db, cases.units, cases.people)  # who saw personal data
 
     def wake(self) -> None:
         """Rows were queued (a change committed: the services' ``on_commit``)."""
@@ -342,14 +344,18 @@ class OutboxSender:
             message_id = message.message_id
         return message_id
 
+    @staticmethod
+    def _personal(case: CaseView, unit_id: int | None) -> bool:
+        """Whether the card posted for ``unit_id`` shows the citizen's name and contact now: not
+        once the case has left that unit; never to another institution's liaisons."""
+        return (unit_id is None or unit_id == case.unit_id) and case.unit_kind != "external"
+
     def _render(self, case: CaseView, unit_id: int | None) -> tuple[str, list[list[tuple[str, str]]]]:
         """The card as the unit it was posted for should see it now."""
         now = self.clock()
         if unit_id is not None and unit_id != case.unit_id:
             return moved_card_text(case), []
-        # Another institution's liaisons do not see the citizen's name and contact.
-        personal = case.unit_kind != "external"
-        return card_text(case, self.tz, now, personal=personal), card_buttons(case)
+        return card_text(case, self.tz, now, personal=self._personal(case, unit_id)), card_buttons(case)
 
     async def _post_card(self, item: OutboxItem, ticket: _Ticket) -> None:
         assert item.chat_id is not None and item.case_id is not None
@@ -361,18 +367,22 @@ class OutboxSender:
                 await self.store.mark_sent((item.id,), self.clock())  # moved on before delivery
                 return
             text, buttons = self._render(case, unit_id)
+        personal = self._personal(case, unit_id)
+        viewer = await self.access.chat(item.chat_id)
         async with self._slot(item.chat_id, ticket):
             message: Message = await self.bot.send_message(
                 item.chat_id, text, reply_markup=keyboard(buttons)
             )
-        # A change committed meanwhile found no card to edit: recording it queues the edit.
+        # A change committed meanwhile found no card to edit: recording it queues the edit. With
+        # personal data, the card is a view by that chat, recorded with it.
         await self.store.record_card(
-            CardRef(case.id, item.chat_id, message.message_id, unit_id), self.clock(), item.id,
-            shows_event=shows,
+            CardRef(case.id, item.chat_id, message.message_id, unit_id, personal), self.clock(),
+            item.id, shows_event=shows, seen=viewer if personal else None,
         )
         # Files follow the rule of the card: a ministry unit's card brings the request's files;
         # another institution's brings only those the working group shared with the forward.
         files = item.payload.get("files")
+        sent_files = 0
         for att in await self.cases.attachments(case.id):
             goes = att.id in files if files is not None else (
                 att.purpose == "intake" and case.unit_kind != "external")
@@ -387,8 +397,11 @@ class OutboxSender:
                     else:
                         await self.bot.send_document(item.chat_id, att.file_id, caption=caption,
                                                      reply_to_message_id=message.message_id)
+                sent_files += 1
             except TelegramError as exc:  # the card is out; a bad file must not resend it
                 log.warning("attachment %s of case %s not sent: %s", att.id, case.id, exc.message)
+        if sent_files:
+            await access.record(self.cases.db, viewer, (case.id,), access.VIA_FILES, self.clock())
 
     async def _edit(self, item: OutboxItem, ticket: _Ticket) -> None:
         """Edit a posted card to the case's state now: every change committed before this
@@ -408,12 +421,17 @@ class OutboxSender:
                 )
         except BadRequest as exc:
             msg = exc.message.lower()
-            if "not modified" in msg:
-                return
             if "not found" in msg or "can't be edited" in msg:
                 await self.store.forget_card(ref.chat_id, ref.message_id)
                 return
-            raise
+            if "not modified" not in msg:
+                raise
+            # "not modified": shown already (by an earlier try, which may have died before
+            # recording who saw it)
+        personal = self._personal(case, ref.unit_id)
+        if personal != ref.personal:  # the name and contact appear on it again: a new view
+            seen = await self.access.chat(ref.chat_id) if personal else None
+            await self.store.card_personal(ref, personal, self.clock(), seen)
 
 
 class _Drain:
