@@ -165,7 +165,8 @@ def command_list(private: bool, admin: bool = False) -> list[tuple[str, str]]:
     if admin:
         out += [("report", _("The period report")), ("export", _("Cases and events as a file")),
                 ("invite", _("An invitation link")), ("people", _("Who holds which role")),
-                ("revoke", _("Take rights away")), ("refusals", _("Refused attempts"))]
+                ("revoke", _("Take rights away")), ("refusals", _("Refused attempts")),
+                ("erase", _("Erase a citizen's personal data"))]
     return out
 
 

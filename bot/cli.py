@@ -200,6 +200,20 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 2 if settings is None else asyncio.run(cli_stats(settings, args))
 
 
+def cmd_verify_audit(args: argparse.Namespace) -> int:
+    from bot.audit_cli import cli_verify_audit
+
+    settings = _offline(args)
+    return 2 if settings is None else asyncio.run(cli_verify_audit(settings, args))
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from bot.audit_cli import cli_erase
+
+    settings = _offline(args)
+    return 2 if settings is None else asyncio.run(cli_erase(settings, args))
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -223,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         ("stats", "public figures without personal data"),
         ("inbox", "updates waiting or parked after failing; hand one to the bot again"),
         ("health", "exit 0 if the database is intact and the running bot's sender alive, else 1"),
+        ("verify-audit", "recompute the audit chain: exit 0 if the history is whole, 1 naming "
+                         "the first broken link"),
+        ("erase", "erase the citizen's personal data from cases (recorded in their history)"),
     ):
         parsers[name] = p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="TOML config file (default: $CASEBOT_CONFIG)")
@@ -247,9 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     parsers["health"].add_argument(
         "--max-age", type=_seconds, metavar="SECONDS",
         help="heartbeat age that counts as dead (default: 60, or more with a long outbox.interval_seconds)")
+    parsers["verify-audit"].add_argument(
+        "--head", metavar="HASH@DATE",
+        help="also check that the chain still holds the head published on that date")
+    era = parsers["erase"]
+    era.add_argument("cases", nargs="+", metavar="CASE", help="case numbers")
+    era.add_argument("--reason", required=True, help="why (the citizen's request of …)")
     args = parser.parse_args(argv)
     commands = {"check-config": cmd_check_config, "import": cmd_import, "report": cmd_report,
-                "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox, "health": cmd_health}
+                "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox, "health": cmd_health,
+                "verify-audit": cmd_verify_audit, "erase": cmd_erase}
     from bot.db import DatabaseOpenError
 
     try:

@@ -155,6 +155,8 @@ async def help_text(update: Update, context: Context) -> str:
         lines.append(_("/bindchat &lt;unit-key&gt; — (in a group) make it the unit's chat; "
                        "/bindchat workgroup for the working group"))
         lines.append(_("/refusals — recent refused attempts"))
+        lines.append(_("/erase &lt;case&gt; &lt;reason&gt; — erase the citizen's personal data "
+                       "from a case"))
     return "\n".join(lines)
 
 

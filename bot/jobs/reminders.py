@@ -1,4 +1,5 @@
-"""The one repeating job: reminders and escalations that are due, then the daily digests.
+"""The one repeating job: reminders and escalations that are due, then the daily check of the audit
+chain (bot/jobs/audit.py), then the daily digests.
 
 Everything it needs is in the database (``cases.next_action_at``, ``digest_log``), so a restart
 simply carries on; the first run happens at start, which also sends a digest missed while down.
@@ -12,6 +13,7 @@ from datetime import timedelta
 from telegram.ext import ContextTypes
 
 from bot.app import SERVICES, Services
+from bot.jobs import audit as audit_job
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -38,6 +40,7 @@ async def run_once(services: Services) -> int:
         if not due:
             break
     count = len(handled)
+    count += await audit_job.daily(services.cases, now)  # before the digests, which carry its head
     digests = getattr(services, "digests", None)
     if digests is not None:
         count += await digests.send_due(now)
