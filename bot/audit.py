@@ -394,7 +394,14 @@ def _walk(links: list[_Link], head: Any) -> _Walk:
             accept(i)
             continue
         j = position.get(x.prev)
-        if j is None:
+        if j is None and x.seq == expected_seq and walk.accepted:
+            # Nothing is missing (the positions run on): the row before was changed and its own
+            # hash recomputed, so this row's link to it broke.
+            before = links[walk.accepted[-1]]
+            walk.problems.append(before.problem("edited", (
+                f"{before.name()} was changed and its hash recomputed: the row after it was "
+                "chained to another")))
+        elif j is None:
             first = expected_seq
             gap = (f"position {first}" if not isinstance(x.seq, int) or x.seq - first <= 1
                    else f"positions {first}–{x.seq - 1}")

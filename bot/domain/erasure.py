@@ -6,9 +6,10 @@ transaction with its event and its notices). It removes the citizen's name and c
 description, every attachment (its Telegram file id: the bot can no longer send the file), the
 citizens merged into the case (``case_contacts``), the free text of the case's events (kept apart
 in ``event_texts``: the events keep their commitments, so the audit chain still verifies) and the
-texts of the notices about the case already delivered. The case's own name and contact are cut
-out of its one-line summary. Counts, dates, units, categories, statuses and outcomes stay: the
-statistics do not change. The erasure event records who, when and why (the reason is its text).
+texts of the notices about the case in the outbox (those not sent yet are not sent any more).
+The case's own name and contact are cut out of its one-line summary. Counts, dates, units,
+categories, statuses and outcomes stay: the statistics do not change. The erasure event records
+who, when and why (the reason is its text).
 """
 
 from __future__ import annotations
@@ -62,9 +63,13 @@ async def do_erase(_cases: Any, st: Step) -> None:
     # The events stay (with their commitments); their texts go, the reasons of erasures excepted.
     conn.add("DELETE FROM event_texts WHERE event_id IN"
              " (SELECT id FROM events WHERE case_id = ? AND action != ?)", (n, Action.ERASE))
-    # Notices about the case already delivered (a note's text, a summary) are kept no longer.
+    # Notices about the case (a note's text, a summary) are kept no longer; those not yet on
+    # their way are not sent any more (the erasure's own notice follows).
     conn.add("UPDATE outbox SET text = '' WHERE case_id = ? AND kind = 'text'"
              " AND (sent_at IS NOT NULL OR failed_at IS NOT NULL)", (n,))
+    conn.add("UPDATE outbox SET text = '', failed_at = ?, last_error = 'erased' WHERE case_id = ?"
+             " AND kind = 'text' AND sent_at IS NULL AND failed_at IS NULL AND sending_at IS NULL",
+             (to_db(st.now), n))
     st.updates.update(citizen_name="", citizen_contact="", description="", summary=summary,
                       erased_at=to_db(st.now))
     st.data["erased"] = {"attachments": attachments, "texts": texts, "contacts": contacts}
