@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import json
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -313,19 +315,49 @@ def _order(seq: Any) -> float:
     return float(seq) if isinstance(seq, (int, float)) and not isinstance(seq, bool) else float("inf")
 
 
-def _load_links(conn: sqlite3.Connection) -> list[_Link]:
-    links = [
-        _Link("events", r[0], r[1], r[12], r[13],
-              event_content(r[11], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]),
-              r[3], case_id=r[2], case_prev=r[11], action=r[6])
-        for r in conn.execute(
-            "SELECT id, seq, case_id, at, actor_id, actor_name, action, from_status, to_status,"
-            " data, note_commit, case_prev, prev, hash FROM events")]
-    links += [
-        _Link("audit_log", r[0], r[1], r[5], r[6], record_content(r[2], r[3], r[4]), r[2], kind=r[3],
-              data=r[4])
-        for r in conn.execute("SELECT id, seq, at, kind, data, prev, hash FROM audit_log")]
-    links.sort(key=lambda x: (_order(x.seq), x.table, x.id))
+class Stopped(Exception):
+    """The check was called off (the bot is stopping)."""
+
+
+EVENT_LINKS = ("SELECT id, seq, case_id, at, actor_id, actor_name, action, from_status, to_status,"
+               " data, note_commit, case_prev, prev, hash FROM events")
+RECORD_LINKS = "SELECT id, seq, at, kind, data, prev, hash FROM audit_log"
+
+
+def _event_link(r: Sequence[Any]) -> _Link:
+    return _Link("events", r[0], r[1], r[12], r[13],
+                 event_content(r[11], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]),
+                 r[3], case_id=r[2], case_prev=r[11], action=r[6])
+
+
+def _record_link(r: Sequence[Any]) -> _Link:
+    return _Link("audit_log", r[0], r[1], r[5], r[6], record_content(r[2], r[3], r[4]), r[2],
+                 kind=r[3], data=r[4])
+
+
+def _key(x: _Link) -> tuple[float, str, int]:
+    return (_order(x.seq), x.table, x.id)
+
+
+def _checked(rows: Iterable[_Link], stop: threading.Event | None) -> Iterator[_Link]:
+    for i, x in enumerate(rows):
+        if stop is not None and i % 2000 == 0 and stop.is_set():
+            raise Stopped()
+        yield x
+
+
+def _stream_links(conn: sqlite3.Connection, stop: threading.Event | None) -> Iterator[_Link]:
+    """Every row of the chain in the order of its positions, one at a time."""
+    events = map(_event_link, conn.execute(EVENT_LINKS + " ORDER BY seq, id"))
+    records = map(_record_link, conn.execute(RECORD_LINKS + " ORDER BY seq, id"))
+    return _checked(heapq.merge(events, records, key=_key), stop)
+
+
+def _load_links(conn: sqlite3.Connection, stop: threading.Event | None) -> list[_Link]:
+    """Every row of the chain, in memory, in the order of its positions (to classify breaks)."""
+    links = list(_checked(map(_event_link, conn.execute(EVENT_LINKS)), stop))
+    links += _checked(map(_record_link, conn.execute(RECORD_LINKS)), stop)
+    links.sort(key=_key)
     return links
 
 
@@ -428,13 +460,12 @@ def _walk(links: list[_Link], head: Any) -> _Walk:
     return walk
 
 
-def _check_head(conn: sqlite3.Connection, links: list[_Link], walk: _Walk) -> list[Problem]:
-    row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
-    if row is None:
+def _check_head(head: tuple[Any, Any] | None, links: list[_Link], walk: _Walk) -> list[Problem]:
+    if head is None:
         return [Problem("deleted", "the chain's head row (audit_head) is missing", table="audit_head")]
-    seq, head = row
+    seq, hash_ = head
     last = links[walk.accepted[-1]] if walk.accepted else None
-    if head == walk.last_hash:
+    if hash_ == walk.last_hash:
         return []
     if isinstance(seq, int) and seq > walk.last_seq:
         gap = f"position {walk.last_seq + 1}" if seq == walk.last_seq + 1 else (
@@ -449,26 +480,27 @@ def _check_head(conn: sqlite3.Connection, links: list[_Link], walk: _Walk) -> li
                     seq if isinstance(seq, int) else None, table="audit_head")]
 
 
-def _check_texts(conn: sqlite3.Connection, links: list[_Link]) -> tuple[list[Problem], int, int]:
+def _check_texts(conn: sqlite3.Connection,
+                 stop: threading.Event | None) -> tuple[list[Problem], int, int]:
     """Each free text against its event's commitment; a missing one only after an erasure."""
     problems: list[Problem] = []
-    erased_after: dict[Any, float] = {}  # case → the chain position of its last erasure
-    for x in links:
-        if x.table == "events" and x.action == ERASE_ACTION:
-            erased_after[x.case_id] = max(erased_after.get(x.case_id, 0), _order(x.seq))
-    texts = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT event_id, salt, text FROM event_texts")}
-    events = {r[0]: (r[1], r[2], r[3]) for r in conn.execute(
-        "SELECT id, case_id, note_commit, seq FROM events")}
+    erased_after: dict[Any, float] = {
+        case_id: _order(seq) for case_id, seq in conn.execute(
+            "SELECT case_id, MAX(seq) FROM events WHERE action = ? GROUP BY case_id", (ERASE_ACTION,))}
     checked = erased = 0
-    for event_id, (case_id, commit, seq) in sorted(events.items()):
-        held = texts.pop(event_id, None)
+    rows = conn.execute(
+        "SELECT e.id, e.case_id, e.note_commit, e.seq, t.event_id IS NOT NULL, t.salt, t.text"
+        " FROM events e LEFT JOIN event_texts t ON t.event_id = e.id ORDER BY e.id")
+    for i, (event_id, case_id, commit, seq, held, salt, text) in enumerate(rows):
+        if stop is not None and i % 2000 == 0 and stop.is_set():
+            raise Stopped()
         where = f"event {event_id} of case #{case_id}"
         if commit is None:
-            if held is not None:
+            if held:
                 problems.append(Problem("inserted", f"{where} recorded no free text, yet one is "
                                         "there", seq, case_id, event_id, "event_texts"))
             continue
-        if held is None:
+        if not held:
             if erased_after.get(case_id, -1) > _order(seq):
                 erased += 1
             else:
@@ -477,7 +509,6 @@ def _check_texts(conn: sqlite3.Connection, links: list[_Link]) -> tuple[list[Pro
                                         case_id, event_id, "event_texts"))
             continue
         checked += 1
-        salt, text = held
         try:
             same = commitment(str(salt), str(text)) == commit
         except ValueError:
@@ -485,7 +516,8 @@ def _check_texts(conn: sqlite3.Connection, links: list[_Link]) -> tuple[list[Pro
         if not same:
             problems.append(Problem("edited", f"the free text of {where} no longer matches its "
                                     "commitment", seq, case_id, event_id, "event_texts"))
-    for event_id in sorted(texts):
+    for (event_id,) in conn.execute(
+            "SELECT event_id FROM event_texts WHERE event_id NOT IN (SELECT id FROM events)"):
         problems.append(Problem("inserted", f"a free text for event {event_id}, which does not "
                                 "exist", None, None, event_id, "event_texts"))
     return problems, checked, erased
@@ -496,21 +528,22 @@ def _differs(image: dict[str, Any], row: dict[str, Any], key_column: str) -> lis
     return [c for c in image if c != key_column and row.get(c) != image[c]]
 
 
-def _check_rights(conn: sqlite3.Connection, links: list[_Link],
-                  walk: _Walk) -> tuple[list[Problem], int]:
-    """Replay the rights log (row images, in chain order) and compare with the tables."""
-    expected: dict[str, dict[Any, tuple[dict[str, Any] | None, Any]]] = {t: {} for t in AUDITED_TABLES}
-    for i in walk.accepted:
-        x = links[i]
-        if x.table != "audit_log":
-            continue
-        try:
-            data = json.loads(x.data)
-            table, key, row = data["table"], data["key"], data["row"]
-        except (ValueError, KeyError, TypeError, IndexError):
-            continue  # an edited record: the walk names it
-        if table in expected:
-            expected[table][key] = (row, x.seq)
+Images = dict[str, dict[Any, tuple[dict[str, Any] | None, Any]]]  # table → key → (row, position)
+
+
+def _replay(images: Images, x: _Link) -> None:
+    """Take in one record of the rights log: the row it shows, as of its position."""
+    try:
+        data = json.loads(x.data)
+        table, key, row = data["table"], data["key"], data["row"]
+    except (ValueError, KeyError, TypeError):
+        return  # an edited record: the walk names it
+    if table in images:
+        images[table][key] = (row, x.seq)
+
+
+def _check_rights(conn: sqlite3.Connection, expected: Images) -> tuple[list[Problem], int]:
+    """Compare the tables that decide rights with their records, replayed."""
     problems: list[Problem] = []
     compared = 0
     for table, column in AUDITED_TABLES.items():
@@ -554,34 +587,67 @@ def _check_rights(conn: sqlite3.Connection, links: list[_Link],
     return problems, compared
 
 
-def _check_published(links: list[_Link], walk: _Walk,
-                     published: Published) -> tuple[list[Problem], int | None]:
-    if published.hash == GENESIS:
-        return [], 0
-    for i in walk.accepted:
-        x = links[i]
-        if x.hash == published.hash:
-            at = str(x.at)[:10]
-            if at > (published.day + timedelta(days=1)).isoformat():
-                return [x.problem("rewritten", (
-                    f"the head published on {published.day.isoformat()} is {x.name()}, dated "
-                    f"{at}: later than it was published"))], x.seq
-            return [], x.seq
-    return [Problem("rewritten", (
-        f"the head published on {published.day.isoformat()} ({published.hash}) is not in the "
-        "chain: the chain was rewritten or cut back since"), table="audit_head")], None
-
-
 def _has_chain(conn: sqlite3.Connection) -> bool:
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     return {"events", "audit_log", "audit_head", "event_texts"} <= names
 
 
-def check_connection(conn: sqlite3.Connection,
-                     published: Published | None = None) -> tuple[list[Problem], Summary]:
+@dataclass
+class _Scan:
+    """A pass over the chain in the order of its positions, holding one row at a time."""
+
+    last_seq: int = 0
+    last_hash: str = GENESIS
+    events: int = 0
+    records: int = 0
+    published_at: tuple[int, Any] | None = None  # position and time of the published head
+    images: Images = field(default_factory=lambda: {t: {} for t in AUDITED_TABLES})
+
+
+def _scan(conn: sqlite3.Connection, head: tuple[Any, Any] | None, published: Published | None,
+          stop: threading.Event | None) -> _Scan | None:
+    """The whole chain in one pass, if every row is as written, linked and in its place, and the
+    head row agrees; None at the first thing amiss (``_walk`` then names it)."""
+    scan = _Scan()
+    last_id: dict[str, int] = {}
+    for x in _stream_links(conn, stop):
+        if not (x.prev == scan.last_hash and x.seq == scan.last_seq + 1
+                and x.id > last_id.get(x.table, x.id - 1) and link_hash(x.prev, x.content) == x.hash):
+            return None
+        scan.last_seq, scan.last_hash, last_id[x.table] = x.seq, x.hash, x.id
+        if x.table == "events":
+            scan.events += 1
+        else:
+            scan.records += 1
+            _replay(scan.images, x)
+        if published is not None and x.hash == published.hash:
+            scan.published_at = (x.seq, x.at)
+    if head is None or tuple(head) != (scan.last_seq, scan.last_hash):
+        return None
+    return scan
+
+
+def _published_problem(published: Published, found: tuple[int, Any] | None) -> list[Problem]:
+    if published.hash == GENESIS:
+        return []
+    if found is None:
+        return [Problem("rewritten", (
+            f"the head published on {published.day.isoformat()} ({published.hash}) is not in the "
+            "chain: the chain was rewritten or cut back since"), table="audit_head")]
+    seq, at = found
+    if str(at)[:10] > (published.day + timedelta(days=1)).isoformat():
+        return [Problem("rewritten", (
+            f"the head published on {published.day.isoformat()} is at position {seq}, dated "
+            f"{str(at)[:10]}: later than it was published"), seq, table="audit_head")]
+    return []
+
+
+def check_connection(conn: sqlite3.Connection, published: Published | None = None,
+                     stop: threading.Event | None = None) -> tuple[list[Problem], Summary]:
     """Recompute the whole chain on an open connection: every break, in chain order first (the
     first broken link first), then free texts, rights tables and the head. Reads only, in one
-    read transaction (a consistent snapshot)."""
+    read transaction (a consistent snapshot). A whole chain is read one row at a time; only a
+    broken one is read into memory, to name its breaks. ``stop``: call it off (``Stopped``)."""
     began = not conn.in_transaction
     if began:
         conn.execute("BEGIN")
@@ -591,37 +657,50 @@ def check_connection(conn: sqlite3.Connection,
             return [Problem("missing", f"this database has no audit chain yet (schema version "
                             f"{version}): the bot adds it when it next starts", table="")], \
                 Summary(0, 0, 0, 0, 0, 0, 0, GENESIS)
-        links = _load_links(conn)
-        head = conn.execute("SELECT hash FROM audit_head WHERE id = 1").fetchone()
-        walk = _walk(links, head[0] if head else None)
-        problems = list(walk.problems)
-        problems += _check_head(conn, links, walk)
-        text_problems, texts, erased = _check_texts(conn, links)
+        row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        head = None if row is None else (row[0], row[1])
+        problems: list[Problem] = []
+        scan = _scan(conn, head, published, stop)
+        if scan is None:  # something is amiss: follow the chain again, in memory, naming breaks
+            links = _load_links(conn, stop)
+            walk = _walk(links, None if head is None else head[1])
+            problems += walk.problems
+            problems += _check_head(head, links, walk)
+            scan = _Scan(walk.last_seq, walk.last_hash)
+            for i in walk.accepted:
+                x = links[i]
+                if x.table == "events":
+                    scan.events += 1
+                else:
+                    scan.records += 1
+                    _replay(scan.images, x)
+                if published is not None and x.hash == published.hash:
+                    scan.published_at = (x.seq, x.at)
+        text_problems, texts, erased = _check_texts(conn, stop)
         problems += text_problems
-        rights_problems, rows = _check_rights(conn, links, walk)
+        rights_problems, rows = _check_rights(conn, scan.images)
         problems += rights_problems
-        published_at = None
         if published is not None:
-            found, published_at = _check_published(links, walk, published)
-            problems += found
-        events = [x for x in links if x.table == "events"]
+            problems += _published_problem(published, scan.published_at)
+        cases = conn.execute("SELECT COUNT(DISTINCT case_id) FROM events").fetchone()[0]
         summary = Summary(
-            len(events), len({x.case_id for x in events}), len(links) - len(events), rows, texts,
-            erased, walk.last_seq, walk.last_hash, published_at, published)
+            scan.events, cases, scan.records, rows, texts, erased, scan.last_seq, scan.last_hash,
+            None if scan.published_at is None else scan.published_at[0], published)
         return problems, summary
     finally:
         if began:
             conn.execute("ROLLBACK")
 
 
-def _check_file(path: Path, published: Published | None) -> tuple[list[Problem], Summary]:
+def _check_file(path: Path, published: Published | None,
+                stop: threading.Event | None) -> tuple[list[Problem], Summary]:
     """Open the file read-only (it must exist) and check it."""
     if not path.is_file():
         raise FileNotFoundError(f"no database at {path}")
     conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True,
                            isolation_level=None)
     try:
-        return check_connection(conn, published)
+        return check_connection(conn, published, stop)
     finally:
         conn.close()
 
@@ -629,15 +708,21 @@ def _check_file(path: Path, published: Published | None) -> tuple[list[Problem],
 async def check(db: Database | str | Path,
                 published: Published | None = None) -> tuple[list[Problem], Summary]:
     """Verify the chain of the running bot's database, or of any database file (a backup): its
-    own read-only connection in a thread, so that the bot's connection is not held up; an
-    in-memory database is read on its own connection."""
-    if isinstance(db, (str, Path)):
-        return await asyncio.to_thread(_check_file, Path(db), published)
-    rows = await db.all("PRAGMA database_list")
-    path = next((str(r[2]) for r in rows if r[1] == "main"), "")
-    if path:
-        return await asyncio.to_thread(_check_file, Path(path), published)
-    return await db.in_thread(lambda conn: check_connection(conn, published))
+    own read-only connection in a thread, so that the bot's connection is not held up (an
+    in-memory database is read on the bot's connection). Cancelled (the bot stopping), the thread
+    stops within a few thousand rows."""
+    stop = threading.Event()
+    try:
+        if isinstance(db, (str, Path)):
+            return await asyncio.to_thread(_check_file, Path(db), published, stop)
+        rows = await db.all("PRAGMA database_list")
+        path = next((str(r[2]) for r in rows if r[1] == "main"), "")
+        if path:
+            return await asyncio.to_thread(_check_file, Path(path), published, stop)
+        return await db.in_thread(lambda conn: check_connection(conn, published, stop))
+    except asyncio.CancelledError:
+        stop.set()
+        raise
 
 
 async def verify(db: Database | str | Path, published: Published | None = None) -> list[Problem]:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from bot import audit
 from bot.config import Settings
-from bot.i18n import use_locale
+from bot.i18n import _, use_locale
 from bot.inputs import excerpt, parse_case_number, plain_text
 
 
@@ -83,7 +83,7 @@ async def cli_erase(settings: Settings, args: argparse.Namespace) -> int:
                     failed += 1
                     print(f"#{n}: {plain_text(exc.user_message())}", file=sys.stderr)
                     continue
-                print(f"#{n}: personal data erased")
+                print(_("#{n}: personal data erased").format(n=n))
     finally:
         await db.close()
     return 1 if failed else 0

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 import sqlite3
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -426,6 +427,20 @@ async def test_a_rewrite_of_the_whole_chain_shows_against_a_published_head(
     assert p.kind == "rewritten" and "the head published on 2026-11-02" in p.what
     assert await cli_verify_audit(domain.settings, argparse.Namespace(head=str(published))) == 1
     assert "rewritten: the head published on 2026-11-02" in capsys.readouterr().out
+
+
+async def test_a_check_can_be_called_off(domain: Domain, clock: Clock) -> None:
+    """The bot stopping calls off a check running in its thread (``audit.check`` cancelled)."""
+    await history(domain, clock)
+    stop = threading.Event()
+    stop.set()
+    con = sqlite3.connect(path_of(domain), isolation_level=None)
+    try:
+        with pytest.raises(audit.Stopped):
+            audit.check_connection(con, None, stop)
+        assert not con.in_transaction  # its read transaction ended
+    finally:
+        con.close()
 
 
 def test_a_published_head_is_read_strictly() -> None:

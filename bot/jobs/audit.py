@@ -1,7 +1,7 @@
 """Once a day, at the digest's time: the retention period, the audit chain checked, its head
 published.
 
-Run from the repeating job (bot/jobs/reminders.py) before the digests. ``audit_days`` records each
+Run from the repeating job (bot/jobs/reminders.py) after the digests. ``audit_days`` records each
 day's check (its head and how many problems) in the database, so a restart does not check twice
 and a day missed while the bot was down is checked when it starts again. The head goes to the log
 (``audit head <hash>@<date>``) and, with the digest of everything, to the working group; when the

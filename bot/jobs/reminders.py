@@ -1,5 +1,5 @@
-"""The one repeating job: reminders and escalations that are due, then the daily check of the audit
-chain (bot/jobs/audit.py), then the daily digests.
+"""The one repeating job: reminders and escalations that are due, then the daily digests, then the
+daily check of the audit chain (bot/jobs/audit.py).
 
 Everything it needs is in the database (``cases.next_action_at``, ``digest_log``), so a restart
 simply carries on; the first run happens at start, which also sends a digest missed while down.
@@ -40,8 +40,9 @@ async def run_once(services: Services) -> int:
         if not due:
             break
     count = len(handled)
-    count += await audit_job.daily(services.cases, now)  # before the digests, which carry its head
     digests = getattr(services, "digests", None)
     if digests is not None:
         count += await digests.send_due(now)
+    # After the digests, which it must not hold up: on a large database it reads for a while.
+    count += await audit_job.daily(services.cases, now)
     return count
