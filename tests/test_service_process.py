@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot import audit
 from bot.config import load_settings
 from bot.db import Database
 from bot.domain.cases import Actor, CaseService, Change, Draft
@@ -292,6 +293,7 @@ async def test_killed_at_random_moments_every_change_happens_exactly_once(tmp_pa
                                (text,)) == 1, text
         assert await count(db_path, "SELECT count(*) FROM outbox"
                            " WHERE sent_at IS NULL AND (failed_at IS NULL OR last_error IS NULL)") == 0
+        assert await audit.verify(db_path) == []  # every crash left the audit chain whole
         # The working group is told of each note privately; a crash may send one notice twice.
         told = [str(c.params.get("text", "")) for c in api.calls_of("sendMessage")
                 if int(c.params.get("chat_id", 0)) == WG and c.ok]

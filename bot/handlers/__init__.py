@@ -9,17 +9,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
 from telegram.warnings import PTBUserWarning
 
-from bot.handlers import (
-    basics,
-    cards,
-    commands,
-    digest,
-    erasure,
-    importing,
-    intake,
-    people,
-    reports,
-)
+from bot.handlers import basics, cards, commands, digest, erasure, importing, intake, people, reports
 from bot.handlers.errors import on_error
 from bot.handlers.flood import FloodGuard
 
