@@ -47,6 +47,7 @@ from typing import Any, cast
 
 from bench import ministry
 from bench.ministry import ADMIN, NOW, WORKING_GROUP
+from bot import audit
 from bot.config import Settings
 from bot.db import Database, migrations
 from bot.domain.cases import CaseService
@@ -54,7 +55,7 @@ from bot.domain.people import PeopleService
 from bot.domain.rules import UNFINISHED_STATUSES
 from bot.domain.units import UnitService
 
-GEN_VERSION = 2
+GEN_VERSION = 3
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 DUE_NOW = 500
 YEARS = 4            # intake over the last four years, growing (three times as much now as then)
@@ -72,8 +73,9 @@ CASE_COLUMNS = (
     "resolved_by", "reopen_count", "handoffs", "bouncing", "merged_into", "forward_channel",
     "their_reference", "accept_due_at", "paused_at", "next_action_at", "reminder_level", "snoozes",
 )
-EVENT_COLUMNS = ("case_id", "at", "actor_id", "actor_name", "action", "from_status", "to_status",
-                 "note", "data")
+# As stored: the free text apart (event_texts), the audit chain's columns computed on the way.
+EVENT_COLUMNS = ("id", "case_id", "at", "actor_id", "actor_name", "action", "from_status",
+                 "to_status", "data", "note_commit", "seq", "case_prev", "prev", "hash")
 CARD_COLUMNS = ("case_id", "chat_id", "message_id", "unit_id", "posted_at")
 OUTBOX_COLUMNS = ("created_at", "kind", "chat_id", "case_id", "text", "payload", "attempts",
                   "next_attempt_at", "sent_at", "sending_at", "message_id")
@@ -226,6 +228,7 @@ def generate(path: Path, n: int, *, seed: int = 1, due_now: int = DUE_NOW,
         sim.people()
         sim.cases()
         sim.mark_due(due_now)
+        sim.close_chain()
         for _name, sql in indexes:
             con.execute(sql)
         con.execute("COMMIT")
@@ -299,6 +302,10 @@ class _Simulation:
         self.wg = [(tg, self.name()) for tg in WORKING_GROUP]
         self.admin = (ADMIN, "Admin")
         self.msg_ids: dict[int, int] = {}
+        # Every event and grant joins the audit chain, in the order written (bot/audit.py).
+        seq, head = con.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+        self.chain = audit.Chain(seq, head)
+        self.event_id = con.execute("SELECT IFNULL(MAX(id), 0) FROM events").fetchone()[0]
         self.n_events = self.n_overdue = self.n_bouncing = self.n_outbox = 0
         self.n_officials = self.n_supervisors = 0
         self.statuses: Counter[str] = Counter()
@@ -358,9 +365,12 @@ class _Simulation:
         self.con.executemany(
             "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen, private_chat)"
             " VALUES(?,?,?,?,?,?,?)", people)
+        first = self.con.execute("SELECT IFNULL(MAX(id), 0) FROM grants").fetchone()[0]
         self.con.executemany(
             "INSERT INTO grants(tg_id, role, unit_id, source, granted_by, granted_at)"
             " VALUES(?,?,?,?,?,?)", grants)
+        ids = [r[0] for r in self.con.execute("SELECT id FROM grants WHERE id > ? ORDER BY id", (first,))]
+        audit.record_rows(self.con, since, "grant", "grants", ids, self.chain)
 
     # --- cases -------------------------------------------------------------------------------
 
@@ -383,15 +393,33 @@ class _Simulation:
                 if cid % 200_000 == 0:
                     self.log(f"  … {cid:,} cases")
 
+    def chained(self, events: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The events as stored, in the audit chain, and their free texts (event_texts rows)."""
+        rows, texts = [], []
+        for cid, at, actor_id, name, action, before, after, note, data in events:
+            self.event_id += 1
+            values, text = self.chain.event(cid, at, actor_id, name, action, before, after, note, data)
+            rows.append((self.event_id, cid, at, actor_id, name, action, before, after, data, *values))
+            if text is not None:
+                texts.append((self.event_id, *text))
+        self.chain.case_heads.clear()  # a case's events are all in one batch
+        return rows, texts
+
+    def close_chain(self) -> None:
+        if self.chain.seq > self.con.execute("SELECT seq FROM audit_head WHERE id = 1").fetchone()[0]:
+            audit.set_head(self.con, self.chain)
+
     def flush(self, cases: list[tuple[Any, ...]], events: list[tuple[Any, ...]],
               cards: list[tuple[Any, ...]], files: list[tuple[Any, ...]]) -> None:
-        for table, columns, rows in (("cases", CASE_COLUMNS, cases), ("events", EVENT_COLUMNS, events),
+        stored, texts = self.chained(events)
+        for table, columns, rows in (("cases", CASE_COLUMNS, cases), ("events", EVENT_COLUMNS, stored),
                                      ("case_cards", CARD_COLUMNS, cards),
                                      ("attachments", ATTACHMENT_COLUMNS, files)):
             if rows:
                 self.con.executemany(
                     f"INSERT INTO {table}({','.join(columns)}) VALUES({','.join('?' * len(columns))})",
                     rows)
+        self.con.executemany("INSERT INTO event_texts(event_id, salt, text) VALUES(?,?,?)", texts)
         self.con.executemany(
             f"INSERT INTO outbox({','.join(OUTBOX_COLUMNS)}) VALUES({','.join('?' * len(OUTBOX_COLUMNS))})",
             self.delivered(events, cards))

@@ -169,7 +169,8 @@ def command_list(private: bool, admin: bool = False) -> list[tuple[str, str]]:
         out += [("report", _("The period report")), ("export", _("Cases and events as a file")),
                 ("invite", _("An invitation link")), ("people", _("Who holds which role")),
                 ("revoke", _("Take rights away")), ("refusals", _("Refused attempts")),
-                ("accesslog", _("Who saw a case's personal data"))]
+                ("accesslog", _("Who saw a case's personal data")),
+                ("erase", _("Erase a citizen's personal data"))]
     return out
 
 

@@ -72,13 +72,21 @@ def foreign_key_check(conn: sqlite3.Connection) -> list[str]:
             for table, rowid, parent, _fk in rows]
 
 
+def audit_chain(conn: sqlite3.Connection) -> list[str]:
+    """``casebot verify-audit`` on the copy: the history is whole. A database from before the
+    chain has none yet (the bot adds it when it starts on it): nothing to check there."""
+    from bot.audit import check_connection
+
+    problems, _summary = check_connection(conn)
+    return [f"verify-audit: {p}" for p in problems if p.kind != "missing"]
+
+
 # Every check a backup must pass, on a read-only connection to it: each returns its problems, one
 # line each (no personal data: they name tables, rows and pages, never what a row holds).
 CHECKS: list[Check] = [
     integrity_check,
     foreign_key_check,
-    # verify-audit: the audit chain's verification (`casebot verify-audit`) goes here, as one more
-    # function taking the connection and returning the broken links as problems.
+    audit_chain,
 ]
 
 

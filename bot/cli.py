@@ -225,6 +225,20 @@ def cmd_accesslog(args: argparse.Namespace) -> int:
     return 2 if settings is None else asyncio.run(cli_accesslog(settings, args))
 
 
+def cmd_verify_audit(args: argparse.Namespace) -> int:
+    from bot.audit_cli import cli_verify_audit
+
+    settings = _offline(args)
+    return 2 if settings is None else asyncio.run(cli_verify_audit(settings, args))
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from bot.audit_cli import cli_erase
+
+    settings = _offline(args)
+    return 2 if settings is None else asyncio.run(cli_erase(settings, args))
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -251,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         ("health", "exit 0 if the database is intact and the running bot's sender alive, else 1"),
         ("backup", "copy the database (also while the bot runs) into one checked file"),
         ("restore", "put a checked backup in place of the database (the bot stopped)"),
+        ("verify-audit", "recompute the audit chain: exit 0 if the history is whole, 1 naming "
+                         "the first broken link"),
+        ("erase", "erase the citizen's personal data from cases (recorded in their history)"),
     ):
         parsers[name] = p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="TOML config file (default: $CASEBOT_CONFIG)")
@@ -283,10 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     parsers["restore"].add_argument("backup", metavar="BACKUP", help="the backup file")
     parsers["restore"].add_argument("--force", action="store_true",
                                     help="even though the heartbeat says the bot runs (it is stopped)")
+    parsers["verify-audit"].add_argument(
+        "--head", metavar="HASH@DATE",
+        help="also check that the chain still holds the head published on that date")
+    era = parsers["erase"]
+    era.add_argument("cases", nargs="+", metavar="CASE", help="case numbers")
+    era.add_argument("--reason", required=True, help="why (the citizen's request of …)")
     args = parser.parse_args(argv)
     commands = {"check-config": cmd_check_config, "import": cmd_import, "report": cmd_report,
                 "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox, "health": cmd_health,
-                "backup": cmd_backup, "restore": cmd_restore, "accesslog": cmd_accesslog}
+                "backup": cmd_backup, "restore": cmd_restore, "accesslog": cmd_accesslog,
+                "verify-audit": cmd_verify_audit, "erase": cmd_erase}
     from bot.db import DatabaseOpenError
 
     try:

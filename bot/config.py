@@ -188,6 +188,7 @@ class Settings:
     digest_time: time = time(7, 30)
     outbox_interval_seconds: float = 5.0
     invitation_hours: int = 72
+    erase_closed_after_days: int | None = None  # privacy: personal data of closed cases kept this long
     categories: tuple[Category, ...] = ()
     units: tuple[UnitConfig, ...] = ()
 
@@ -244,7 +245,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         {
             "timezone", "default_language", "admins", "working_group", "working_group_chat_id",
             "telegram", "database", "deadlines", "reminders", "digest", "delivery", "outbox",
-            "invitations", "flood", "categories", "units", "webhook", "backup",
+            "invitations", "flood", "categories", "units", "webhook", "backup", "privacy",
         },
         "",
     )
@@ -346,6 +347,12 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
     _unknown(inv_raw, {"ttl_hours"}, "invitations.")
     invitation_hours = _positive_int(inv_raw.get("ttl_hours", 72), "invitations.ttl_hours")
 
+    privacy_raw = _expect(data.get("privacy", {}), dict, "privacy", "a table")
+    _unknown(privacy_raw, {"erase_closed_after_days"}, "privacy.")
+    retention = privacy_raw.get("erase_closed_after_days")
+    if retention is not None:
+        retention = _positive_int(retention, "privacy.erase_closed_after_days")
+
     wg_chat = data.get("working_group_chat_id")
     if wg_chat is not None:
         _expect(wg_chat, int, "working_group_chat_id", "a Telegram chat id")
@@ -373,6 +380,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         digest_time=digest_time,
         outbox_interval_seconds=float(interval),
         invitation_hours=invitation_hours,
+        erase_closed_after_days=retention,
         categories=categories,
         units=units,
     )

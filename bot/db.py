@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import sqlite3
@@ -34,18 +35,37 @@ def from_db(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+# The first line of a migration written in Python (``NNNN_name.py``, for what SQL alone cannot do,
+# such as hashing): its module's ``migrate(conn)`` runs inside the migration's transaction.
+PYTHON_MIGRATION = "# casebot: python migration"
+
+
 def migrations() -> list[tuple[int, str]]:
-    """The numbered SQL migrations shipped in bot/migrations, in order."""
+    """The numbered migrations shipped in bot/migrations, in order: each one's text (SQL, or the
+    source of a Python migration)."""
     out = []
     for entry in resources.files("bot.migrations").iterdir():
         name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            out.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+        if name[:4].isdigit() and (name.endswith(".sql") or name.endswith(".py")):
+            text = entry.read_text(encoding="utf-8")
+            if name.endswith(".py") and not text.startswith(PYTHON_MIGRATION):
+                continue
+            out.append((int(name[:4]), text))
     out.sort()
     numbers = [n for n, _ in out]
     if numbers != list(range(1, len(numbers) + 1)):
         raise RuntimeError(f"migrations are not numbered 1..n: {numbers}")
     return out
+
+
+def _python_migration(number: int) -> Callable[[sqlite3.Connection], None]:
+    """The ``migrate`` function of the Python migration with this number."""
+    for entry in resources.files("bot.migrations").iterdir():
+        if entry.name.endswith(".py") and entry.name[:4] == f"{number:04d}":
+            module = importlib.import_module(f"bot.migrations.{entry.name[:-3]}")
+            migrate: Callable[[sqlite3.Connection], None] = module.migrate
+            return migrate
+    raise RuntimeError(f"migration {number:04d}: no Python module")
 
 
 class DatabaseOpenError(RuntimeError):
@@ -146,8 +166,11 @@ class Database:
             async with self._write_lock:
                 await self.conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in _split_sql(sql):
-                        await self.conn.execute(statement)
+                    if sql.startswith(PYTHON_MIGRATION):
+                        await self.in_thread(_python_migration(number))
+                    else:
+                        for statement in _split_sql(sql):
+                            await self.conn.execute(statement)
                     await self.conn.execute(f"PRAGMA user_version = {number}")
                     await self.conn.execute("COMMIT")
                 except BaseException:
@@ -220,7 +243,8 @@ class Tx:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._pending: list[tuple[str, Any, bool]] = [("BEGIN IMMEDIATE", (), False)]
+        self._pending: list[tuple[str, Any, bool] | Callable[[sqlite3.Connection], object]] = [
+            ("BEGIN IMMEDIATE", (), False)]
         self.begun = False  # a trip has gone: BEGIN was sent
         self.done = False
 
@@ -230,6 +254,12 @@ class Tx:
 
     def add_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         self._pending.append((sql, [tuple(r) for r in rows], True))
+
+    def call(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        """Python to run on the connection, in turn with the waiting writes and in the same trip
+        (in aiosqlite's thread, inside the transaction): for writes that depend on rows read in
+        the transaction itself, such as appending to the audit chain (bot/audit.py)."""
+        self._pending.append(fn)
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> Result:
         """The waiting writes, then this statement: its rows, ``lastrowid`` and ``rowcount``."""
@@ -258,7 +288,11 @@ class Tx:
         self.begun = True
 
         def run(conn: sqlite3.Connection) -> Result:
-            for sql, params, many in batch:
+            for item in batch:
+                if callable(item):
+                    item(conn)
+                    continue
+                sql, params, many = item
                 if many:
                     conn.executemany(sql, params)
                 else:

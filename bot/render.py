@@ -122,10 +122,14 @@ def card_text(case: CaseView, tz: ZoneInfo, now: datetime, *, personal: bool) ->
                 days=days_label(max(1, days_between(case.due_at, now)))
             )
         lines.append("⏳ " + due)
-    if case.description:
+    if case.erased_at is not None:
+        lines.append("")
+        lines.append("🗑 " + _("[erased] The citizen's personal data was erased on {when}.").format(
+            when=when(case.erased_at, tz, with_time=False)))
+    elif case.description:
         lines.append("")
         lines.append(escape(cut(case.description, DESCRIPTION_ON_CARD)))
-    if personal:
+    if personal and case.erased_at is None:
         citizen = escape(case.citizen_name)
         if case.citizen_contact:
             citizen += " · " + escape(case.citizen_contact)
@@ -212,6 +216,8 @@ def history_lines(events: list[Event], tz: ZoneInfo) -> list[str]:
             line += " · ⚠️ " + _("bouncing")
         if e.note:
             line += ": " + escape(e.note)
+        elif e.erased:
+            line += ": " + _("[erased]")
         out.append(line)
     return out
 

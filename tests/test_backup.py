@@ -48,7 +48,9 @@ def rows(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[ob
 
 
 def notes_in(path: Path) -> list[str]:
-    return [str(r[0]) for r in rows(path, "SELECT note FROM events WHERE action = 'note' ORDER BY id")]
+    return [str(r[0]) for r in rows(
+        path, "SELECT t.text FROM events e JOIN event_texts t ON t.event_id = e.id"
+        " WHERE e.action = 'note' ORDER BY e.id")]
 
 
 def corrupt(path: Path) -> None:
@@ -176,15 +178,17 @@ async def test_check_finds_damage_broken_references_and_a_foreign_schema(tmp_pat
     shutil.copyfile(good, damaged)
     corrupt(damaged)
     assert check(damaged)
-    assert all(p.startswith(("integrity_check: ", "foreign_key_check: ")) for p in check(damaged))
+    assert all(p.startswith(("integrity_check: ", "foreign_key_check: ", "audit_chain: ",
+                             "verify-audit: ")) for p in check(damaged))
 
     dangling = tmp_path / "dangling.sqlite3"
     shutil.copyfile(good, dangling)
     conn = sqlite3.connect(dangling)
-    conn.execute("INSERT INTO events(case_id, at, actor_name, action) VALUES(999, '2026-01-01', 'x', 'note')")
+    conn.execute("INSERT INTO case_cards(case_id, chat_id, message_id, posted_at)"
+                 " VALUES(999, -100, 1, '2026-01-01')")
     conn.commit()
     conn.close()
-    assert check(dangling) == ["foreign_key_check: events row 1 refers to a missing row of cases"]
+    assert check(dangling) == ["foreign_key_check: case_cards row 1 refers to a missing row of cases"]
 
     older = tmp_path / "older.sqlite3"
     shutil.copyfile(good, older)
@@ -268,7 +272,7 @@ def test_cli_backup_to_a_file_and_to_a_folder(
     assert cli.main(["backup", str(dest), "--config", str(config)]) == 0
     line = one_line(capsys, out=True)
     assert line.startswith(f"backup written: {dest} (")
-    assert line.endswith("MB), checked: schema version, integrity check, foreign key check")
+    assert line.endswith("MB), checked: schema version, integrity check, foreign key check, audit chain")
     assert rows(dest, "SELECT value FROM settings_kv WHERE key = 'marker'") == [("before",)]
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600  # personal data: the bot's user only
 

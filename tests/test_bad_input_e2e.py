@@ -91,7 +91,7 @@ def hostile(check: Callable[[str], bool] | None = None) -> st.SearchStrategy[str
 
 
 CASE_COMMANDS = ["assign", "status", "note", "resolve", "reopen", "answer", "case", "forward", "ack",
-                 "decline", "outcome", "verify", "merge", "due"]
+                 "decline", "outcome", "verify", "merge", "due", "erase"]
 # Each is refused, whatever the words drawn: one argument is wrong on purpose.
 HOSTILE_COMMANDS = st.one_of(
     st.builds(lambda c, a, rest: f"/{c} {a} {rest}", st.sampled_from(CASE_COMMANDS), hostile(not_case), WORDS),
@@ -125,7 +125,7 @@ ANY_TEXT = st.one_of(st.text(max_size=300), WORDS)
 # Every callback data prefix the bot registers (the intake's and the prompts' answer only in
 # their conversation; anywhere else the press is an old button), and none.
 PREFIXES = ["lang:", "c:", "fp:", "as:", "ap:", "ans:", "fw:", "mc:", "od:", "iw:", "al:", "imp:", "imx:", "ns:",
-            "nc:", "np:", "nu:", "nk:", "nd:", "nf:", "ne:", "fwd:", "ev:", "fc:", ""]
+            "nc:", "np:", "nu:", "nk:", "nd:", "nf:", "ne:", "fwd:", "ev:", "fc:", "er:", ""]
 HOSTILE_FIELD = st.one_of(
     st.text(st.sampled_from(OTHER_DIGITS), min_size=1, max_size=4),
     st.integers(2**31, 10**15).map(str),

@@ -81,6 +81,31 @@ async def test_a_failing_write_at_commit_undoes_the_whole_transaction(db: Databa
     assert await values(db) == ["b"]
 
 
+async def test_python_runs_in_turn_with_the_writes_in_the_same_trip(db: Database) -> None:
+    """``Tx.call``: code that reads what the transaction wrote before it and writes after it (the
+    audit chain), without a trip of its own; failing, it undoes the whole transaction."""
+    def copy_count(conn: sqlite3.Connection) -> None:
+        n = conn.execute("SELECT COUNT(*) FROM t").fetchone()[0]
+        conn.execute("INSERT INTO t(v) VALUES(?)", (f"after {n}",))
+
+    trips = count_trips(db)
+    async with db.transaction() as tx:
+        tx.add("INSERT INTO t(v) VALUES(?)", ("a",))
+        tx.call(copy_count)
+        tx.add("INSERT INTO t(v) VALUES(?)", ("b",))
+    assert trips[0] == 1
+    assert await values(db) == ["a", "after 1", "b"]
+
+    def fail(conn: sqlite3.Connection) -> None:
+        raise sqlite3.IntegrityError("refused")
+
+    with pytest.raises(sqlite3.IntegrityError):
+        async with db.transaction() as tx:
+            tx.add("INSERT INTO t(v) VALUES(?)", ("c",))
+            tx.call(fail)
+    assert await values(db) == ["a", "after 1", "b"]
+
+
 async def test_a_transaction_that_does_nothing_costs_nothing(db: Database) -> None:
     trips = count_trips(db)
     async with db.transaction():

@@ -183,7 +183,7 @@ async def test_urgent_deadline_and_assignee(domain: Domain, clock: Clock) -> Non
 async def test_events_are_immutable(domain: Domain, clock: Clock) -> None:
     await domain.new_case(clock)
     with pytest.raises(sqlite3.IntegrityError):
-        await domain.db.conn.execute("UPDATE events SET note = 'x'")
+        await domain.db.conn.execute("UPDATE events SET action = 'x'")
     with pytest.raises(sqlite3.IntegrityError):
         await domain.db.conn.execute("DELETE FROM events")
 

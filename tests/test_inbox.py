@@ -101,7 +101,8 @@ def api() -> Iterator[FakeBotAPI]:
 
 async def note_events(bot: Bot, text: str) -> int:
     row = await bot.services.db.one(
-        "SELECT count(*) FROM events WHERE action = 'note' AND note = ?", (text,))
+        "SELECT count(*) FROM events e JOIN event_texts t ON t.event_id = e.id"
+        " WHERE e.action = 'note' AND t.text = ?", (text,))
     return int(row[0]) if row else 0
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot import audit
 from bot.config import load_settings
 from bot.db import Database
 from bot.domain.cases import Actor, CaseService, Change, Draft
@@ -231,7 +232,7 @@ async def test_sigterm_while_replies_wait_on_the_group_limit_exits_in_time_and_l
                   for s in ("pending", "done", "parked")]
         assert states == [0, 30, 0], (states, err[-3000:])
         for i in range(30):
-            assert await count(db_path, "SELECT count(*) FROM events WHERE note = ?",
+            assert await count(db_path, "SELECT count(*) FROM event_texts WHERE text = ?",
                                (f"group note {i}",)) == 1, i
 
 
@@ -287,10 +288,12 @@ async def test_killed_at_random_moments_every_change_happens_exactly_once(tmp_pa
         assert proc.returncode == 0, err
         assert await count(db_path, "SELECT count(*) FROM inbox WHERE state != 'done'") == 0
         for text in notes:  # every change asked for, exactly once
-            assert await count(db_path, "SELECT count(*) FROM events WHERE action = 'note' AND note = ?",
+            assert await count(db_path, "SELECT count(*) FROM events e JOIN event_texts t"
+                               " ON t.event_id = e.id WHERE e.action = 'note' AND t.text = ?",
                                (text,)) == 1, text
         assert await count(db_path, "SELECT count(*) FROM outbox"
                            " WHERE sent_at IS NULL AND (failed_at IS NULL OR last_error IS NULL)") == 0
+        assert await audit.verify(db_path) == []  # every crash left the audit chain whole
         # The working group is told of each note privately; a crash may send one notice twice.
         told = [str(c.params.get("text", "")) for c in api.calls_of("sendMessage")
                 if int(c.params.get("chat_id", 0)) == WG and c.ok]

@@ -16,9 +16,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
+from bot import audit
 from bot.config import Settings
 from bot.db import Database, Row, Tx, from_db, to_db
-from bot.domain import origin, outbox
+from bot.domain import erasure, origin, outbox
 from bot.domain.deadlines import Deadlines
 from bot.domain.errors import (
     CaseNotFound,
@@ -32,6 +33,7 @@ from bot.domain.errors import (
 from bot.domain.model import (
     CASE_BY_ID,
     CASE_SELECT,
+    EVENTS_OF_CASE,
     PAGE_SIZE,
     SUMMARY_MAX,
     SYSTEM,
@@ -180,7 +182,8 @@ class CaseService(Deadlines, Telling):
         rows = await self.db.all(
             "SELECT name, contact, from_case FROM case_contacts WHERE case_id = ? ORDER BY id",
             (case_id,))
-        return [f"{r[0]}" + (f" · {r[1]}" if r[1] else "") + f" (#{r[2]})" for r in rows]
+        return [f"{r[0] or _('[erased]')}" + (f" · {r[1]}" if r[1] else "") + f" (#{r[2]})"
+                for r in rows]
 
     async def bouncing(self, actor: Actor) -> list[CaseView]:
         """Unfinished cases handed off again and again, in the actor's scope."""
@@ -193,12 +196,11 @@ class CaseService(Deadlines, Telling):
                 if scope & set(self.units.ancestors_or_self(c.unit_id or c.place_unit_id))]
 
     async def history(self, case_id: int) -> list[Event]:
-        rows = await self.db.all(
-            "SELECT * FROM events WHERE case_id = ? ORDER BY id", (case_id,)
-        )
+        rows = await self.db.all(EVENTS_OF_CASE, (case_id,))
         return [
             Event(r["id"], from_db(r["at"]) or datetime.min, r["actor_id"], r["actor_name"],
-                  r["action"], r["from_status"], r["to_status"], r["note"], json.loads(r["data"]))
+                  r["action"], r["from_status"], r["to_status"], r["note"] or "",
+                  json.loads(r["data"]), erased=r["note_commit"] is not None and r["note"] is None)
             for r in rows
         ]
 
@@ -513,6 +515,7 @@ class CaseService(Deadlines, Telling):
         Action.SNOOZE: Deadlines._do_snooze,
         Action.REMIND: Deadlines._do_remind,
         Action.ESCALATE: Deadlines._do_escalate,
+        Action.ERASE: erasure.do_erase,
     }
 
     def _count_handoff(self, st: Step) -> None:
@@ -642,10 +645,11 @@ class CaseService(Deadlines, Telling):
         from_status: Status | None, to_status: Status | None, note: str, now: datetime,
         data: dict[str, Any],
     ) -> None:
-        conn.add(
-            "INSERT INTO events(case_id, at, actor_id, actor_name, action, from_status,"
-            " to_status, note, data) VALUES(?,?,?,?,?,?,?,?,?)",
-            (case_id, to_db(now), actor.tg_id, actor.name, action, from_status, to_status,
-             note, json.dumps(data, ensure_ascii=False)),
-        )
+        """Append the event to the case's history and to the audit chain, in the change's
+        transaction; its free text is kept apart and committed to (bot/audit.py)."""
+        at, text = to_db(now), json.dumps(data, ensure_ascii=False)
+        conn.call(lambda c: audit.append_event(
+            c, case_id, at, actor.tg_id, actor.name, str(action),
+            None if from_status is None else str(from_status),
+            None if to_status is None else str(to_status), note, text))
 

@@ -10,7 +10,9 @@ Cost: the per-unit aggregates are computed once per run (a handful of queries ov
 on status, unit and due date, and one pass for the last 24 hours); each scope is then a sum over
 its units in Python, so a run grows with the number of scopes, not scopes × cases.
 
-A digest holds numbers, units and case numbers only: never a citizen's name or contact.
+A digest holds numbers, units and case numbers only: never a citizen's name or contact. The one of
+everything (the working group's) ends with the audit chain's head of the day (bot/audit.py): a
+copy of it outside the database, against which a rewrite of the history shows.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from html import escape
 
+from bot import audit
 from bot.config import Settings
 from bot.db import Database, from_db, to_db
 from bot.domain import outbox
@@ -148,10 +151,13 @@ class DigestService:
                 return 0
             snap = await self.snapshot(now)
             units = await self._units()
+            # The audit chain's head, published outside the database (bot/audit.py).
+            _seq, head_hash = await audit.current_head(self.db)
+            head = f"{head_hash}@{day}"
             for chat_id, _title, scope in due:
                 with use_locale(await self.units.language_of(chat_id)):  # the reader's language
                     title = _("all units") if scope is None else self._title(scope, units)
-                    text = self.render(snap, scope, title)
+                    text = self.render(snap, scope, title, head=head if scope is None else None)
                 async with self.db.transaction() as conn:
                     cur = await conn.execute(
                         "INSERT OR IGNORE INTO digest_log(chat_id, day, queued_at) VALUES(?,?,?)",
@@ -286,7 +292,8 @@ class DigestService:
 
     # --- the text --------------------------------------------------------------------------
 
-    def render(self, snap: Snapshot, scope: set[int] | None, title: str) -> str:
+    def render(self, snap: Snapshot, scope: set[int] | None, title: str,
+               head: str | None = None) -> str:
         tz, now = self.settings.tz, snap.now
         total = snap.total(scope)
         lines = ["📋 " + _("<b>Digest: {title}</b> · {when}").format(
@@ -319,6 +326,10 @@ class DigestService:
             lines.append("")
             lines.append(_("<b>By unit</b>"))
             lines += breakdown
+        if head is not None:
+            lines.append("")
+            lines.append("🔗 " + _("Audit head (keep it: casebot verify-audit --head checks the "
+                                  "history against it): {head}").format(head=f"<code>{escape(head)}</code>"))
         return "\n".join(lines)
 
     def _unit_line(self, snap: Snapshot, name: str, unit_ids: Iterable[int]) -> str:

@@ -144,6 +144,7 @@ class CaseView:
     next_action_at: datetime | None = None
     reminder_level: int = 0
     snoozes: int = 0
+    erased_at: datetime | None = None  # the citizen's personal data was erased then
 
     @property
     def is_open(self) -> bool:
@@ -170,6 +171,7 @@ class Event:
     to_status: str | None
     note: str
     data: dict[str, Any]
+    erased: bool = False  # it had a free text, erased with the case's personal data
 
 
 @dataclass
@@ -209,6 +211,9 @@ LEFT JOIN people p ON p.tg_id = c.assignee_id
 LEFT JOIN events e ON e.id = (SELECT MAX(id) FROM events WHERE case_id = c.id)
 """
 CASE_BY_ID = CASE_SELECT + " WHERE c.id = ?"
+# A case's history: its events with their free texts (kept apart, erasable: bot/audit.py).
+EVENTS_OF_CASE = ("SELECT e.*, t.text AS note FROM events e LEFT JOIN event_texts t ON t.event_id = e.id"
+                  " WHERE e.case_id = ? ORDER BY e.id")
 
 
 def case_view(r: Row) -> CaseView:
@@ -235,7 +240,7 @@ def case_view(r: Row) -> CaseView:
         their_reference=r["their_reference"], category_key=r["category_key"],
         accept_due_at=from_db(r["accept_due_at"]), paused_at=from_db(r["paused_at"]),
         next_action_at=from_db(r["next_action_at"]), reminder_level=r["reminder_level"],
-        snoozes=r["snoozes"],
+        snoozes=r["snoozes"], erased_at=from_db(r["erased_at"]),
     )
 
 

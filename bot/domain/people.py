@@ -7,9 +7,11 @@ import hashlib
 import html
 import re
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot import audit
 from bot.bounded import LRUDict
 from bot.config import Settings
 from bot.db import Database, Row, from_db, to_db
@@ -77,8 +79,18 @@ WHERE g.revoked_at IS NULL AND g.tg_id = ? ORDER BY g.id
 """
 
 
-def _grant(r: Row) -> Grant:
+def _grant_of(r: Row) -> Grant:
     return Grant(r["id"], r["tg_id"], Role(r["role"]), r["unit_id"], r["unit_key"], r["unit_name"])
+
+
+def _grant(c: sqlite3.Connection, tg_id: int, role: str, unit_id: int | None, source: str,
+           by: int | None, at: str) -> None:
+    """Grant a role (unless held already), recorded in the audit chain; inside a transaction."""
+    cur = c.execute(
+        "INSERT OR IGNORE INTO grants(tg_id, role, unit_id, source, granted_by, granted_at)"
+        " VALUES(?,?,?,?,?,?)", (tg_id, role, unit_id, source, by, at))
+    if cur.rowcount == 1:
+        audit.record_rows(c, at, "grant", "grants", [cur.lastrowid])
 
 
 class PeopleService:
@@ -106,7 +118,7 @@ class PeopleService:
         if held is None:
             version, generation = self._version, self.units.generation
             rows = await self.db.all(_PERSON_GRANTS, (tg_id,))
-            held = ([_grant(r) for r in rows if r["live"]], bool(rows))
+            held = ([_grant_of(r) for r in rows if r["live"]], bool(rows))
             if version == self._version and generation == self.units.generation:
                 self._grants[tg_id] = held
         return list(held[0]), held[1]
@@ -117,27 +129,29 @@ class PeopleService:
         """Config admins hold the admin role (and lose it when removed from the list).
         The config's working_group list becomes roles once; after that /invite and /revoke
         manage the working group."""
-        async with self.db.transaction() as conn:
-            current = {r[0] for r in await conn.all(
+        at = to_db(now)
+        admins, wg = set(self.settings.admins), tuple(self.settings.working_group)
+
+        def sync(c: sqlite3.Connection) -> None:
+            current = {r[0] for r in c.execute(
                 "SELECT tg_id FROM grants WHERE role = 'admin' AND source = 'config'"
                 " AND revoked_at IS NULL")}
-            for tg_id in set(self.settings.admins) - current:
-                conn.add(
-                    "INSERT OR IGNORE INTO grants(tg_id, role, source, granted_at)"
-                    " VALUES(?, 'admin', 'config', ?)", (tg_id, to_db(now)))
-            for tg_id in current - set(self.settings.admins):
-                conn.add(
-                    "UPDATE grants SET revoked_at = ? WHERE tg_id = ? AND role = 'admin'"
-                    " AND source = 'config' AND revoked_at IS NULL", (to_db(now), tg_id))
-            migrated = await conn.one("SELECT 1 FROM settings_kv WHERE key = ?",
-                                      (_WG_MIGRATED,)) is not None
-            if not migrated:
-                for tg_id in self.settings.working_group:
-                    conn.add(
-                        "INSERT OR IGNORE INTO grants(tg_id, role, source, granted_at)"
-                        " VALUES(?, 'working_group', 'config', ?)", (tg_id, to_db(now)))
-                conn.add("INSERT INTO settings_kv(key, value) VALUES(?, ?)",
-                         (_WG_MIGRATED, to_db(now)))
+            for tg_id in sorted(admins - current):
+                _grant(c, tg_id, "admin", None, "config", None, at)
+            for tg_id in sorted(current - admins):
+                ids = [r[0] for r in c.execute(
+                    "SELECT id FROM grants WHERE tg_id = ? AND role = 'admin' AND source = 'config'"
+                    " AND revoked_at IS NULL", (tg_id,))]
+                c.execute("UPDATE grants SET revoked_at = ? WHERE id IN"
+                          f" ({','.join('?' * len(ids))})", (at, *ids))
+                audit.record_rows(c, at, "revoke", "grants", ids)
+            if c.execute("SELECT 1 FROM settings_kv WHERE key = ?", (_WG_MIGRATED,)).fetchone() is None:
+                for tg_id in wg:
+                    _grant(c, tg_id, "working_group", None, "config", None, at)
+                c.execute("INSERT INTO settings_kv(key, value) VALUES(?, ?)", (_WG_MIGRATED, at))
+
+        async with self.db.transaction() as conn:
+            conn.call(sync)
         self._grants_changed()
 
     # --- reads ----------------------------------------------------------------------------
@@ -218,13 +232,17 @@ class PeopleService:
             raise Forbidden()
         token = secrets.token_urlsafe(24)
         expires = now + timedelta(hours=self.settings.invitation_hours)
-        async with self.db.transaction() as conn:
-            conn.add(
+        values = (token_hash(token), role, unit.id if unit else None, actor_id, to_db(now),
+                  to_db(expires))
+
+        def create(c: sqlite3.Connection) -> None:
+            cur = c.execute(
                 "INSERT INTO invitations(token_hash, role, unit_id, created_by, created_at,"
-                " expires_at) VALUES(?,?,?,?,?,?)",
-                (token_hash(token), role, unit.id if unit else None, actor_id, to_db(now),
-                 to_db(expires)),
-            )
+                " expires_at) VALUES(?,?,?,?,?,?)", values)
+            audit.record_rows(c, values[4], "invite", "invitations", [cur.lastrowid])
+
+        async with self.db.transaction() as conn:
+            conn.call(create)
         return token
 
     async def redeem(
@@ -256,12 +274,16 @@ class PeopleService:
                 " name=excluded.name, username=excluded.username, language=excluded.language,"
                 " last_seen=excluded.last_seen, private_chat=1",
                 (tg_id, name, username, language, to_db(now), to_db(now)))
-            conn.add(
-                "INSERT OR IGNORE INTO grants(tg_id, role, unit_id, source, granted_by, granted_at)"
-                " VALUES(?,?,?, 'invitation', ?, ?)",
-                (tg_id, inv["role"], inv["unit_id"], inv["created_by"], to_db(now)))
-            conn.add("UPDATE invitations SET used_by = ?, used_at = ? WHERE id = ?",
-                     (tg_id, to_db(now), inv["id"]))
+            at, role, unit_id, by, inv_id = (to_db(now), inv["role"], inv["unit_id"],
+                                              inv["created_by"], inv["id"])
+
+            def use(c: sqlite3.Connection) -> None:
+                _grant(c, tg_id, role, unit_id, "invitation", by, at)
+                c.execute("UPDATE invitations SET used_by = ?, used_at = ? WHERE id = ?",
+                          (tg_id, at, inv_id))
+                audit.record_rows(c, at, "invitation_used", "invitations", [inv_id])
+
+            conn.call(use)
         self._grants_changed()
         grants = await self.grants(tg_id)
         return next(g for g in grants if g.role == inv["role"] and g.unit_id == inv["unit_id"])
@@ -289,6 +311,8 @@ class PeopleService:
                 (actor_id, to_db(now), invitation_id, admin, actor_id))
             if cur.rowcount == 0:
                 raise Invalid(_("That invitation is no longer pending."))
+            conn.call(lambda c: audit.record_rows(c, to_db(now), "invitation_withdrawn",
+                                                  "invitations", [invitation_id]))
 
     # --- people and revocation -----------------------------------------------------------------
 
@@ -324,7 +348,7 @@ class PeopleService:
             + " ORDER BY p.name, g.tg_id, g.id")
         people: dict[int, tuple[str, str | None, list[Grant]]] = {}
         for r in rows:
-            g = _grant(r)
+            g = _grant_of(r)
             if unit_ids is not None and g.unit_id not in unit_ids:
                 continue
             entry = people.setdefault(g.tg_id, (r["name"] or str(g.tg_id), r["username"], []))
@@ -360,6 +384,8 @@ class PeopleService:
                 conn.add(
                     "UPDATE grants SET revoked_by = ?, revoked_at = ? WHERE id = ?",
                     (actor_id, to_db(now), g.id))
+            ids = [g.id for g in allowed]
+            conn.call(lambda c: audit.record_rows(c, to_db(now), "revoke", "grants", ids))
         self._grants_changed()
         return allowed
 

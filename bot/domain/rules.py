@@ -55,6 +55,7 @@ class Action(StrEnum):
     ESCALATE = "escalate"          # the bot: overdue long enough to tell those above
     SNOOZE = "snooze"              # "Snooze 1 day" under a reminder (reason required)
     HELP = "help"                  # "Ask for help": to the supervisors
+    ERASE = "erase"                # the citizen's personal data removed (on request, or retention)
 
 
 class Role(StrEnum):
@@ -96,9 +97,11 @@ TRANSITIONS: dict[Action, tuple[frozenset[Status], Status | None]] = {
     Action.ESCALATE:     (UNFINISHED_STATUSES,                         None),
     Action.SNOOZE:       (UNFINISHED_STATUSES,                         None),
     Action.HELP:         (UNFINISHED_STATUSES,                         None),
+    Action.ERASE:        (ALL_STATUSES,                                None),
 }
 # Actions that leave the card's buttons valid (they change no status).
-KEEPS_VERSION = frozenset({Action.NOTE, Action.REMIND, Action.ESCALATE, Action.SNOOZE, Action.HELP})
+KEEPS_VERSION = frozenset({Action.NOTE, Action.REMIND, Action.ESCALATE, Action.SNOOZE, Action.HELP,
+                           Action.ERASE})
 HANDOFFS = frozenset({Action.FORWARD, Action.DECLINE, Action.RETURN})  # counted towards "bouncing"
 
 R = Role
@@ -126,6 +129,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.ESCALATE:     frozenset({R.SYSTEM}),
     Action.SNOOZE:       frozenset({R.ADMIN, R.OFFICIAL, R.LIAISON}),
     Action.HELP:         frozenset({R.ADMIN, R.OFFICIAL, R.LIAISON}),
+    Action.ERASE:        frozenset({R.ADMIN, R.SYSTEM}),  # SYSTEM: the command line, the retention period
 }
 NOT_BY_RESOLVER = frozenset({Action.VERIFY, Action.REOPEN})  # a second person verifies
 # Reading a case (/case, lists, exports) and seeing the citizen's name and contact.
@@ -155,6 +159,7 @@ REQUIRED_TEXT: dict[Action, int] = {
     Action.NOTE: 1,
     Action.SNOOZE: 3,
     Action.HELP: 3,
+    Action.ERASE: 3,  # why: the citizen's request, the retention period
 }
 
 OUTCOMES = ("confirmed", "unreachable")              # how a verified case is closed
@@ -331,6 +336,7 @@ ACTION_LABELS: dict[Action, str] = {
     Action.ESCALATE: N_("escalated"),
     Action.SNOOZE: N_("reminders snoozed for a day"),
     Action.HELP: N_("asked the supervisors for help"),
+    Action.ERASE: N_("personal data erased"),
 }
 
 CHANNEL_LABELS: dict[str, str] = {

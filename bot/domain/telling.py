@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.db import Database, Tx
 from bot.domain import outbox
 from bot.domain.model import (
+    SYSTEM,
     Actor,
     CaseView,
     Message,
@@ -119,6 +120,8 @@ class Telling:
             return ""
 
         def wg_line() -> tuple[str, outbox.Buttons | None]:
+            if action is Action.ERASE and st.actor.tg_id == SYSTEM.tg_id:
+                return "", None  # the retention period's erasures: recorded, not announced one by one
             line = _("#{n} · {action} by {who}").format(n=n, action=label(ACTION_LABELS, action), who=who)
             if new_unit is not None:
                 line += " → " + html.escape(new_unit.name)

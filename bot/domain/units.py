@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot import audit
 from bot.bounded import LRUDict
 from bot.config import Settings
 from bot.db import Database, Row, to_db
@@ -13,7 +15,7 @@ from bot.i18n import SUPPORTED, _, current_locale, normalize
 from bot.inputs import parse_person
 
 WORKGROUP_KEY = "workgroup"  # /bindchat workgroup binds the working group's own chat
-_WG_CHAT = "wg_chat_id"
+_WG_CHAT = audit.WG_CHAT_SETTING
 
 _UNIT_SELECT = """
 SELECT u.id, u.key, u.name, u.name_km, u.kind, u.parent_id, u.config_chat_id, u.ack_days,
@@ -74,6 +76,11 @@ class Category:
     @property
     def name(self) -> str:
         return localized(self.name_en, self.name_km)
+
+
+def _bound_to(c: sqlite3.Connection, chat_id: int) -> list[int]:
+    """The units whose bound chat this is."""
+    return [r[0] for r in c.execute("SELECT unit_id FROM chat_bindings WHERE chat_id = ?", (chat_id,))]
 
 
 def localized(en: str, km: str | None) -> str:
@@ -225,30 +232,46 @@ class UnitService:
             raise Forbidden()
         if chat_id > 0:
             raise Invalid(_("Send /bindchat in the unit's group, not in a private chat."))
+        at = to_db(now)
         if key.lower() == WORKGROUP_KEY:
-            async with self.db.transaction() as conn:
-                conn.add("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
-                conn.add("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
-                conn.add(
+            def bind_workgroup(c: sqlite3.Connection) -> None:
+                unbound = _bound_to(c, chat_id)
+                c.execute("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
+                c.execute("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
+                c.execute(
                     "INSERT INTO settings_kv(key, value) VALUES(?, ?)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     (_WG_CHAT, str(chat_id)),
                 )
+                audit.record_rows(c, at, "unbind", "chat_bindings", unbound)
+                audit.record_rows(c, at, "bind_workgroup", "settings_kv", [_WG_CHAT])
+
+            async with self.db.transaction() as conn:
+                conn.call(bind_workgroup)
             self._changed()
             return _("the working group")
         unit = await self.by_key(key)
-        async with self.db.transaction() as conn:
+
+        def bind(c: sqlite3.Connection) -> None:
             # A group serves one unit: binding it here unbinds it elsewhere.
-            conn.add("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
-            conn.add(
+            unbound = [u for u in _bound_to(c, chat_id) if u != unit.id]
+            c.execute("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
+            c.execute(
                 "INSERT INTO chat_bindings(unit_id, chat_id, bound_by, bound_at) VALUES(?,?,?,?)"
                 " ON CONFLICT(unit_id) DO UPDATE SET chat_id=excluded.chat_id,"
                 " bound_by=excluded.bound_by, bound_at=excluded.bound_at",
-                (unit.id, chat_id, actor_id, to_db(now)),
+                (unit.id, chat_id, actor_id, at),
             )
-            conn.add("DELETE FROM settings_kv WHERE key = ? AND value = ?",
-                     (_WG_CHAT, str(chat_id)))
-            conn.add("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
+            cur = c.execute("DELETE FROM settings_kv WHERE key = ? AND value = ?",
+                            (_WG_CHAT, str(chat_id)))
+            c.execute("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
+            audit.record_rows(c, at, "unbind", "chat_bindings", unbound)
+            audit.record_rows(c, at, "bind", "chat_bindings", [unit.id])
+            if cur.rowcount:
+                audit.record_rows(c, at, "unbind_workgroup", "settings_kv", [_WG_CHAT])
+
+        async with self.db.transaction() as conn:
+            conn.call(bind)
         self._changed()
         return unit.name
 

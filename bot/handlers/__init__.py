@@ -9,7 +9,18 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
 from telegram.warnings import PTBUserWarning
 
-from bot.handlers import accesslog, basics, cards, commands, digest, importing, intake, people, reports
+from bot.handlers import (
+    accesslog,
+    basics,
+    cards,
+    commands,
+    digest,
+    erasure,
+    importing,
+    intake,
+    people,
+    reports,
+)
 from bot.handlers.errors import on_error
 from bot.handlers.flood import FloodGuard
 
@@ -43,6 +54,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         *accesslog.handlers(),
         *reports.handlers(),
         *digest.handlers(),
+        *erasure.handlers(),
         CommandHandler("cancel", basics.nothing_to_cancel),
         CallbackQueryHandler(cards.dead_button),
     ]:

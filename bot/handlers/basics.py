@@ -156,6 +156,8 @@ async def help_text(update: Update, context: Context) -> str:
                        "/bindchat workgroup for the working group"))
         lines.append(_("/refusals — recent refused attempts"))
         lines.append(_("/accesslog &lt;case&gt; — who saw the citizen's personal data"))
+        lines.append(_("/erase &lt;case&gt; &lt;reason&gt; — erase the citizen's personal data "
+                       "from a case"))
     return "\n".join(lines)
 
 

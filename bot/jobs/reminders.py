@@ -1,4 +1,5 @@
-"""The one repeating job: reminders and escalations that are due, then the daily digests.
+"""The one repeating job: reminders and escalations that are due, then the daily digests, then the
+daily check of the audit chain (bot/jobs/audit.py).
 
 Everything it needs is in the database (``cases.next_action_at``, ``digest_log``), so a restart
 simply carries on; the first run happens at start, which also sends a digest missed while down.
@@ -12,6 +13,7 @@ from datetime import timedelta
 from telegram.ext import ContextTypes
 
 from bot.app import SERVICES, Services
+from bot.jobs import audit as audit_job
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -41,4 +43,6 @@ async def run_once(services: Services) -> int:
     digests = getattr(services, "digests", None)
     if digests is not None:
         count += await digests.send_due(now)
+    # After the digests, which it must not hold up: on a large database it reads for a while.
+    count += await audit_job.daily(services.cases, now)
     return count
