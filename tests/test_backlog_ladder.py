@@ -279,6 +279,24 @@ async def test_imported_overdue_cases_are_reminded_and_escalated_in_one_run_one_
     assert sorted(c for c, _t, _b in await texts_since(backlog, since)) == sorted([DP_CHAT, SR_CHAT, WG_CHAT])
 
 
+async def test_each_chat_reads_the_list_in_its_language(tmp_path: Path, clock: Clock) -> None:
+    data = config_dict(tmp_path / "km.sqlite3")
+    data["default_language"] = "km"  # the groups' language; the people registered in English
+    data["units"][2]["name_km"] = "ខណ្ឌដូនពេញ"
+    domain = await open_domain(parse_settings(data), clock)
+    try:
+        created, _ = await domain.cases.import_cases(SYSTEM, await rows_of(domain, 2, "pp-dp"), clock())
+        since = await mark(domain)
+        await tick(domain, clock)
+        by_chat = {c: t for c, t, _b in await texts_since(domain, since)}
+        assert by_chat[DP_CHAT].startswith("⏰ ករណីរបស់លោកអ្នកចំនួន 2 ហួសកាលកំណត់ ចាស់ជាងគេមុន៖\n"
+                                           f"• <b>#{created[0]}</b> · ខណ្ឌដូនពេញ · ហួសកាលកំណត់ ")
+        assert by_chat[SUPERVISOR].startswith("⬆️ 2 overdue cases are escalated to you, oldest first:\n"
+                                              f"• <b>#{created[0]}</b> · Daun Penh · overdue by ")
+    finally:
+        await domain.db.close()
+
+
 async def test_a_chat_with_hundreds_due_gets_one_message_within_telegrams_limits(
         backlog: Domain, clock: Clock) -> None:
     long = "Very long summary " * 12

@@ -35,7 +35,7 @@ from bot.domain.rules import (
     DeadlinePolicy,
     Role,
 )
-from bot.domain.units import UnitService
+from bot.domain.units import Unit, UnitService
 from bot.i18n import N_, _, current_locale, label, ngettext, use_locale
 
 LIST_MAX = 20       # cases listed in one message of the ladder (a button each)
@@ -60,6 +60,7 @@ class LadderNote:
     level: int = 0              # escalations: 2 (the unit's supervisors) or 3 (those above)
     buttons: str | None = None  # on its own message: ladder | verify | update | None
     deadline: datetime | None = None
+    unit: Unit | None = None    # its unit, else its place: named in each reader's language
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -209,9 +210,11 @@ class Telling:
         """Who a warning, a reminder or an escalation of the case goes to, and how."""
         case, now = st.case, st.now
         deadline = self._deadline(case)
+        unit = await self.units.by_id(case.unit_id or case.place_unit_id)
 
         def note(chats: list[int], kind: str, buttons: str | None = None, level: int = 0) -> list[LadderNote]:
-            return [LadderNote(chat, case, kind, step, days, level, buttons, deadline) for chat in chats]
+            return [LadderNote(chat, case, kind, step, days, level, buttons, deadline, unit)
+                    for chat in chats]
 
         if st.action is Action.ESCALATE:
             step, days = self._step_name(case), self.policy.days_after(deadline, now) if deadline else 0
@@ -255,7 +258,7 @@ class Telling:
 
     def _ladder_one(self, note: LadderNote) -> tuple[str, outbox.Buttons | None]:
         case, n = note.case, note.case.id
-        unit, summary = html.escape(case.unit_name or case.place), html.escape(cut_text(case.summary, 80))
+        unit, summary = self._where(note), html.escape(cut_text(case.summary, 80))
         days = days_label(max(1, note.days))
         if note.kind == "escalate":
             text = "⬆️ " + _("#{n} ({unit}) is overdue by {days}: {summary}").format(
@@ -331,7 +334,7 @@ class Telling:
 
     def _ladder_line(self, note: LadderNote) -> str:
         case = note.case
-        head = f"• <b>#{case.id}</b> · {html.escape(case.unit_name or case.place)} · "
+        head = f"• <b>#{case.id}</b> · {self._where(note)} · "
         if note.kind == "warn":
             head += _("Due {when}").format(when=self._when(note.deadline))
         else:
@@ -339,6 +342,12 @@ class Telling:
             if note.step in STEP_LABELS:
                 head += " · " + label(STEP_LABELS, note.step)
         return head + " · " + html.escape(cut_text(case.summary, 60))
+
+    @staticmethod
+    def _where(note: LadderNote) -> str:
+        """The case's unit (else its place), in the current reader's language, escaped."""
+        case = note.case
+        return html.escape(note.unit.name if note.unit is not None else case.unit_name or case.place)
 
     def _when(self, value: datetime | None) -> str:
         if value is None:
