@@ -25,10 +25,10 @@ from pathlib import Path
 
 import telegram
 
-from bench import delivery, generate, memory, presses, reports, scan
+from bench import backlog, delivery, generate, memory, presses, reports, scan
 from bench.common import Figure, size_label, table
 
-BENCHMARKS = ("reminders", "digest", "presses", "delivery", "memory", "reports")
+BENCHMARKS = ("reminders", "backlog", "digest", "presses", "delivery", "memory", "reports")
 
 
 @dataclass
@@ -49,6 +49,9 @@ class Options:
     digest_repeats: int = 3
     memory_reference: bool = True       # also start the bot on the smallest database
     report_size: int | None = None      # reports and exports; None: as press_size's default
+    backlog_cases: int = 650            # the reminder run after importing a backlog: its cases,
+    backlog_units: int = 200            # the districts they are spread over,
+    backlog_repeats: int = 3            # and runs (each on a fresh copy), median
 
 
 def machine() -> str:
@@ -118,6 +121,10 @@ def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
             if name == "reminders":
                 got = asyncio.run(scan.reminder_scan(paths, repeats=options.scan_repeats,
                                                   block=min(100, options.scan_repeats)))
+            elif name == "backlog":
+                got = asyncio.run(backlog.reminder_run(work, cases=options.backlog_cases,
+                                                       units=options.backlog_units,
+                                                       repeats=options.backlog_repeats))
             elif name == "digest":
                 got = asyncio.run(scan.digest(ends, work, repeats=options.digest_repeats))
             elif name == "presses":
@@ -173,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds per Bot API call in a second pass of presses (0: skip it)")
     parser.add_argument("--delivery-messages", type=int, default=3000)
     parser.add_argument("--delivery-chats", type=int, default=1000)
+    parser.add_argument("--backlog-cases", type=int, default=650)
+    parser.add_argument("--backlog-units", type=int, default=200)
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
     unknown = [b for b in args.benchmarks if b not in BENCHMARKS]
@@ -184,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=args.data_dir, work_dir=args.work_dir, press_size=args.press_size,
         press_cases=args.press_cases, press_rounds=args.press_rounds, press_latency=args.press_latency,
         delivery_messages=args.delivery_messages, delivery_chats=args.delivery_chats,
-        report_size=args.report_size,
+        report_size=args.report_size, backlog_cases=args.backlog_cases, backlog_units=args.backlog_units,
     )
 
     def log(line: str) -> None:

@@ -109,6 +109,7 @@ async def open_services(settings: Settings, app: Application, clock: Clock, db: 
     await people.sync_config(clock())
     store = OutboxStore(db)
     cases = CaseService(db, settings, units, people, clock)
+    await cases.enter_ladder(clock())  # cases imported by an earlier version, never reminded
     sender = OutboxSender(app.bot, store, cases, clock, settings.outbox_interval_seconds)
     cases.on_commit = sender.wake
     digests = DigestService(db, settings, units, people, on_commit=sender.wake)

@@ -69,6 +69,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    from bot.domain.holiday_calendar import calendar_problem, holiday_lines
+
+    problem = calendar_problem(settings)
+    if problem is not None:
+        print(f"config error: {problem}", file=sys.stderr)
+        return 2
     missing = missing_khmer_names(settings)
     if missing:
         print(f"config error: {missing[0]}: a Khmer name is needed (officials read Khmer)"
@@ -79,7 +85,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print("Unit tree:")
     for line in unit_tree_lines(settings):
         print("  " + line)
-    for warning in config_warnings(settings, datetime.now(settings.tz).date()):
+    today = datetime.now(settings.tz).date()
+    holidays = holiday_lines(settings, today.year)
+    if holidays:
+        calendar = settings.deadlines.holiday_country or "no country's calendar"
+        print(f"Holidays in {today.year} ({calendar}, with deadlines.holidays and deadlines.not_holidays):")
+        for line in holidays:
+            print("  " + line)
+    for warning in config_warnings(settings, today):
         print(f"warning: {warning}", file=sys.stderr)
     return 0
 
@@ -112,6 +125,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not token:
         print(f"config error: {TOKEN_ENV}: set the bot token in the environment "
               "(it is never read from a file)", file=sys.stderr)
+        return 2
+    from bot.domain.holiday_calendar import calendar_problem
+
+    problem = calendar_problem(settings)
+    if problem is not None:
+        print(f"config error: {problem}", file=sys.stderr)
         return 2
     if getattr(args, "webhook", False) and settings.webhook is None:
         print("config error: webhook: `casebot run --webhook` needs a [webhook] table "

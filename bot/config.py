@@ -108,7 +108,9 @@ class DeadlineSettings:
     verify_days: int = 7
     bouncing_after: int = 3
     working_days: tuple[int, ...] | None = None  # ISO weekdays (1 = Monday); None: every day counts
-    holidays: tuple[date, ...] = ()
+    holidays: tuple[date, ...] = ()       # added to the country's public holidays (substitute days)
+    not_holidays: tuple[date, ...] = ()   # the country's holidays that count as working days
+    holiday_country: str | None = "KH"    # whose public holidays count (the holidays package); None: none
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class ReminderSettings:
     escalate_after_days: int = 2        # E1: the unit's supervisors
     escalate_again_after_days: int = 5  # E2: the parent unit's supervisors and the working group
     max_snoozes: int = 2
+    warn_before_days: int = 1           # a warning this many (working) days before a deadline; 0: none
 
 
 @dataclass(frozen=True)
@@ -293,22 +296,36 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
     dl_raw = _expect(data.get("deadlines", {}), dict, "deadlines", "a table")
     known = {"resolve_days": 15, "urgent_resolve_days": 3, "accept_days": 1, "ack_days": 3,
              "verify_days": 7, "bouncing_after": 3}
-    _unknown(dl_raw, {*known, "working_days", "holidays"}, "deadlines.")
+    _unknown(dl_raw, {*known, "working_days", "holidays", "not_holidays", "holiday_country"},
+             "deadlines.")
+    holidays = _dates(dl_raw.get("holidays", []), "deadlines.holidays")
+    not_holidays = _dates(dl_raw.get("not_holidays", []), "deadlines.not_holidays")
+    both = sorted(set(holidays) & set(not_holidays))
+    if both:
+        raise ConfigError(f"deadlines.not_holidays: {both[0].isoformat()} is also in deadlines.holidays")
     deadlines = DeadlineSettings(
         **{k: _positive_int(dl_raw.get(k, v), f"deadlines.{k}") for k, v in known.items()},
         working_days=_weekdays(dl_raw.get("working_days")),
-        holidays=_dates(dl_raw.get("holidays", []), "deadlines.holidays"),
+        holidays=holidays,
+        not_holidays=not_holidays,
+        holiday_country=_country(dl_raw.get("holiday_country", DeadlineSettings.holiday_country)),
     )
     rem_raw = _expect(data.get("reminders", {}), dict, "reminders", "a table")
     rem_known = {"escalate_after_days": 2, "escalate_again_after_days": 5, "max_snoozes": 2}
-    _unknown(rem_raw, {*rem_known, "interval_minutes", "quiet_start", "quiet_end"}, "reminders.")
+    _unknown(rem_raw, {*rem_known, "interval_minutes", "quiet_start", "quiet_end", "warn_before_days"},
+             "reminders.")
     rem_ints = {k: _positive_int(rem_raw.get(k, v), f"reminders.{k}") for k, v in rem_known.items()}
+    warn_before = _expect(rem_raw.get("warn_before_days", 1), int, "reminders.warn_before_days",
+                          "a whole number of days (0: no warning)")
+    if warn_before < 0:
+        raise ConfigError(f"reminders.warn_before_days: must be 0 (no warning) or more, got {warn_before}")
     if rem_ints["escalate_again_after_days"] <= rem_ints["escalate_after_days"]:
         raise ConfigError("reminders.escalate_again_after_days: must be more than escalate_after_days")
     reminders = ReminderSettings(
         interval_minutes=_positive_number(rem_raw.get("interval_minutes", 5), "reminders.interval_minutes"),
         quiet_start=_clock(rem_raw.get("quiet_start", "20:00"), "reminders.quiet_start"),
         quiet_end=_clock(rem_raw.get("quiet_end", "07:00"), "reminders.quiet_end"),
+        warn_before_days=warn_before,
         **rem_ints,
     )
     digest_raw = _expect(data.get("digest", {}), dict, "digest", "a table")
@@ -427,6 +444,19 @@ def _dates(raw: Any, key: str) -> tuple[date, ...]:
         except ValueError:
             raise ConfigError(f"{key}[{i}]: {v!r} is not a date like 2026-04-14") from None
     return tuple(sorted(set(out)))
+
+
+def _country(raw: Any) -> str | None:
+    """A country's two-letter code (e.g. KH), or "" for none. Whether the holidays package knows
+    it is checked where the calendar is built (``casebot check-config`` and ``run`` say so)."""
+    _expect(raw, str, "deadlines.holiday_country", 'a country code like "KH" ("" for none)')
+    code = raw.strip().upper()
+    if not code:
+        return None
+    if len(code) != 2 or not (code.isascii() and code.isalpha()):
+        raise ConfigError(f"deadlines.holiday_country: {raw!r} is not a two-letter country code "
+                          '(e.g. "KH" for Cambodia; "" for none)')
+    return code
 
 
 def _url(raw: Any, key: str) -> str:
@@ -557,13 +587,15 @@ EXAMPLE_IDS = frozenset({100000001, 100000002})
 
 def config_warnings(settings: Settings, today: date) -> list[str]:
     """What is valid but probably wrong (check-config prints these as warnings): the example's
-    ids among the admins or the working group, holidays that do not reach this year or the next."""
+    ids among the admins or the working group; without a country's calendar, holidays that do not
+    reach this year or the next."""
     warnings = [
         f"{key}: {tg_id} is an id from the example config; put your own Telegram ids there"
         for key, ids in (("admins", settings.admins), ("working_group", settings.working_group))
         for tg_id in ids if tg_id in EXAMPLE_IDS
     ]
-    if settings.deadlines.working_days is not None:  # holidays count only with working days
+    if settings.deadlines.working_days is not None and settings.deadlines.holiday_country is None:
+        # holidays count only with working days; a country's calendar knows every year
         years = {d.year for d in settings.deadlines.holidays}
         warnings += [
             f"deadlines.holidays: no date in {year}; deadlines falling then will count holidays "

@@ -247,6 +247,7 @@ class Tx:
             ("BEGIN IMMEDIATE", (), False)]
         self.begun = False  # a trip has gone: BEGIN was sent
         self.done = False
+        self.trips = 0
 
     def add(self, sql: str, params: Iterable[Any] = ()) -> None:
         """A write whose result is not needed: sent with the next trip."""
@@ -260,6 +261,25 @@ class Tx:
         (in aiosqlite's thread, inside the transaction): for writes that depend on rows read in
         the transaction itself, such as appending to the audit chain (bot/audit.py)."""
         self._pending.append(fn)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A part of the transaction that an error undoes alone (SAVEPOINT … RELEASE): what the
+        block wrote is rolled back, the error raised, and the transaction goes on without it.
+        Its writes go to the database at its end, so that an error in them is the block's."""
+        self.add("SAVEPOINT part")
+        mark, trips = len(self._pending) - 1, self.trips
+        try:
+            yield
+            await self.execute("RELEASE part")
+        except BaseException:
+            if self.trips == trips:  # nothing of the block reached the database
+                del self._pending[mark:]
+            else:
+                self._pending = []
+                await self.execute("ROLLBACK TO part")
+                await self.execute("RELEASE part")
+            raise
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> Result:
         """The waiting writes, then this statement: its rows, ``lastrowid`` and ``rowcount``."""
@@ -286,6 +306,7 @@ class Tx:
             raise RuntimeError("the transaction is over")
         batch, self._pending = self._pending, []
         self.begun = True
+        self.trips += 1
 
         def run(conn: sqlite3.Connection) -> Result:
             for item in batch:

@@ -31,7 +31,8 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     options = Options(
         sizes=[400, 800], due_now=20, data_dir=tmp_path / "data", work_dir=tmp_path / "work",
         press_cases=2, press_rounds=1, press_latency=0.01, delivery_messages=60, delivery_chats=30,
-        scan_repeats=3, digest_repeats=1, memory_reference=False,
+        scan_repeats=3, digest_repeats=1, memory_reference=False, backlog_cases=30, backlog_units=10,
+        backlog_repeats=1,
     )
     figures = run(options, log=lambda line: None)
 
@@ -75,4 +76,24 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         assert export.data["export"][n]["bytes"] > 0 and export.data["export"][n]["maxrss_kib"] > 0
     assert report.reference.endswith("at 400") and report_rss.value.endswith("MB")
     assert export.ratio != "—" and export_rss.value.endswith("MB")
-    assert len(figures) == 2 + 1 + 6 + 6 + 3 + 4 + 4 and len(BENCHMARKS) == 6
+    backlog_run, none_due = named("Reminder run")
+    assert backlog_run.data["messages"] == backlog_run.data["chats"] and none_due.data["handled"] == 30
+
+    assert len(figures) == 2 + 2 + 1 + 6 + 6 + 3 + 4 + 4 and len(BENCHMARKS) == 7
+
+
+def test_the_backlog_reminder_run_at_a_tiny_size(tmp_path: Path) -> None:
+    """The reminder run after an import on its own: every imported case handled in one run, each
+    chat told once (its units, their supervisors, the working group), each case's reminder and
+    escalations recorded, and then a run with none due."""
+    options = Options(benchmarks=("backlog",), data_dir=tmp_path / "data", work_dir=tmp_path / "work",
+                      backlog_cases=30, backlog_units=10, backlog_repeats=2)
+    run_figure, none_due = run(options, log=lambda line: None)
+    assert run_figure.name.startswith("Reminder run: 30 imported overdue cases across 10 units")
+    data = run_figure.data
+    assert data["handled"] == 30 and data["events"] == 30 * 3  # remind, E1, E2 (years overdue)
+    # 10 districts in two provinces (8 a province): 10 unit chats, 2 supervisors, the working group.
+    assert data["messages"] == data["chats"] == 10 + 2 + 1 and run_figure.met is True
+    assert data["most_buttons"] <= 100 and data["longest_text"] <= 4096 and data["repeats"] == 2
+    assert none_due.name.startswith("Reminder run with none due") and data["none_due_seconds"] > 0
+    assert not list((tmp_path / "data").glob("*.sqlite3"))  # no generated database needed

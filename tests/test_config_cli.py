@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -57,6 +57,13 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CASEBOT_LOG_LEVEL", raising=False)
 
 
+def tree_of(lines: list[str]) -> list[str]:
+    """The unit tree in check-config's output: after "Unit tree:", up to the year's holidays."""
+    start = lines.index("Unit tree:") + 1
+    end = next((i for i, line in enumerate(lines) if line.startswith("Holidays in ")), len(lines))
+    return lines[start:end]
+
+
 def example_text() -> str:
     return EXAMPLE.read_text(encoding="utf-8")
 
@@ -98,6 +105,37 @@ def _same_chat_twice(text: str) -> str:
 #  fragment that says why)
 Mutation = Callable[[str], str]
 MUTATIONS: list[tuple[str, Mutation, str, str]] = [
+    (
+        "holiday-country-not-a-code",
+        lambda t: replace_once(t, 'holiday_country = "KH"', 'holiday_country = "Cambodia"'),
+        "deadlines.holiday_country: ",
+        "not a two-letter country code",
+    ),
+    (
+        "holiday-country-unknown",
+        lambda t: replace_once(t, 'holiday_country = "KH"', 'holiday_country = "QQ"'),
+        "deadlines.holiday_country: ",
+        "not a country the holidays package knows",
+    ),
+    (
+        "not-holiday-also-a-holiday",
+        lambda t: replace_once(replace_once(t, "\nholidays = []", '\nholidays = ["2026-10-13"]'),
+                               "not_holidays = []", 'not_holidays = ["2026-10-13"]'),
+        "deadlines.not_holidays: ",
+        "2026-10-13 is also in deadlines.holidays",
+    ),
+    (
+        "not-holiday-not-a-date",
+        lambda t: replace_once(t, "not_holidays = []", 'not_holidays = ["12 Oct"]'),
+        "deadlines.not_holidays[0]: ",
+        "is not a date like",
+    ),
+    (
+        "negative-warning",
+        lambda t: replace_once(t, "warn_before_days = 1", "warn_before_days = -1"),
+        "reminders.warn_before_days: ",
+        "must be 0 (no warning) or more",
+    ),
     (
         "negative-notice-wait",
         lambda t: replace_once(t, "notice_seconds = 1.0", "notice_seconds = -1"),
@@ -253,10 +291,40 @@ def test_check_config_example_passes_and_prints_the_unit_tree(capsys: pytest.Cap
         "OK: 9 units, 5 categories, timezone Asia/Phnom_Penh, database data/casebot.sqlite3"
     )
     assert lines[1] == "Unit tree:"
-    assert lines[2:] == EXAMPLE_TREE
+    assert tree_of(lines) == EXAMPLE_TREE
     # Children are indented deeper than their parent and follow it.
     moi = lines.index("  moi: Ministry of Interior [ministry]")
     assert lines[moi + 1].startswith("    gdadmin: ")
+
+
+def test_check_config_prints_the_years_holidays_with_the_configs_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cambodia's calendar from the holidays package (lunar days included, Khmer names), a
+    substitute day added and a holiday taken away, for the year check-config runs in."""
+    text = replace_once(example_text(), "\nholidays = []", '\nholidays = ["2026-10-13"]')
+    text = replace_once(text, "not_holidays = []", 'not_holidays = ["2026-10-12"]')
+    path = tmp_path / "casebot.toml"
+    path.write_text(text, encoding="utf-8")
+
+    class In2026(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> In2026:
+            return cls(2026, 6, 1, 9, 0, tzinfo=tz)
+
+    monkeypatch.setattr(cli, "datetime", In2026)
+    assert cli.main(["check-config", "--config", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("Holidays in 2026 (KH, with deadlines.holidays and deadlines.not_holidays):")
+    holidays = lines[start + 1:]
+    assert len(holidays) == 22  # the 21 public holidays of 2026 and the day added
+    assert all(line.startswith("  2026-") for line in holidays)
+    assert [line[2:33] for line in holidays if "Water Festival" in line] == [
+        "2026-11-23 mon Water Festival /", "2026-11-24 tue Water Festival /",
+        "2026-11-25 wed Water Festival /"]
+    assert "  2026-04-14 tue Khmer New Year's Day / ពិធីបុណ្យចូលឆ្នាំថ្មីប្រពៃណីជាតិ" in holidays
+    assert "  2026-10-12 mon Pchum Ben Day / ពិធីបុណ្យភ្ផុំបិណ្ឌ (deadlines.not_holidays: a working day)" in holidays
+    assert "  2026-10-13 tue added by deadlines.holidays" in holidays
 
 
 def test_example_loads_with_the_documented_values() -> None:
@@ -267,7 +335,9 @@ def test_example_loads_with_the_documented_values() -> None:
     assert [c.key for c in settings.categories] == ["land", "documents", "public-services", "security", "other"]
     assert settings.deadlines.resolve_days == 15 and settings.deadlines.urgent_resolve_days == 3
     assert settings.deadlines.working_days == (1, 2, 3, 4, 5)
-    assert date(2026, 4, 14) in settings.deadlines.holidays
+    assert settings.deadlines.holiday_country == "KH"
+    assert settings.deadlines.holidays == () and settings.deadlines.not_holidays == ()
+    assert settings.reminders.warn_before_days == 1
     assert settings.categories[0].resolve_days == 20
     assert settings.digest_time.strftime("%H:%M") == "07:30"
     assert settings.outbox_interval_seconds == 5.0
@@ -295,7 +365,7 @@ def test_python_m_bot_check_config_subprocess() -> None:
     assert proc.returncode == 0, proc.stderr
     assert only_warnings(proc.stderr)
     assert "  moi: Ministry of Interior [ministry]" in proc.stdout.splitlines()
-    assert proc.stdout.splitlines()[2:] == EXAMPLE_TREE
+    assert tree_of(proc.stdout.splitlines()) == EXAMPLE_TREE
 
 
 def test_python_m_bot_bad_config_subprocess_is_one_line(tmp_path: Path) -> None:
@@ -327,7 +397,7 @@ def test_console_script_check_config_subprocess() -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[2:] == EXAMPLE_TREE
+    assert tree_of(proc.stdout.splitlines()) == EXAMPLE_TREE
 
 
 # --- every error is one line naming the key --------------------------------------------------------
@@ -355,7 +425,8 @@ def test_bad_config_is_one_line_naming_the_key(
 
 @pytest.mark.parametrize(
     ("mutate", "prefix", "why"),
-    [pytest.param(m, p, w, id=i) for i, m, p, w in MUTATIONS if i in {"bad-timezone", "invalid-toml"}],
+    [pytest.param(m, p, w, id=i) for i, m, p, w in MUTATIONS
+     if i in {"bad-timezone", "invalid-toml", "holiday-country-unknown"}],
 )
 def test_run_reports_bad_config_the_same_way(
     tmp_path: Path,
@@ -413,7 +484,7 @@ def test_utf8_bom_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     path = tmp_path / "casebot.toml"
     path.write_bytes(b"\xef\xbb\xbf" + example_text().encode("utf-8"))
     assert cli.main(["check-config", "--config", str(path)]) == 0
-    assert capsys.readouterr().out.splitlines()[2:] == EXAMPLE_TREE
+    assert tree_of(capsys.readouterr().out.splitlines()) == EXAMPLE_TREE
 
 
 @pytest.mark.parametrize("argv", [["check-config"], ["run"], []], ids=["check-config", "run", "no-command"])
@@ -431,7 +502,7 @@ def test_env_var_used_when_config_absent(capsys: pytest.CaptureFixture[str], mon
     assert cli.main(["check-config"]) == 0
     out, err = capsys.readouterr()
     assert only_warnings(err)
-    assert out.splitlines()[2:] == EXAMPLE_TREE
+    assert tree_of(out.splitlines()) == EXAMPLE_TREE
 
 
 def test_env_var_pointing_nowhere_is_reported(

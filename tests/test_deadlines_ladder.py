@@ -213,7 +213,8 @@ async def test_assignment_sets_the_deadlines_and_overdue_is_detected(domain: Dom
     urgent = await domain.new_case(clock, priority="urgent")
     assert (await act(domain, clock, urgent, Action.ASSIGN, unit_key="pp-dp")).due_at == at(5, 9)
     case = await act(domain, clock, n, Action.ACCEPT, dara)
-    assert case.accept_due_at is None and case.next_action_at == at(17, 9)  # now: resolution
+    # Now resolution, due on the 17th: the first look is the warning, a day before.
+    assert case.accept_due_at is None and case.next_action_at == at(16, 9)
 
     clock.now = at(17, 9)
     assert not case.is_overdue(clock())
@@ -243,7 +244,7 @@ async def test_working_days_holidays_and_category_deadlines(week: Domain, clock:
     case = await act(week, clock, urgent, Action.FORWARD, unit_key="mlm", channel="letter",
                      text="Land titles are theirs")
     assert case.due_at == at(11, 9)  # three working days to acknowledge: Fri, Tue, Wed
-    assert case.next_action_at == at(11, 9)
+    assert case.next_action_at == at(10, 9)  # warned a working day before
 
 
 async def test_waiting_for_information_pauses_the_clock(domain: Domain, clock: Clock) -> None:
@@ -259,7 +260,7 @@ async def test_waiting_for_information_pauses_the_clock(domain: Domain, clock: C
     case = await act(domain, clock, n, Action.PROVIDE_INFO, text="Plot 112, Daun Penh")
     assert case.status is Status.IN_PROGRESS and case.paused_at is None
     assert case.due_at == at(17, 9) + timedelta(days=17)  # by the 17 days spent waiting
-    assert case.next_action_at == case.due_at
+    assert case.next_action_at == case.due_at - timedelta(days=1)  # the warning
     events = {e.action: e for e in await domain.cases.history(n)}
     assert events[Action.NEED_INFO].note == "Which plot number?"
     assert events[Action.PROVIDE_INFO].data["paused_hours"] == 17 * 24
@@ -273,7 +274,7 @@ async def test_pause_over_days_off_keeps_the_working_days_left(week: Domain, clo
     clock.now = at(5, 9)
     case = await act(week, clock, n, Action.PROVIDE_INFO, text="Plot 112")
     # Two working days were left before the pause; two are left after it: Tue and Wed.
-    assert case.due_at == at(11, 9) and case.next_action_at == at(11, 9)
+    assert case.due_at == at(11, 9) and case.next_action_at == at(10, 9)
 
 
 async def test_resume_by_the_unit_also_restarts_the_clock(domain: Domain, clock: Clock) -> None:
@@ -281,7 +282,7 @@ async def test_resume_by_the_unit_also_restarts_the_clock(domain: Domain, clock:
     await act(domain, clock, n, Action.NEED_INFO, dara, text="Which plot number?")
     clock.advance(days=2)
     case = await act(domain, clock, n, Action.RESUME, dara)
-    assert case.due_at == at(19, 9) and case.next_action_at == at(19, 9)
+    assert case.due_at == at(19, 9) and case.next_action_at == at(18, 9)
 
 
 async def test_deadline_set_by_hand_is_recorded_and_rescheduled(domain: Domain, clock: Clock) -> None:
@@ -291,19 +292,35 @@ async def test_deadline_set_by_hand_is_recorded_and_rescheduled(domain: Domain, 
     with pytest.raises(Invalid):
         await act(domain, clock, n, Action.SET_DUE, due=at(1, 17))  # in the past
     case = await act(domain, clock, n, Action.SET_DUE, due=at(30, 17))
-    assert case.due_at == at(30, 17) and case.next_action_at == at(30, 17)
+    assert case.due_at == at(30, 17) and case.next_action_at == at(29, 17)
     event = (await domain.cases.history(n))[-1]
     assert event.action == Action.SET_DUE and event.actor_id == WG
     assert datetime.fromisoformat(event.data["due"]) == at(30, 17)
-    # A deadline in quiet hours: the reminder waits for the morning.
+    # A deadline in quiet hours: its warning (a day before, also in quiet hours) waits for the
+    # morning.
     case = await act(domain, clock, n, Action.SET_DUE, due=at(4, 21))
-    assert case.next_action_at == at(5, 7)
+    assert case.next_action_at == at(4, 7)
 
 
 # --- the ladder -------------------------------------------------------------------------------------
 
 async def test_each_step_of_the_ladder(domain: Domain, clock: Clock) -> None:
     n = await accepted_case(domain, clock)  # due Tuesday 17 November, 09:00
+    # A working day before (every day counts here): the deadline is near.
+    clock.now = at(16, 8, 59)
+    assert await tick(domain, clock) == 0
+    clock.now = at(16, 9)
+    since = await mark(domain)
+    assert await tick(domain, clock) == 1
+    sent = await sent_since(domain, since)
+    assert [(chat, text) for chat, text, _b in sent] == [
+        (OFFICIAL, f"⏳ Deadline Tue 17 Nov for #{n} (Daun Penh): Boundary dispute with neighbour")]
+    assert labels(sent[0][2]) == ["🔄 Update status"]
+    case = await domain.cases.get(n)
+    assert case.next_action_at == at(17, 9) and case.reminder_level == 0
+    warned = [e for e in await domain.cases.history(n) if e.action == Action.WARN]
+    assert len(warned) == 1 and warned[0].actor_name == "casebot" and warned[0].data["step"] == "resolve"
+
     clock.now = at(17, 8, 59)
     since = await mark(domain)
     assert await tick(domain, clock) == 0
@@ -423,7 +440,15 @@ async def test_after_downtime_one_reminder_and_the_escalations_due(domain: Domai
 async def test_reminders_wait_for_the_end_of_quiet_hours(domain: Domain, clock: Clock) -> None:
     n = await accepted_case(domain, clock)
     case = await act(domain, clock, n, Action.SET_DUE, due=at(4, 21))
-    assert case.next_action_at == at(5, 7)
+    assert case.next_action_at == at(4, 7)  # the warning: a day before falls in quiet hours
+    clock.now = at(4, 6, 30)
+    await domain.cases.run_reminder(n, clock())  # run early, by hand: held for the morning
+    assert (await domain.cases.get(n)).next_action_at == at(4, 7)
+    clock.now = at(4, 7)
+    since = await mark(domain)
+    assert await tick(domain, clock) == 1
+    assert [t[:1] for _c, t, _b in await sent_since(domain, since)] == ["⏳"]
+    assert (await domain.cases.get(n)).next_action_at == at(5, 7)  # the deadline, in the morning
     # Even if the case is run in quiet hours (the job was late), it holds.
     clock.now = at(4, 21, 30)
     since = await mark(domain)
@@ -546,12 +571,20 @@ async def test_unaccepted_unacknowledged_and_unverified_get_their_own_reminders(
     since = await mark(domain)
     await tick(domain, clock)
     sent = await sent_since(domain, since)
-    verify = [(c, t, b) for c, t, b in sent if f"#{resolved} " in t]
-    assert [(c, t) for c, t, _b in verify] == [
-        (WG_CHAT, f"⏰ #{resolved} (Daun Penh) is resolved but not verified, 1 day after the deadline: "
-                  "Boundary dispute with neighbour")]
-    assert labels(verify[0][2]) == ["✅ Citizen confirmed", "📵 Could not reach", "⚠️ Citizen disputes…",
-                                    "↩️ Reopen…"]
+    # The working group hears of three cases in this run: one message, escalations first, each
+    # case once (the unacknowledged forward's reminder is in its escalation), oldest first.
+    assert [c for c, _t, _b in sent] == [DP_CHAT, WG_CHAT, -100300]
+    _chat, text, buttons = sent[1]
+    assert text == (
+        "⬆️ 2 overdue cases are escalated to you, oldest first:\n"
+        f"• <b>#{unaccepted}</b> · Daun Penh · overdue by 6 days · not accepted · Boundary dispute with neighbour\n"
+        f"• <b>#{forwarded}</b> · Ministry of Land · overdue by 4 days · not acknowledged · "
+        "Boundary dispute with neighbour\n\n"
+        "⏰ 1 of your cases is overdue:\n"
+        f"• <b>#{resolved}</b> · Daun Penh · overdue by 1 day · not verified · Boundary dispute with neighbour\n"
+        "A case's button posts its card here.")
+    versions = {n: (await domain.cases.get(n)).version for n in (unaccepted, forwarded, resolved)}
+    assert buttons == [[[f"#{n}", f"c:{n}:{versions[n]}:upd"] for n in (unaccepted, forwarded, resolved)]]
     steps = {n: [d["step"] for a, d in await ladder_events(domain, n) if a == "remind"]
              for n in (unaccepted, forwarded, resolved)}
     assert steps == {unaccepted: ["accept", "accept", "accept"], forwarded: ["acknowledge"] * 2,
@@ -582,7 +615,7 @@ async def test_a_forward_without_a_chat_is_chased_with_the_working_group(domain:
     assert [c for c, _t, _b in await sent_since(domain, since)] == [WG_CHAT]
     clock.now = at(5, 10)
     case = await act(domain, clock, n, Action.ACKNOWLEDGE, rith, reference="MLM-17")
-    assert case.due_at == at(20, 10) and case.next_action_at == at(20, 10)  # now: to resolve
+    assert case.due_at == at(20, 10) and case.next_action_at == at(19, 10)  # now: to resolve
     clock.now = at(20, 10)
     since = await mark(domain)
     await tick(domain, clock)

@@ -435,10 +435,15 @@ async def reminders_twenty_days_later(bot: Bot, official: JSON, supervisor: JSON
     reminder = newest_with_button(bot, OFFICIAL, card_data("snz"))
     assert labels(reminder) == ["🔄 ប្ដូរស្ថានភាព", "😴 ពន្យារ 1 ថ្ងៃ", "🆘 ស្នើសុំជំនួយ"]
     to_supervisor = "\n".join(bot.texts_since(m, SUPERVISOR))
-    assert "ករណីនេះត្រូវបានបញ្ជូនមកអ្នកជាថ្នាក់លើ។ /case 2 ដើម្បីមើល។" in to_supervisor
+    # Both cases escalated in this run: one message, oldest first, a button per case.
+    escalated = (f"⬆️ ករណីហួសកាលកំណត់ចំនួន 2 បញ្ជូនមកលោកអ្នកជាថ្នាក់លើ ចាស់ជាងគេមុន៖\n"
+                 f"• <b>#2</b> · {DP} · ហួសកាលកំណត់ 5 ថ្ងៃ · ស្នើសុំសំបុត្រកំណើតថ្មី\n"
+                 f"• <b>#1</b> · {DP} · ហួសកាលកំណត់ 13 ថ្ងៃ · មិនទាន់ផ្ទៀងផ្ទាត់ · ")
+    assert escalated in to_supervisor
+    assert "ចុចលេខករណី ដើម្បីបង្ហាញកាតករណីនៅទីនេះ។" in to_supervisor
     assert "📋 <b>របាយការណ៍សង្ខេប៖ រាជធានីភ្នំពេញ</b> · 22 វិច្ឆិកា 2026, 09:00" in to_supervisor
     to_wg = "\n".join(bot.texts_since(m, WG_CHAT))
-    assert f"⏰ #1 ({DP}) បានដោះស្រាយហើយ ប៉ុន្តែមិនទាន់ផ្ទៀងផ្ទាត់ ហួសកាលកំណត់" in to_wg, to_wg
+    assert escalated in to_wg, to_wg  # the reminder to verify #1 is in its escalation
     assert "📋 <b>របាយការណ៍សង្ខេប៖ អង្គភាពទាំងអស់</b>" in to_wg
 
     await press_data(bot, official, reminder, card_data("snz"))

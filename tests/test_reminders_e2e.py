@@ -80,7 +80,8 @@ async def test_reminder_goes_to_the_unit_chat_then_privately(bot: Bot) -> None:
     assert chats_with(bot, m, "⏰") == [OFFICIAL]
     reminder = last_starting(bot, OFFICIAL, "⏰")
     assert [label for label, _d in bot.api.buttons(reminder)] == REMINDER_BUTTONS
-    assert await history(bot, n) == ["create", "assign", "accept", "remind", "remind"]
+    # The warning (a day before the deadline) came with the first run after it.
+    assert await history(bot, n) == ["create", "assign", "accept", "warn", "remind", "remind"]
 
 
 async def test_snooze_asks_a_reason_holds_a_day_and_is_limited(bot: Bot) -> None:
@@ -163,15 +164,17 @@ async def test_escalation_to_the_supervisor_then_the_working_group(bot: Bot) -> 
     assert shown.count("casebot · reminder sent") == 6 and shown.count("casebot · escalated") == 2
 
 
-async def test_nothing_at_night_or_at_the_weekend_then_monday_morning(tmp_path: Path, clock: Clock) -> None:
+async def test_nothing_at_night_at_the_weekend_or_on_a_holiday_then_tuesday_morning(
+        tmp_path: Path, clock: Clock) -> None:
     clock.now = at(5, 21)  # Thursday evening
     async with running_bot(tmp_path, clock, deadlines={
             "working_days": ["mon", "tue", "wed", "thu", "fri"]}) as bot:
         n = await make_case(bot)  # to be accepted by Friday 21:00
-        for now in (at(6, 21), at(6, 23), at(7, 10), at(8, 18), at(9, 6, 59)):
+        # Monday 9 November is Independence Day: Cambodia's calendar, not listed in the config.
+        for now in (at(6, 21), at(6, 23), at(7, 10), at(8, 18), at(9, 7), at(9, 12), at(10, 6, 59)):
             m = await tick(bot, now)
             assert starting(bot, m, "⏰") == [], now
-        m = await tick(bot, at(9, 7))
+        m = await tick(bot, at(10, 7))
         # An unaccepted assignment: the unit's chat, with the reminder's buttons.
         assert chats_with(bot, m, "⏰") == [DP_CHAT]
         assert starting(bot, m, "⏰") == [
@@ -230,7 +233,7 @@ async def test_deadline_by_hand_is_recorded_and_only_for_the_working_group(bot: 
     m = await bot.say(bot.wg, bot.private(bot.wg), f"/due {n} 2026-11-30")
     assert f"New deadline for #{n}: 30 Nov 2026." in bot.texts_since(m, DP_CHAT)
     case = await bot.services.cases.get(n)
-    assert case.due_at == at(30, 17) and case.next_action_at == at(30, 17)
+    assert case.due_at == at(30, 17) and case.next_action_at == at(29, 17)  # warned a day before
     event = (await bot.services.cases.history(n))[-1]
     assert event.action == "set_due" and event.actor_name == "Sophea"
     m = await bot.say(bot.wg, bot.private(bot.wg), f"/case {n}")

@@ -30,6 +30,7 @@ from bot.domain.errors import (
     OwnResolution,
     StaleCase,
 )
+from bot.domain.holiday_calendar import holiday_calendar
 from bot.domain.model import (
     CASE_BY_ID,
     CASE_SELECT,
@@ -74,10 +75,13 @@ from bot.domain.rules import (
     is_allowed,
     target_status,
 )
-from bot.domain.telling import Telling
+from bot.domain.telling import LadderNote, Telling
 from bot.domain.units import UnitService
 from bot.i18n import _, label
 
+# Statuses whose step the ladder chases (waiting for information: the clock is stopped).
+LADDER_STATUSES = frozenset({Status.ASSIGNED, Status.IN_PROGRESS, Status.FORWARDED,
+                             Status.ACKNOWLEDGED, Status.RESOLVED})
 # The files that came with the request (the citizen's): what a forward may share.
 SHAREABLE_FILES = "SELECT id FROM attachments WHERE case_id = ? AND purpose = 'intake' ORDER BY id"
 
@@ -96,12 +100,12 @@ class CaseService(Deadlines, Telling):
         self.policy = DeadlinePolicy(
             settings.tz, d.resolve_days, d.urgent_resolve_days, d.accept_days, d.ack_days,
             d.verify_days, frozenset(d.working_days) if d.working_days else None,
-            frozenset(d.holidays),
+            holiday_calendar(settings),
             tuple((c.key, c.resolve_days, c.urgent_resolve_days) for c in settings.categories),
         )
         self.reminders = ReminderPolicy(
             self.policy, r.quiet_start, r.quiet_end, r.escalate_after_days,
-            r.escalate_again_after_days, r.max_snoozes,
+            r.escalate_again_after_days, r.max_snoozes, r.warn_before_days,
         )
         self.on_commit = on_commit or (lambda: None)
 
@@ -244,9 +248,13 @@ class CaseService(Deadlines, Telling):
     # --- the one write path ---------------------------------------------------------------
 
     @asynccontextmanager
-    async def _change(self, now: datetime) -> AsyncIterator[Tx]:
+    async def _change(self, now: datetime, tx: Tx | None = None) -> AsyncIterator[Tx]:
         """A transaction that changes cases, recording which update asked for it (a second
-        time, ``AlreadyDone`` and nothing changed: bot/domain/origin.py)."""
+        time, ``AlreadyDone`` and nothing changed: bot/domain/origin.py); or, given ``tx``, a
+        part of that one (the reminder ladder's run, which is no update's)."""
+        if tx is not None:
+            yield tx
+            return
         try:
             async with self.db.transaction() as tx:
                 origin.record(tx, now)
@@ -293,21 +301,25 @@ class CaseService(Deadlines, Telling):
         created: list[int] = []
         skipped: list[str] = []
         async with self._change(now) as conn:
+            category_keys = {int(r[0]): str(r[1]) for r in await conn.all("SELECT id, key FROM categories")}
             for row in rows:
                 if await conn.one("SELECT id FROM cases WHERE external_ref = ?",
                                   (row.external_ref,)) is not None:
                     skipped.append(row.external_ref)
                     continue
                 status = row.status
-                finished = status in (Status.RESOLVED, Status.CLOSED)
                 unit_id = None if status is Status.NEW else row.unit_id
-                due = (None if finished or unit_id is None
-                       else self.policy.resolve_due(row.received_at, "normal"))
+                # The ladder as for a case of the bot: the category's deadline, a next look.
+                due = self.import_due(status, row.received_at, row.resolved_at,
+                                      category_keys.get(row.category_id), unit_id is not None)
+                step_deadline = due if status in LADDER_STATUSES else None
+                look = self._first_look(step_deadline, now) if step_deadline else None
                 cur = await conn.execute(
                     "INSERT INTO cases(status, source, received_at, created_at, updated_at, category_id,"
                     " place_unit_id, unit_id, summary, description, citizen_name, citizen_contact,"
-                    " created_by, due_at, resolved_at, resolved_by, closed_at, outcome, external_ref)"
-                    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " created_by, due_at, resolved_at, resolved_by, closed_at, outcome, external_ref,"
+                    " next_action_at)"
+                    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (status, row.source, to_db(row.received_at), to_db(now), to_db(now),
                      row.category_id, row.unit_id, unit_id, clean(row.summary, SUMMARY_MAX),
                      clean(row.description), clean(row.citizen_name, 200),
@@ -315,7 +327,8 @@ class CaseService(Deadlines, Telling):
                      to_db(row.resolved_at) if row.resolved_at else None,
                      actor.tg_id if row.resolved_at else None,
                      to_db(row.resolved_at) if status is Status.CLOSED and row.resolved_at else None,
-                     "confirmed" if status is Status.CLOSED else None, row.external_ref))
+                     "confirmed" if status is Status.CLOSED else None, row.external_ref,
+                     to_db(look) if look else None))
                 case_id = cur.lastrowid
                 assert case_id is not None
                 self._event(conn, case_id, actor, Action.IMPORT, None, status, "", now,
@@ -363,10 +376,12 @@ class CaseService(Deadlines, Telling):
 
     async def _apply(
         self, case_id: int, action: Action, actor: Actor, change: Change, now: datetime,
-        expected_version: int | None,
+        expected_version: int | None, tx: Tx | None = None, ladder: list[LadderNote] | None = None,
     ) -> CaseView:
+        """``tx``: within that transaction (the ladder's run), not committed here; ``ladder``:
+        what the ladder's steps tell is gathered there, to be sent one message per chat."""
         text = change.text.strip()
-        async with self._change(now) as conn:
+        async with self._change(now, tx) as conn:
             rows = await conn.all(CASE_BY_ID, (case_id,))
             if not rows:
                 raise CaseNotFound(case_id)
@@ -376,6 +391,7 @@ class CaseService(Deadlines, Telling):
             self.check_text(action, text)
             step = Step(conn, case, action, actor, roles, change, text, now,
                          {"status": target_status(action, case.status)})
+            step.ladder = ladder
             effect = self._effects.get(action)
             if effect is not None:
                 await effect(self, step)
@@ -394,6 +410,8 @@ class CaseService(Deadlines, Telling):
             to = step.updates["status"]
             self._event(conn, case_id, actor, action, case.status, to, text, now, step.data)
             await self._notify(step)
+            if tx is not None:
+                return case_view((await conn.all(CASE_BY_ID, (case_id,)))[0])
             rows = await conn.commit(CASE_BY_ID, (case_id,))  # as committed
         self.on_commit()
         return case_view(rows[0])
@@ -513,6 +531,7 @@ class CaseService(Deadlines, Telling):
         Action.RESUME: Deadlines._do_unpause,
         Action.SET_DUE: Deadlines._do_set_due,
         Action.SNOOZE: Deadlines._do_snooze,
+        Action.WARN: Deadlines._do_warn,
         Action.REMIND: Deadlines._do_remind,
         Action.ESCALATE: Deadlines._do_escalate,
         Action.ERASE: erasure.do_erase,

@@ -1,25 +1,35 @@
 """Deadlines and the reminder ladder: which deadline a case's step is under, when it is next
-looked at, and what waiting, snoozing, reminding and escalating do to a case.
+looked at, and what waiting, snoozing, warning, reminding and escalating do to a case.
+
+The ladder of a step: a warning when its deadline is near (``reminders.warn_before_days``), a
+reminder once it has passed and every day after, escalations when it is overdue long enough.
+A run of the repeating job takes every case due in one transaction (``run_ladder``): each case's
+steps go through the one write path and record their events, and what they tell is gathered and
+sent as one message per chat (bot/domain/telling.py), however many cases are due.
 
 A part of ``CaseService`` (bot/domain/cases.py), which runs these inside its one transaction.
 """
 
 
+import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.config import Settings
-from bot.db import Database, from_db, to_db
+from bot.db import Database, Tx, from_db, to_db
 from bot.domain.errors import (
     Invalid,
 )
 from bot.domain.model import (
+    CASE_BY_ID,
     SYSTEM,
     Actor,
     CaseView,
     Change,
     Step,
+    case_view,
 )
 from bot.domain.rules import (
     Action,
@@ -27,7 +37,15 @@ from bot.domain.rules import (
     ReminderPolicy,
     Status,
 )
+from bot.domain.telling import LadderNote
 from bot.i18n import _
+
+log = logging.getLogger(__name__)
+LADDER_CHUNK = 1000  # cases per transaction of a run (and per message a chat gets from it)
+# Actions that leave the deadline as it was: an imported case with only these since its import
+# still has the import's deadline.
+KEEP_DEADLINE = frozenset({Action.IMPORT, Action.NOTE, Action.WARN, Action.REMIND, Action.ESCALATE,
+                           Action.SNOOZE, Action.HELP})
 
 
 class Deadlines:
@@ -41,6 +59,14 @@ class Deadlines:
 
         async def apply(self, case_id: int, action: Action, actor: Actor, change: Change,
                         now: datetime, *, expected_version: int | None = None) -> CaseView: ...
+
+        async def _apply(self, case_id: int, action: Action, actor: Actor, change: Change,
+                         now: datetime, expected_version: int | None, tx: Tx | None = None,
+                         ladder: list[LadderNote] | None = None) -> CaseView: ...
+
+        async def _tell_ladder(self, conn: Tx, notes: list[LadderNote], now: datetime) -> None: ...
+
+        on_commit: Callable[[], None]
 
     async def _do_pause(self, st: Step) -> None:  # waiting for information stops the clock
         st.updates["paused_at"] = to_db(st.now)
@@ -71,6 +97,12 @@ class Deadlines:
         self._check_snoozes(st.case)
         st.updates.update(snoozes=st.case.snoozes + 1,
                           next_action_at=to_db(self.reminders.next_allowed(st.now + timedelta(days=1))))
+
+    async def _do_warn(self, st: Step) -> None:
+        deadline = self._deadline(st.case)
+        assert deadline is not None
+        st.updates["next_action_at"] = to_db(self.reminders.next_allowed(deadline))
+        st.data.update(step=self._step_name(st.case), due=to_db(deadline))
 
     async def _do_remind(self, st: Step) -> None:
         st.updates.update(
@@ -118,13 +150,31 @@ class Deadlines:
         deadline = self._deadline(after)
         st.updates.update(
             reminder_level=0,  # snoozes are counted per case: a new step does not reset them
-            next_action_at=to_db(self.reminders.next_allowed(deadline)) if deadline else None)
+            next_action_at=to_db(self._first_look(deadline, st.now)) if deadline else None)
 
-    async def hold_reminder(self, case_id: int, until: datetime | None) -> None:
+    def _first_look(self, deadline: datetime, since: datetime) -> datetime:
+        """When the ladder first looks at a deadline set at ``since``: to warn that it is near
+        (unless it is near already), else when it passes; at an allowed time either way."""
+        warn = self.reminders.warn_at(deadline)
+        at = warn if warn is not None and warn > since else deadline
+        return self.reminders.next_allowed(at)
+
+    def import_due(self, status: Status, received: datetime, resolved: datetime | None,
+                   category_key: str | None, with_unit: bool) -> datetime | None:
+        """The deadline of an imported case's step, as if its step had begun in the bot: the
+        category's time to resolve from the day it was received, or the time to verify from the
+        day it was resolved; none in the queue or closed."""
+        if status is Status.CLOSED or not with_unit:
+            return None
+        if status is Status.RESOLVED:
+            return self.policy.verify_due(resolved) if resolved is not None else None
+        return self.policy.resolve_due(received, "normal", category_key)
+
+    @staticmethod
+    def _hold(conn: Tx, case_id: int, until: datetime | None) -> None:
         """Scheduling only, no change to the case: the next look at it is ``until``."""
-        async with self.db.transaction() as conn:
-            conn.add("UPDATE cases SET next_action_at = ? WHERE id = ?",
-                     (to_db(until) if until else None, case_id))
+        conn.add("UPDATE cases SET next_action_at = ? WHERE id = ?",
+                 (to_db(until) if until else None, case_id))
 
     async def due_reminders(self, now: datetime, limit: int = 200) -> list[int]:
         """Cases whose next reminder or escalation is due: an indexed range, whatever the total."""
@@ -133,19 +183,114 @@ class Deadlines:
             " ORDER BY next_action_at LIMIT ?", (to_db(now), limit))
         return [int(r[0]) for r in rows]
 
+    async def run_ladder(self, now: datetime, chunk: int = LADDER_CHUNK) -> int:
+        """Every case whose next look is due: warned, reminded, escalated or held, in
+        transactions of ``chunk`` cases, each chat told once per transaction. How many cases."""
+        handled: set[int] = set()
+        while True:
+            due = [c for c in await self.due_reminders(now, chunk) if c not in handled]
+            if not due:
+                return len(handled)
+            handled.update(due)
+            await self._ladder_run(due, now)
+
     async def run_reminder(self, case_id: int, now: datetime) -> None:
-        """One step of the ladder for one case: remind; escalate when overdue long enough;
-        or hold until quiet hours and non-working days are over."""
-        case = await self.get(case_id)
+        """The ladder's step for one case (what ``run_ladder`` does for each)."""
+        await self._ladder_run([case_id], now)
+
+    async def _ladder_run(self, case_ids: list[int], now: datetime) -> None:
+        """One transaction: each case's step, its events through the one write path, then what
+        they tell, one message per chat. A case whose step fails is left as it was and looked at
+        again in an hour; the others go on."""
+        notes: list[LadderNote] = []
+        async with self.db.transaction() as conn:
+            for case_id in case_ids:
+                told: list[LadderNote] = []
+                try:
+                    async with conn.savepoint():
+                        await self._ladder_step(conn, case_id, now, told)
+                except Exception:
+                    log.exception("reminder for case %s failed", case_id)
+                    self._hold(conn, case_id, now + timedelta(hours=1))
+                    continue
+                notes += told
+            await self._tell_ladder(conn, notes, now)
+        self.on_commit()
+
+    async def _ladder_step(self, conn: Tx, case_id: int, now: datetime, notes: list[LadderNote]) -> None:
+        """Warn when the deadline is near; remind once it has passed, and escalate when it is
+        overdue long enough; or hold until quiet hours and non-working days are over."""
+        rows = await conn.all(CASE_BY_ID, (case_id,))
+        if not rows:
+            return
+        case = case_view(rows[0])
         allowed = self.reminders.next_allowed(now)
         deadline = self._deadline(case)
-        if deadline is None or deadline > now or allowed > now:
-            later = None if deadline is None else max(allowed, self.reminders.next_allowed(deadline))
-            await self.hold_reminder(case_id, later)
+        if deadline is None:
+            self._hold(conn, case_id, None)
             return
-        await self.apply(case_id, Action.REMIND, SYSTEM, Change(), now)
+        passed = self.reminders.next_allowed(deadline)
+        if deadline > now:
+            warn = self.reminders.warn_at(deadline) if case.reminder_level == 0 else None
+            if warn is not None and warn <= now and allowed <= now:
+                await self._apply(case_id, Action.WARN, SYSTEM, Change(), now, None, conn, notes)
+                return
+            if warn is not None and warn > now:
+                later = self.reminders.next_allowed(warn)
+            elif warn is not None and allowed < deadline:
+                later = allowed  # the end of quiet hours, still before the deadline: warn then
+            else:
+                later = max(allowed, passed)
+            self._hold(conn, case_id, later)
+            return
+        if allowed > now:
+            self._hold(conn, case_id, max(allowed, passed))
+            return
+        await self._apply(case_id, Action.REMIND, SYSTEM, Change(), now, None, conn, notes)
         overdue = self.policy.days_after(deadline, now)  # in working days, when they are set
         due_level = (3 if overdue >= self.reminders.escalate_again_after_days
                      else 2 if overdue >= self.reminders.escalate_after_days else 1)
         for level in range(max(case.reminder_level, 1) + 1, due_level + 1):
-            await self.apply(case_id, Action.ESCALATE, SYSTEM, Change(level=level), now)
+            await self._apply(case_id, Action.ESCALATE, SYSTEM, Change(level=level), now, None, conn, notes)
+
+    async def enter_ladder(self, now: datetime) -> int:
+        """Imported cases that an earlier version left out of the ladder (no next look at their
+        deadline) enter it, as a case imported now does: those whose deadline is still the
+        import's get their category's (or, resolved, the time to verify), and every one a next
+        look. Run at start; how many cases."""
+        statuses = (Status.ASSIGNED, Status.IN_PROGRESS, Status.FORWARDED, Status.ACKNOWLEDGED,
+                    Status.RESOLVED)
+        rows = await self.db.all(
+            "SELECT c.id, c.external_ref, cat.key AS category_key FROM cases c"
+            " JOIN categories cat ON cat.id = c.category_id"
+            f" WHERE c.next_action_at IS NULL AND c.status IN ({','.join('?' * len(statuses))})",
+            statuses)
+        if not rows:
+            return 0
+        touched: set[int] = set()
+        ids = [int(r[0]) for r in rows if r[1] is not None]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            found = await self.db.all(
+                f"SELECT DISTINCT case_id FROM events WHERE case_id IN ({','.join('?' * len(chunk))})"
+                f" AND action NOT IN ({','.join('?' * len(KEEP_DEADLINE))})",
+                [*chunk, *sorted(KEEP_DEADLINE)])
+            touched.update(int(r[0]) for r in found)
+        changes: list[tuple[str | None, str, int]] = []  # due_at, next_action_at, id
+        for r in rows:
+            case = await self.get(int(r[0]))
+            due = case.due_at
+            if r[1] is not None and case.id not in touched:  # the import's deadline
+                due = self.import_due(case.status, case.received_at, case.resolved_at,
+                                      r["category_key"], case.unit_id is not None)
+            deadline = self._deadline(replace(case, due_at=due))
+            if deadline is not None:
+                changes.append((to_db(due) if due else None, to_db(self._first_look(deadline, now)),
+                                case.id))
+        async with self.db.transaction() as conn:
+            conn.add_many("UPDATE cases SET due_at = ?, next_action_at = ? WHERE id = ?"
+                          " AND next_action_at IS NULL", changes)  # unless a change came first
+        entered = len(changes)
+        if entered:
+            log.info("%d cases without a reminder entered the reminder ladder", entered)
+        return entered

@@ -191,6 +191,7 @@ class Step:
     new_unit_chat: int | None = None  # a card goes there
     new_unit_id: int | None = None
     card_files: list[int] | None = None  # the attachments sent with that card (None: the unit's rule)
+    ladder: list[Any] | None = None  # the ladder's run: what its steps tell, gathered (telling.LadderNote)
 
 
 Message = str | tuple[str, "outbox.Buttons | None"]  # what a notice builder returns

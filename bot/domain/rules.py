@@ -6,9 +6,11 @@ changes a case, and it consults both tables on every call.
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from bot.i18n import N_
@@ -51,6 +53,7 @@ class Action(StrEnum):
     MERGE = "merge"                # a duplicate into another case
     NOTE = "note"
     SET_DUE = "set_due"            # the working group sets a deadline by hand
+    WARN = "warn"                  # the bot: a deadline is near
     REMIND = "remind"              # the bot: a deadline has passed
     ESCALATE = "escalate"          # the bot: overdue long enough to tell those above
     SNOOZE = "snooze"              # "Snooze 1 day" under a reminder (reason required)
@@ -93,6 +96,7 @@ TRANSITIONS: dict[Action, tuple[frozenset[Status], Status | None]] = {
     Action.MERGE:        (OPEN_STATUSES | {S.RESOLVED},                S.MERGED),
     Action.NOTE:         (ALL_STATUSES,                                None),
     Action.SET_DUE:      (UNFINISHED_STATUSES - {S.NEW},               None),
+    Action.WARN:         (UNFINISHED_STATUSES,                         None),
     Action.REMIND:       (UNFINISHED_STATUSES,                         None),
     Action.ESCALATE:     (UNFINISHED_STATUSES,                         None),
     Action.SNOOZE:       (UNFINISHED_STATUSES,                         None),
@@ -100,8 +104,8 @@ TRANSITIONS: dict[Action, tuple[frozenset[Status], Status | None]] = {
     Action.ERASE:        (ALL_STATUSES,                                None),
 }
 # Actions that leave the card's buttons valid (they change no status).
-KEEPS_VERSION = frozenset({Action.NOTE, Action.REMIND, Action.ESCALATE, Action.SNOOZE, Action.HELP,
-                           Action.ERASE})
+KEEPS_VERSION = frozenset({Action.NOTE, Action.WARN, Action.REMIND, Action.ESCALATE, Action.SNOOZE,
+                           Action.HELP, Action.ERASE})
 HANDOFFS = frozenset({Action.FORWARD, Action.DECLINE, Action.RETURN})  # counted towards "bouncing"
 
 R = Role
@@ -125,6 +129,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.MERGE:        frozenset({R.ADMIN, R.WORKING_GROUP}),
     Action.NOTE:         frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVISOR, R.LIAISON}),
     Action.SET_DUE:      frozenset({R.ADMIN, R.WORKING_GROUP}),
+    Action.WARN:         frozenset({R.SYSTEM}),
     Action.REMIND:       frozenset({R.SYSTEM}),
     Action.ESCALATE:     frozenset({R.SYSTEM}),
     Action.SNOOZE:       frozenset({R.ADMIN, R.OFFICIAL, R.LIAISON}),
@@ -189,7 +194,7 @@ class DeadlinePolicy:
     ack_days: int = 3                # an institution acknowledges a forward (or its own ack_days)
     verify_days: int = 7             # the working group verifies a resolution
     working_days: frozenset[int] | None = None  # ISO weekdays; None: every day counts
-    holidays: frozenset[date] = frozenset()
+    holidays: Container[date] = frozenset()  # a HolidayCalendar (bot/domain/holiday_calendar.py) or a set
     by_category: tuple[tuple[str, int | None, int | None], ...] = ()  # key, resolve, urgent
 
     def is_working_day(self, day: date) -> bool:
@@ -206,18 +211,54 @@ class DeadlinePolicy:
             counted += self.is_working_day(day)
         return datetime.combine(day, local.timetz()).astimezone(start.tzinfo)
 
+    def sub_days(self, end: datetime, days: int) -> datetime:
+        """``days`` (working) days before ``end``, at the same local time: when a warning falls."""
+        if self.working_days is None and not self.holidays:
+            return end - timedelta(days=days)
+        local = end.astimezone(self.tz)
+        day, counted = local.date(), 0
+        while counted < days:
+            day -= timedelta(days=1)
+            counted += self.is_working_day(day)
+        return datetime.combine(day, local.timetz()).astimezone(end.tzinfo)
+
     def days_after(self, start: datetime, end: datetime) -> int:
         """Whole days from start to end (how late a deadline is), in working days when they are
-        configured: the largest n with ``add_days(start, n) <= end``."""
+        configured: the largest n with ``add_days(start, n) <= end``. Counted by whole weeks, so
+        that a case years overdue (an imported backlog) costs no more than one days late."""
         if self.working_days is None and not self.holidays:
             return max(0, (end - start).days)
         local, stop = start.astimezone(self.tz), end.astimezone(self.tz)
-        day, days = local.date(), 0
-        while True:
-            day += timedelta(days=1)
-            if datetime.combine(day, local.timetz()) > stop:
-                return days
-            days += self.is_working_day(day)
+        last = stop.date()
+        if datetime.combine(last, local.timetz()) > stop:
+            last -= timedelta(days=1)
+        return self.working_days_between(local.date(), last)
+
+    def working_days_between(self, after: date, upto: date) -> int:
+        """How many working days d with ``after < d <= upto``."""
+        n = (upto - after).days
+        if n <= 0:
+            return 0
+        if self.working_days is None:
+            count = n
+        else:
+            full, rest = divmod(n, 7)  # each whole week holds each weekday once
+            count = full * len(self.working_days) + sum(
+                (after + timedelta(days=i)).isoweekday() in self.working_days
+                for i in range(n - rest + 1, n + 1))
+        off = self._holidays_between(after, upto)
+        return count - sum(self.working_days is None or d.isoweekday() in self.working_days for d in off)
+
+    def _holidays_between(self, after: date, upto: date) -> Iterable[date]:
+        if not self.holidays:
+            return ()
+        between = getattr(self.holidays, "between", None)  # a HolidayCalendar
+        if between is not None:
+            return cast(Iterable[date], between(after, upto))
+        if isinstance(self.holidays, set | frozenset):
+            return [d for d in self.holidays if after < d <= upto]
+        days = (after + timedelta(days=i) for i in range(1, (upto - after).days + 1))
+        return [d for d in days if d in self.holidays]
 
     def shift(self, due: datetime, start: datetime, end: datetime) -> datetime:
         """A deadline moved by a pause from start to end: by the time of the pause that fell on
@@ -267,6 +308,13 @@ class ReminderPolicy:
     escalate_after_days: int = 2       # E1: the unit's supervisors
     escalate_again_after_days: int = 5  # E2: the parent unit's supervisors and the working group
     max_snoozes: int = 2
+    warn_before_days: int = 1  # a warning this many (working) days before a deadline; 0: none
+
+    def warn_at(self, deadline: datetime) -> datetime | None:
+        """When a deadline is near enough to warn of it (None: no warnings)."""
+        if self.warn_before_days <= 0:
+            return None
+        return self.deadlines.sub_days(deadline, self.warn_before_days)
 
     def is_quiet(self, t: time) -> bool:
         if self.quiet_start > self.quiet_end:  # across midnight, e.g. 20:00–07:00
@@ -332,6 +380,7 @@ ACTION_LABELS: dict[Action, str] = {
     Action.VERIFY: N_("verified"),
     Action.MERGE: N_("merged"),
     Action.SET_DUE: N_("deadline set"),
+    Action.WARN: N_("deadline near: warned"),
     Action.REMIND: N_("reminder sent"),
     Action.ESCALATE: N_("escalated"),
     Action.SNOOZE: N_("reminders snoozed for a day"),

@@ -8,6 +8,7 @@ A part of ``CaseService`` (bot/domain/cases.py), which calls ``_notify`` inside 
 
 import html
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -35,8 +36,36 @@ from bot.domain.rules import (
     DeadlinePolicy,
     Role,
 )
-from bot.domain.units import UnitService
-from bot.i18n import _, current_locale, label, use_locale
+from bot.domain.units import Unit, UnitService
+from bot.i18n import N_, _, current_locale, label, ngettext, use_locale
+
+LIST_MAX = 20       # cases listed in one message of the ladder (a button each)
+LIST_CHARS = 3500   # and its text, well within Telegram's 4,096 characters
+STEP_LABELS: dict[str, str] = {  # a reminder's step, when it is not resolving the case
+    "accept": N_("not accepted"),
+    "acknowledge": N_("not acknowledged"),
+    "verify": N_("not verified"),
+}
+KIND_RANK = {"warn": 0, "remind": 1, "escalate": 2}
+
+
+@dataclass(frozen=True)
+class LadderNote:
+    """What one step of the reminder ladder tells one chat about one case."""
+
+    chat: int
+    case: CaseView
+    kind: str                   # warn | remind | escalate
+    step: str                   # accept | acknowledge | resolve | verify
+    days: int                   # overdue by, in (working) days
+    level: int = 0              # escalations: 2 (the unit's supervisors) or 3 (those above)
+    buttons: str | None = None  # on its own message: ladder | verify | update | None
+    deadline: datetime | None = None
+    unit: Unit | None = None    # its unit, else its place: named in each reader's language
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        return KIND_RANK[self.kind], self.level
 
 
 class Telling:
@@ -51,6 +80,9 @@ class Telling:
 
         @staticmethod
         def _deadline(case: CaseView) -> datetime | None: ...
+
+        @staticmethod
+        def _step_name(case: CaseView) -> str: ...
 
     async def working_group_chats(self) -> list[int]:
         chat = await self.units.wg_chat_id()
@@ -91,7 +123,7 @@ class Telling:
         each in its reader's language."""
         conn, now, action, n = st.conn, st.now, st.action, st.case.id
         outbox.queue_refresh(conn, n, now)  # every posted card shows the new state
-        if action in (Action.REMIND, Action.ESCALATE, Action.HELP, Action.SNOOZE):
+        if action in (Action.WARN, Action.REMIND, Action.ESCALATE, Action.HELP, Action.SNOOZE):
             await self._notify_ladder(st)
             return
         if st.new_unit_id is not None and st.new_unit_chat is not None:
@@ -157,70 +189,173 @@ class Telling:
             await self._flag_bouncing(st)
 
     async def _notify_ladder(self, st: Step) -> None:
-        """Reminders, escalations and calls for help: to the people the step concerns."""
+        """Warnings, reminders, escalations and calls for help: to the people the step concerns.
+        In the ladder's run (``st.ladder``) what a step tells is gathered, to go one message per
+        chat with what the other cases' steps tell (``_tell_ladder``)."""
         case, n, now, conn = st.case, st.case.id, st.now, st.conn
-        summary = html.escape(cut_text(case.summary, 80))
         if st.action is Action.SNOOZE:
             return  # recorded in the history; the reminder comes back tomorrow
-
-        def where() -> str:
-            return html.escape(case.unit_name or case.place)
-
         if st.action is Action.HELP:
             def help_text() -> str:
                 return "🆘 " + _("{who} asks for help with #{n} ({unit}): {text}").format(
-                    who=html.escape(st.actor.name), n=n, unit=where(), text=html.escape(st.text))
+                    who=html.escape(st.actor.name), n=n, unit=html.escape(case.unit_name or case.place),
+                    text=html.escape(st.text))
             await self._send(conn, await self._supervisors_near(case, above=False), help_text, now, n)
             await self._tell_working_group(conn, help_text, now, n)
             return
-        days = st.data.get("overdue_days", 0)
-        if st.action is Action.ESCALATE:
-            deadline = self._deadline(case)
-            days = self.policy.days_after(deadline, now) if deadline else 0
+        notes = await self._ladder_notes(st)
+        if st.ladder is not None:
+            st.ladder.extend(notes)
+        else:
+            await self._tell_ladder(conn, notes, now)
 
-            def escalation() -> str:
-                return "⬆️ " + _("#{n} ({unit}) is overdue by {days}: {summary}").format(
-                    n=n, unit=where(), days=days_label(max(1, days)), summary=summary) + "\n" + _(
-                    "Escalated to you. /case {n} shows it.").format(n=n)
+    async def _ladder_notes(self, st: Step) -> list[LadderNote]:
+        """Who a warning, a reminder or an escalation of the case goes to, and how."""
+        case, now = st.case, st.now
+        deadline = self._deadline(case)
+        unit = await self.units.by_id(case.unit_id or case.place_unit_id)
+
+        def note(chats: list[int], kind: str, buttons: str | None = None, level: int = 0) -> list[LadderNote]:
+            return [LadderNote(chat, case, kind, step, days, level, buttons, deadline, unit)
+                    for chat in chats]
+
+        if st.action is Action.ESCALATE:
+            step, days = self._step_name(case), self.policy.days_after(deadline, now) if deadline else 0
             level = st.data["level"]
             supervisors = await self._supervisors_near(case, above=level >= 3)
-            await self._send(conn, supervisors, escalation, now, n)
+            out = note(supervisors, "escalate", level=level)
             if level >= 3 or not supervisors:  # no supervisor up the tree: the working group
-                await self._tell_working_group(conn, escalation, now, n)
-            return
-        step, version = st.data["step"], case.version
+                out += note(await self.working_group_chats(), "escalate", level=level)
+            return out
+        step, days = st.data["step"], st.data.get("overdue_days", 0)
+        kind = "warn" if st.action is Action.WARN else "remind"
+        wg = await self.working_group_chats()
+        if step == "verify":
+            return note(wg, kind, "verify")
+        out = note(wg, kind) if step == "acknowledge" and kind == "remind" else []
+        target = await self._unit_chat(case.unit_id)
+        if step == "resolve" and case.assignee_id is not None and await self.people.has_private_chat(
+                case.assignee_id):
+            target = case.assignee_id
+        if target is not None:
+            return out + note([target], kind, "ladder" if kind == "remind" else "update")
+        return out if out else note(wg, kind)
 
-        def reminder() -> str:
-            return "⏰ " + {
+    async def _tell_ladder(self, conn: Tx, notes: list[LadderNote], now: datetime) -> None:
+        """One message per chat, in its language: what one case's step tells it as that step's
+        own message (with its buttons); several cases as one list, oldest first, a button per
+        case. A case told twice (an escalation to the working group, which also had its
+        reminder) is listed once, as its highest step."""
+        by_chat: dict[int, dict[int, LadderNote]] = {}
+        for note in notes:
+            cases = by_chat.setdefault(note.chat, {})
+            kept = cases.get(note.case.id)
+            if kept is None or note.rank > kept.rank:
+                cases[note.case.id] = note
+        for chat, cases in by_chat.items():
+            told = list(cases.values())
+            with use_locale(await self.units.language_of(chat)):
+                text, buttons = self._ladder_one(told[0]) if len(told) == 1 else self._ladder_list(told)
+            outbox.queue_text(conn, chat, text, now, buttons=buttons,
+                              case_id=told[0].case.id if len(told) == 1 else None)
+
+    def _ladder_one(self, note: LadderNote) -> tuple[str, outbox.Buttons | None]:
+        case, n = note.case, note.case.id
+        unit, summary = self._where(note), html.escape(cut_text(case.summary, 80))
+        days = days_label(max(1, note.days))
+        if note.kind == "escalate":
+            text = "⬆️ " + _("#{n} ({unit}) is overdue by {days}: {summary}").format(
+                n=n, unit=unit, days=days, summary=summary) + "\n" + _(
+                "Escalated to you. /case {n} shows it.").format(n=n)
+        elif note.kind == "warn":
+            text = "⏳ " + _("Deadline {when} for #{n} ({unit}): {summary}").format(
+                when=self._when(note.deadline), n=n, unit=unit, summary=summary)
+        else:
+            text = "⏰ " + {
                 "accept": _("#{n} ({unit}) is still not accepted, {days} after the deadline: {summary}"),
                 "acknowledge": _("#{n} is not acknowledged by {unit}, {days} after the deadline: "
                                  "{summary}"),
                 "verify": _("#{n} ({unit}) is resolved but not verified, {days} after the deadline: "
                             "{summary}"),
                 "resolve": _("#{n} ({unit}) is overdue by {days}: {summary}"),
-            }[step].format(n=n, unit=where(), days=days_label(max(1, days)), summary=summary)
+            }[note.step].format(n=n, unit=unit, days=days, summary=summary)
+        v = case.version
+        buttons: outbox.Buttons | None = {
+            "verify": lambda: verification_buttons(n, v),
+            "ladder": lambda: [[(_("🔄 Update status"), f"c:{n}:{v}:upd"),
+                                (_("😴 Snooze 1 day"), f"c:{n}:{v}:snz")],
+                               [(_("🆘 Ask for help"), f"c:{n}:{v}:hlp")]],
+            "update": lambda: [[(_("🔄 Update status"), f"c:{n}:{v}:upd")]],
+        }.get(note.buttons or "", lambda: None)()
+        return text, buttons
 
-        def with_buttons() -> tuple[str, outbox.Buttons]:
-            return reminder(), [
-                [(_("🔄 Update status"), f"c:{n}:{version}:upd"),
-                 (_("😴 Snooze 1 day"), f"c:{n}:{version}:snz")],
-                [(_("🆘 Ask for help"), f"c:{n}:{version}:hlp")],
-            ]
+    def _ladder_list(self, notes: list[LadderNote]) -> tuple[str, outbox.Buttons]:
+        """Several cases in one message, within Telegram's limits (4,096 characters, 100
+        buttons): escalations, then reminders, oldest first, then deadlines near, soonest first;
+        at most ``LIST_MAX`` listed, each with a button that posts its card; the rest counted,
+        with a button to page through the overdue cases."""
+        lines: list[str] = []
+        listed: list[LadderNote] = []
+        size, hidden = 0, 0
+        sections = (
+            ("escalate", lambda k: "⬆️ " + ngettext(
+                "{count} overdue case is escalated to you:",
+                "{count} overdue cases are escalated to you, oldest first:", k)),
+            ("remind", lambda k: "⏰ " + ngettext(
+                "{count} of your cases is overdue:", "{count} of your cases are overdue, oldest first:", k)),
+            ("warn", lambda k: "⏳ " + ngettext(
+                "{count} deadline is near:", "{count} deadlines are near, soonest first:", k)),
+        )
+        for kind, header in sections:
+            group = [n for n in notes if n.kind == kind]
+            if not group:
+                continue
+            if kind == "warn":
+                group.sort(key=lambda n: (n.deadline or n.case.received_at, n.case.id))
+            else:
+                group.sort(key=lambda n: (n.case.received_at, n.case.id))
+            title = header(len(group)).format(count=len(group))
+            lines.append(("\n" if lines else "") + title)
+            size += len(title) + 2
+            for note in group:
+                line = self._ladder_line(note)
+                if len(listed) < LIST_MAX and size + len(line) + 1 <= LIST_CHARS:
+                    lines.append(line)
+                    listed.append(note)
+                    size += len(line) + 1
+                else:
+                    hidden += 1
+        buttons: outbox.Buttons = [
+            [(f"#{n.case.id}", f"c:{n.case.id}:{n.case.version}:upd") for n in listed[i:i + 4]]
+            for i in range(0, len(listed), 4)]
+        if hidden:
+            lines.append(_("… and {n} more: /overdue lists them.").format(n=hidden))
+            buttons.append([(_("Overdue cases ›"), "od:0")])
+        else:
+            lines.append(_("A case's button posts its card here."))
+        return "\n".join(lines), buttons
 
-        if step == "verify":
-            await self._tell_working_group(
-                conn, lambda: (reminder(), verification_buttons(n, version)), now, n)
-            return
-        if step == "acknowledge":
-            await self._tell_working_group(conn, reminder, now, n)
-        target = await self._unit_chat(case.unit_id)
-        if step == "resolve" and case.assignee_id is not None and await self.people.has_private_chat(
-                case.assignee_id):
-            target = case.assignee_id
-        if target is not None:
-            await self._send(conn, [target], with_buttons, now, n)
-        elif step != "acknowledge":
-            await self._tell_working_group(conn, reminder, now, n)
+    def _ladder_line(self, note: LadderNote) -> str:
+        case = note.case
+        head = f"• <b>#{case.id}</b> · {self._where(note)} · "
+        if note.kind == "warn":
+            head += _("Due {when}").format(when=self._when(note.deadline))
+        else:
+            head += _("overdue by {days}").format(days=days_label(max(1, note.days)))
+            if note.step in STEP_LABELS:
+                head += " · " + label(STEP_LABELS, note.step)
+        return head + " · " + html.escape(cut_text(case.summary, 60))
+
+    @staticmethod
+    def _where(note: LadderNote) -> str:
+        """The case's unit (else its place), in the current reader's language, escaped."""
+        case = note.case
+        return html.escape(note.unit.name if note.unit is not None else case.unit_name or case.place)
+
+    def _when(self, value: datetime | None) -> str:
+        if value is None:
+            return ""
+        return format_date(value.astimezone(self.settings.tz), "EEE d MMM", locale=current_locale())
 
     async def _supervisors_near(self, case: CaseView, *, above: bool) -> list[int]:
         """The supervisors of the case's unit (the nearest unit up the tree that has some), or,
