@@ -9,12 +9,15 @@ data; ``prune`` forgets keys older than any source re-sends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.db import Database, from_db, to_db
 
 MAX_ATTEMPTS = 3
+Write = tuple[str, tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,25 @@ class Inbox:
             return None
         return Stored(int(row[0]), str(row[1]), str(row[2]), str(row[3]), int(row[4]))
 
-    async def done(self, row_id: int, now: datetime) -> None:
-        await self.db.write("UPDATE inbox SET state = 'done', payload = NULL, done_at = ?, error = NULL"
-                            " WHERE id = ?", (to_db(now), row_id))
-
-    async def failed(self, row_id: int, error: str, now: datetime) -> bool:
-        """One more failed attempt; parked after the last. True when parked."""
+    async def done(self, row_id: int, now: datetime, with_writes: Sequence[Write] = ()) -> None:
+        """Handled; ``with_writes`` (what handling it changed, e.g. a conversation's state) are
+        committed in the same transaction."""
+        sql = "UPDATE inbox SET state = 'done', payload = NULL, done_at = ?, error = NULL WHERE id = ?"
+        if not with_writes:
+            await self.db.write(sql, (to_db(now), row_id))
+            return
         async with self.db.transaction() as tx:
+            for write in with_writes:
+                tx.add(*write)
+            tx.add(sql, (to_db(now), row_id))
+
+    async def failed(self, row_id: int, error: str, now: datetime,
+                     with_writes: Sequence[Write] = ()) -> bool:
+        """One more failed attempt; parked after the last. True when parked. ``with_writes`` as
+        for ``done``."""
+        async with self.db.transaction() as tx:
+            for write in with_writes:
+                tx.add(*write)
             row = await tx.one("UPDATE inbox SET attempts = attempts + 1, error = ?,"
                                " state = CASE WHEN attempts + 1 >= ? THEN 'parked' ELSE state END,"
                                " done_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE done_at END"

@@ -200,12 +200,20 @@ class Runner:
                     await self.app.process_update(update)
             finally:
                 current_attempt.reset(token)
-            await self.app.update_persistence()
-            if attempt.error is None:
-                await self.inbox.done(row_id, self.clock())
-                return
-            attempts += 1
-            if await self.inbox.failed(row_id, describe(attempt.error), self.clock()):
+            # What the update changed in conversations and drafts, committed with its mark.
+            with self.persistence.collecting() as writes:
+                await self.app.update_persistence()
+            try:
+                if attempt.error is None:
+                    await self.inbox.done(row_id, self.clock(), writes.statements)
+                    return
+                attempts += 1
+                parked = await self.inbox.failed(row_id, describe(attempt.error), self.clock(),
+                                                 writes.statements)
+            except BaseException:  # not committed: neither the writes nor the mark
+                self.persistence.uncommitted(writes)
+                raise
+            if parked:
                 log.error("update %s parked after %d attempts (%s): `casebot inbox` lists it",
                           stored.key, attempts, describe(attempt.error))
                 return
