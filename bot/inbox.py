@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.db import Database, from_db, to_db
 
@@ -27,6 +27,15 @@ class Item:
     key: str
     chat_key: str
     payload: str
+
+
+class Pending(NamedTuple):
+    """A stored row still to handle, as ``add`` returns it."""
+
+    id: int
+    key: str
+    chat_key: str
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -51,9 +60,9 @@ class Inbox:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, items: list[Item], now: datetime) -> list[tuple[int, str]]:
+    async def add(self, items: list[Item], now: datetime) -> list[Pending]:
         """Store a batch in one transaction; a key already there is ignored. Returns the
-        (id, chat key) of the batch's rows still to handle, in order."""
+        batch's rows still to handle, in order."""
         if not items:
             return []
         async with self.db.transaction() as tx:
@@ -62,9 +71,9 @@ class Inbox:
                         [(i.key, i.chat_key, i.payload, to_db(now)) for i in items])
             marks = ",".join("?" * len(items))
             rows = await tx.commit(
-                f"SELECT id, chat_key FROM inbox WHERE key IN ({marks}) AND state = 'pending'"
-                " ORDER BY id", [i.key for i in items])
-        return [(int(r[0]), str(r[1])) for r in rows]
+                f"SELECT id, key, chat_key, attempts FROM inbox WHERE key IN ({marks})"
+                " AND state = 'pending' ORDER BY id", [i.key for i in items])
+        return [Pending(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
     async def pending(self) -> list[tuple[int, str]]:
         """Every row still to handle, oldest first (at start: what the last run left)."""
