@@ -178,7 +178,7 @@ async def run(paths: dict[int, Path], work_dir: Path) -> list[Any]:
         return f"not at start: scheduled in {r['scheduled_in']:.0f} s"
 
     def steps(r: dict[str, Any]) -> str:
-        return (f"interpreter {ms(r['interpreter'])}, imports {ms(r['imports'])}, getMe, database and "
+        return (f"interpreter {ms(r['interpreter'])}, imports {ms(r['imports'])}, build, getMe, database, "
                 f"initialize {ms(r['initialize'])}, post_init {ms(r['post_init'])}, inbox and polling "
                 f"{ms(r['polling'])}")
 
