@@ -1,17 +1,19 @@
 """Figure 5: start-up time and peak memory of the running bot, each in a fresh process.
 
 The parent runs the fake Bot API and spawns ``python -m bench.memory`` on a working copy of a
-database. The child builds the real Application as ``casebot run`` does (``build_application``
-with its job queue, then ``initialize``, ``post_init``, polling, ``start``; only the rate
-limiter is off and the delivery limits are high so that the outbox drains in seconds) and
-reports when it is polling. It then waits for the repeating job's first run (the reminders due
-and the day's digests; run by hand when the bot schedules it an interval later, see ``_child``)
-and for the outbox to be delivered, and reports its peak resident memory (VmHWM).
+database. The child starts the bot as ``casebot run`` does (``bot.service.Runner`` with its job
+queue: ``getMe``, the database, ``initialize``, ``post_init``, the inbox, ``start``, long
+polling; only the rate limiter is off and the delivery limits are high so that the outbox drains
+in seconds) and reports when ``Runner.start`` has returned (polling). It then waits for the
+repeating job's first run (the reminders due and the day's digests; run by hand when the bot
+schedules it an interval later, see ``_child``) and for the outbox to be delivered, and reports
+its peak resident memory (VmHWM).
 
 Each database is started twice: first with today's digest not yet sent (``post_init`` catches
 it up before polling: the digest is part of that start-up), then again (a plain restart).
 Start-up counts from the parent's spawn to the child's polling, interpreter and imports
-included.
+included; it is split at ``post_init``'s start and end (before: ``getMe``, opening the
+database, ``initialize``; after: the inbox's leftovers, the scheduler, ``start``, polling).
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ async def _child(db: Path, base_url: str, token: str, spawned: float, t_main: fl
     from datetime import UTC, datetime, timedelta
 
     from bench import ministry
-    from bot.app import SERVICES, Services, build_application
+    from bot.app import SERVICES, Services
+    from bot.service import Runner
 
     t_imports = time.time()
     settings = ministry.settings_for(db, base_url=base_url, delivery=ministry.FAST_DELIVERY)
@@ -63,15 +66,21 @@ async def _child(db: Path, base_url: str, token: str, spawned: float, t_main: fl
     def clock() -> datetime:
         return ministry.NOW + timedelta(seconds=time.monotonic() - started)
 
-    app = build_application(settings, token, clock=clock, rate_limiter=False)
-    await app.initialize()
-    t_init = time.time()
-    assert app.post_init is not None and app.updater is not None
-    await app.post_init(app)
-    t_post_init = time.time()
-    await app.updater.start_polling(poll_interval=0.0, timeout=1, drop_pending_updates=False)
-    await app.start()
+    runner = Runner(settings, token, clock=clock, rate_limiter=False)
+    app = runner.app
+    post_init = app.post_init
+    assert post_init is not None
+    marks: dict[str, float] = {}
+
+    async def timed_post_init(application: Any) -> None:  # the Runner calls it once, at start
+        marks["post_init_start"] = time.time()
+        await post_init(application)
+        marks["post_init_end"] = time.time()
+
+    app.post_init = timed_post_init
+    await runner.start()
     t_ready = time.time()
+    t_init, t_post_init = marks["post_init_start"], marks["post_init_end"]
     rss_ready = vm("VmRSS")
     services: Services = app.bot_data[SERVICES]
     # The repeating job: the reminders due, then the day's digests. Does the bot start it at
@@ -103,7 +112,6 @@ async def _child(db: Path, base_url: str, token: str, spawned: float, t_main: fl
             break
         await asyncio.sleep(0.05)
     t_drained = time.time()
-    t_drained = time.time()
     delivered = await services.db.one(  # this run's: the generated outbox holds the past's
         "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL AND created_at >= ?",
         (ministry.NOW.isoformat(),))
@@ -119,13 +127,7 @@ async def _child(db: Path, base_url: str, token: str, spawned: float, t_main: fl
         "rss_end_kib": vm("VmRSS"), "hwm_kib": vm("VmHWM"),
         "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
-    await app.updater.stop()
-    await app.stop()
-    if app.post_stop:
-        await app.post_stop(app)
-    await app.shutdown()
-    if app.post_shutdown:
-        await app.post_shutdown(app)
+    await runner.stop()
     return result
 
 
@@ -176,8 +178,9 @@ async def run(paths: dict[int, Path], work_dir: Path) -> list[Any]:
         return f"not at start: scheduled in {r['scheduled_in']:.0f} s"
 
     def steps(r: dict[str, Any]) -> str:
-        return (f"interpreter {ms(r['interpreter'])}, imports {ms(r['imports'])}, initialize "
-                f"{ms(r['initialize'])}, post_init {ms(r['post_init'])}, polling {ms(r['polling'])}")
+        return (f"interpreter {ms(r['interpreter'])}, imports {ms(r['imports'])}, build, getMe, database, "
+                f"initialize {ms(r['initialize'])}, post_init {ms(r['post_init'])}, inbox and polling "
+                f"{ms(r['polling'])}")
 
     return [
         Figure(f"Start-up at {size_label(big)} cases, restart (spawn → polling; {steps(r_big)})",

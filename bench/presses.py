@@ -1,8 +1,12 @@
-"""Figure 3: button presses through the real Application against the fake Bot API, beside a
-bare python-telegram-bot echo bot on the same fake server, in the same run.
+"""Figure 3: button presses through the running bot against the fake Bot API, beside a bare
+python-telegram-bot echo bot on the same fake server, in the same run.
 
-Casebot (``build_application(jobs=False, rate_limiter=False)``, high delivery limits) handles,
-per case, four updates: **Accept** (transaction, event, card edited through the outbox),
+Casebot runs as ``casebot run`` does (``bot.service.Runner``, without the rate limiter and the
+repeating jobs, high delivery limits): long polling stores each batch of updates in the inbox (a
+committed transaction) before it asks past it, the scheduler hands the stored rows to the
+handlers (each chat's in order, chats side by side), and a row is marked done once the
+conversation state is written. It handles, per case, four updates: **Accept** (transaction,
+event, card edited through the outbox),
 **Resolved…** (the question), the official's answer (the evidence question) and **Skip** (the
 resolution: transaction, event, card edited). Each update counts as done when the calls that
 answer it are recorded by the fake server: ``answerCallbackQuery`` and the card's
@@ -12,6 +16,10 @@ The bare bot answers each press and edits the pressed message, and replies to a 
 four updates, the same completion rule. It is python-telegram-bot as it comes (httpx); a second
 bare bot on casebot's request class (aiohttp, bot/request.py) shows what casebot's own work
 costs with the transport set apart (no target: for reading the first ratio).
+
+The bots share one fake server, so only the bot whose turn it is polls: the bare bots' updaters
+are started and stopped, casebot's Runner keeps running (workers, sender, database) and only its
+polling pauses between turns (``pause``/``resume`` below).
 
 Two modes, each bot in turn (bare, bare on aiohttp, casebot, bare … so drift falls on all):
 - *sequential*: one update at a time, the next injected when the previous is done: latency
@@ -39,10 +47,11 @@ from telegram.ext import filters as tg_filters
 from bench import ministry
 from bench.common import Figure, median, ms, percentile, ratio
 from bench.generate import working_copy
-from bot.app import SERVICES, Services, build_application
+from bot.app import SERVICES, Services
 from bot.domain.cases import Actor, Change
 from bot.domain.rules import Action
 from bot.request import AiohttpRequest
+from bot.service import Runner
 from tests.fakebotapi import FakeBotAPI
 
 JSON = dict[str, Any]
@@ -285,6 +294,24 @@ async def _stop_polling(app: Application) -> None:  # type: ignore[type-arg]
     await app.updater.stop()
 
 
+async def pause(runner: Runner, api: FakeBotAPI) -> None:
+    """Casebot's polling stops (the rest of the running bot goes on). Every update injected so
+    far was handled, so stored: confirm them all to the fake server, as the next getUpdates
+    would, so that the next bot to poll does not receive them."""
+    task = runner._source
+    runner._source = None
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await runner.app.bot.get_updates(offset=api._next_update_id, timeout=0)
+
+
+def resume(runner: Runner) -> None:
+    """Casebot's polling again, as ``Runner.start`` begins it."""
+    assert runner._source is None
+    runner._source = asyncio.create_task(runner._poll(), name="polling")
+
+
 async def _casebot_flows(app: Application, api: TimedAPI, count: int,  # type: ignore[type-arg]
                          clock: Callable[[], datetime]) -> list[Flow]:
     """``count`` open cases, each assigned afresh through the domain to a district (one after
@@ -356,38 +383,51 @@ async def run(path: Path, work_dir: Path, *, cases: int = 50, rounds: int = 2,
         return ministry.NOW + timedelta(seconds=time.monotonic() - started)
 
     settings = ministry.settings_for(copy, api=api, delivery=ministry.FAST_DELIVERY)
-    casebot = build_application(settings, api.token, clock=clock, rate_limiter=False, jobs=False)
+    runner = Runner(settings, api.token, clock=clock, rate_limiter=False, jobs=False, poll_seconds=1)
     bare = bare_application(api)
     bare_aiohttp = bare_application(api, aiohttp=True)  # the same transport as casebot
-    apps = (bare, bare_aiohttp, casebot)
     samples = {"bare": Samples(), "bare_aiohttp": Samples(), "casebot": Samples()}
+
+    async def start(name: str) -> None:
+        if name == "casebot":
+            resume(runner)
+        else:
+            await _start_polling(bare if name == "bare" else bare_aiohttp)
+
+    async def stop(name: str) -> None:
+        if name == "casebot":
+            await pause(runner, api)
+        else:
+            await _stop_polling(bare if name == "bare" else bare_aiohttp)
+
     try:
-        for app in apps:
+        for app in (bare, bare_aiohttp):
             await app.initialize()
-        assert casebot.post_init is not None
-        await casebot.post_init(casebot)
+        await runner.start()  # as `casebot run`: getMe, the database, post_init, the inbox, polling
+        await pause(runner, api)
+        casebot = runner.app
         flows = await _casebot_flows(casebot, api, warmup + rounds * per_round, clock)
         bare_flows = await _bare_flows(bare, api, flows)
         aiohttp_flows = await _bare_flows(bare_aiohttp, api, flows)
-        for app in apps:
+        for app in (bare, bare_aiohttp):
             await app.start()
-        drivers: dict[str, tuple[Application, Driver, list[Flow]]] = {  # type: ignore[type-arg]
-            "bare": (bare, BareDriver(api), bare_flows),
-            "bare_aiohttp": (bare_aiohttp, BareDriver(api), aiohttp_flows),
-            "casebot": (casebot, CasebotDriver(api), flows),
+        drivers: dict[str, tuple[Driver, list[Flow]]] = {
+            "bare": (BareDriver(api), bare_flows),
+            "bare_aiohttp": (BareDriver(api), aiohttp_flows),
+            "casebot": (CasebotDriver(api), flows),
         }
-        for name, (app, driver, fl) in drivers.items():  # warm-up, not counted
-            await _start_polling(app)
+        for name, (driver, fl) in drivers.items():  # warm-up, not counted
+            await start(name)
             await sequential(driver, fl[:warmup], None)
-            await _stop_polling(app)
-            drivers[name] = (app, driver, fl[warmup:])
+            await stop(name)
+            drivers[name] = (driver, fl[warmup:])
         for r in range(rounds):
-            for name, (app, driver, fl) in drivers.items():
+            for name, (driver, fl) in drivers.items():
                 mine = fl[r * per_round:(r + 1) * per_round] if name == "casebot" else fl[:per_round]
-                await _start_polling(app)
+                await start(name)
                 await sequential(driver, mine[:cases], samples[name])
                 await burst(driver, mine[cases:], samples[name])
-                await _stop_polling(app)
+                await stop(name)
         if api.server_errors:
             raise AssertionError(api.server_errors[-1])
         services: Services = casebot.bot_data[SERVICES]
@@ -397,22 +437,22 @@ async def run(path: Path, work_dir: Path, *, cases: int = 50, rounds: int = 2,
             ids)
         if resolved is None or resolved[0] != len(ids):
             raise AssertionError(f"{len(ids)} cases pressed through, {resolved and resolved[0]} resolved")
+        handled = await services.db.one("SELECT COUNT(*), SUM(state = 'done') FROM inbox")
+        assert handled is not None
+        if handled[0] != handled[1] or handled[0] < len(ids) * len(CasebotDriver.kinds):
+            raise AssertionError(f"inbox: {handled[1]} of {handled[0]} rows done, "
+                                 f"{len(ids) * len(CasebotDriver.kinds)} updates injected")
     finally:
-        for app in apps:
+        for app in (bare, bare_aiohttp):
             with contextlib.suppress(Exception):
                 if app.updater is not None and app.updater.running:
                     await app.updater.stop()
             with contextlib.suppress(Exception):
                 if app.running:
                     await app.stop()
-        with contextlib.suppress(Exception):
-            if casebot.post_stop:
-                await casebot.post_stop(casebot)
-        for app in apps:
             with contextlib.suppress(Exception):
                 await app.shutdown()
-        if casebot.post_shutdown:
-            await casebot.post_shutdown(casebot)
+        await runner.stop()
         api.stop()
     return figures(samples["casebot"], samples["bare"], cases, rounds, samples["bare_aiohttp"])
 
@@ -428,11 +468,12 @@ def figures(bot: Samples, bare: Samples, cases: int, rounds: int,
     detail = ", ".join(f"{k} {ms(median(v))}" for k, v in bot.latencies.items())
     n = len(lat)
     out = [
-        Figure("Button presses, burst (Accept, Resolved…, answer, Skip): updates/s",
+        Figure("Button presses through the inbox, burst (Accept, Resolved…, answer, Skip): updates/s",
                f"{b_burst:.0f}/s", f"{r_burst:.0f}/s bare PTB bot", f"{b_burst / r_burst:.2f}",
                "≥ 0.5", b_burst / r_burst >= 0.5,
                data={"casebot": b_burst, "bare": r_burst, "updates": bot.burst_updates}),
-        Figure("Button presses, one at a time: updates/s", f"{b_seq:.0f}/s", f"{r_seq:.0f}/s bare",
+        Figure("Button presses through the inbox, one at a time: updates/s", f"{b_seq:.0f}/s",
+               f"{r_seq:.0f}/s bare",
                f"{b_seq / r_seq:.2f}", "≥ 0.5", b_seq / r_seq >= 0.5,
                data={"casebot": b_seq, "bare": r_seq, "updates": bot.seq_updates}),
         Figure(f"Button press latency p50 (n={n}; {detail})", ms(median(lat)), f"{ms(median(ref))} bare",

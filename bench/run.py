@@ -25,10 +25,10 @@ from pathlib import Path
 
 import telegram
 
-from bench import backlog, delivery, generate, memory, presses, reports, scan
+from bench import backlog, delivery, flood, generate, memory, presses, reports, scan
 from bench.common import Figure, size_label, table
 
-BENCHMARKS = ("reminders", "backlog", "digest", "presses", "delivery", "memory", "reports")
+BENCHMARKS = ("reminders", "backlog", "digest", "presses", "flood", "delivery", "memory", "reports")
 
 
 @dataclass
@@ -43,6 +43,9 @@ class Options:
     press_cases: int = 40               # flows per mode and round (4 updates each)
     press_rounds: int = 4
     press_latency: float = 0.05         # a second pass with this network latency (0: none)
+    flood_updates: int = 40             # a group's commands at once, each answered in the group
+    flood_gap: float = 0.25             # between a private reply and the next private command
+    flood_quiet: int = 100              # private commands with no flood (at most), the reference
     delivery_messages: int = 3000
     delivery_chats: int = 1000
     scan_repeats: int = 1000
@@ -100,7 +103,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
         needed |= {min(sizes), max(sizes)}
     if "presses" in wanted:
         needed.add(press_size)
-    if "delivery" in wanted:
+    if wanted & {"delivery", "flood"}:
         needed.add(min(sizes))
     report_sizes = {min(sizes), options.report_size or up_to_100k}  # the reference, and 100k
     if "reports" in wanted:
@@ -140,6 +143,9 @@ def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
                         f.name += (f" ({size_label(press_size)} cases, every Bot API call taking"
                                    f" {options.press_latency * 1000:.0f} ms)")
                     got += slow
+            elif name == "flood":
+                got = asyncio.run(flood.run(paths[min(sizes)], work, flood=options.flood_updates,
+                                            gap=options.flood_gap, quiet=options.flood_quiet))
             elif name == "delivery":
                 got = asyncio.run(delivery.run(paths[min(sizes)], work,
                                                messages=options.delivery_messages,
@@ -178,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--press-rounds", type=int, default=4)
     parser.add_argument("--press-latency", type=float, default=0.05,
                         help="seconds per Bot API call in a second pass of presses (0: skip it)")
+    parser.add_argument("--flood-updates", type=int, default=40,
+                        help="commands a group sends at once in the flood benchmark")
     parser.add_argument("--delivery-messages", type=int, default=3000)
     parser.add_argument("--delivery-chats", type=int, default=1000)
     parser.add_argument("--backlog-cases", type=int, default=650)
@@ -192,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks=tuple(args.benchmarks) or BENCHMARKS, seed=args.seed, due_now=args.due_now,
         data_dir=args.data_dir, work_dir=args.work_dir, press_size=args.press_size,
         press_cases=args.press_cases, press_rounds=args.press_rounds, press_latency=args.press_latency,
-        delivery_messages=args.delivery_messages, delivery_chats=args.delivery_chats,
-        report_size=args.report_size, backlog_cases=args.backlog_cases, backlog_units=args.backlog_units,
+        flood_updates=args.flood_updates, delivery_messages=args.delivery_messages,
+        delivery_chats=args.delivery_chats, report_size=args.report_size,
+        backlog_cases=args.backlog_cases, backlog_units=args.backlog_units,
     )
 
     def log(line: str) -> None:

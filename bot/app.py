@@ -32,7 +32,6 @@ from bot.request import AiohttpRequest
 
 log = logging.getLogger(__name__)
 SERVICES = "services"
-RETRIES = 2  # a handler's reply refused with 429: waited for and sent again this often
 Clock = Callable[[], datetime]
 
 
@@ -84,13 +83,14 @@ def build_application(
     # runner attaches the database before initialize() reads them.
     builder = builder.persistence(DatabasePersistence())
     if rate_limiter:
-        # A handler's reply that meets Telegram's limit waits and goes again (it holds only its
-        # own chat's worker: bot/scheduler.py); the outbox sender passes max_retries=0 and
-        # schedules the row again itself, so that one chat never holds up the others.
+        # Telegram allows a group 20 messages in any minute: at most one every 3 s keeps within
+        # it (a burst of 20 and then one every 3 s would not). A 429 is not retried here (PTB's
+        # retry pauses every chat's requests): the inbox waits it out for that chat alone, and
+        # the outbox sender schedules the row again.
         limits = settings.delivery
         builder = builder.rate_limiter(AIORateLimiter(  # type: ignore[arg-type]
             overall_max_rate=limits.overall_per_second, overall_time_period=1,
-            group_max_rate=limits.group_per_minute, group_time_period=60, max_retries=RETRIES))
+            group_max_rate=1, group_time_period=60 / limits.group_per_minute, max_retries=0))
     app = builder.build()
     app.bot_data["settings"] = settings
     app.bot_data["clock"] = clock

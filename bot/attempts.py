@@ -14,6 +14,11 @@ class Attempt:
 
     final: bool
     error: BaseException | None = None
+    may_wait: bool = False  # a 429 (Telegram's limit) is waited out, not counted as a try
+
+    def retrying(self, error: BaseException) -> bool:
+        """Whether the inbox tries the update again after ``error``."""
+        return not self.final or (self.may_wait and type(error).__name__ == "RetryAfter")
 
 
 current_attempt: ContextVar[Attempt | None] = ContextVar("casebot_attempt", default=None)

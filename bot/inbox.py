@@ -9,12 +9,15 @@ data; ``prune`` forgets keys older than any source re-sends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from bot.db import Database, from_db, to_db
 
 MAX_ATTEMPTS = 3
+Write = tuple[str, tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,15 @@ class Item:
     key: str
     chat_key: str
     payload: str
+
+
+class Pending(NamedTuple):
+    """A stored row still to handle, as ``add`` returns it."""
+
+    id: int
+    key: str
+    chat_key: str
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -48,9 +60,9 @@ class Inbox:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, items: list[Item], now: datetime) -> list[tuple[int, str]]:
+    async def add(self, items: list[Item], now: datetime) -> list[Pending]:
         """Store a batch in one transaction; a key already there is ignored. Returns the
-        (id, chat key) of the batch's rows still to handle, in order."""
+        batch's rows still to handle, in order."""
         if not items:
             return []
         async with self.db.transaction() as tx:
@@ -59,9 +71,9 @@ class Inbox:
                         [(i.key, i.chat_key, i.payload, to_db(now)) for i in items])
             marks = ",".join("?" * len(items))
             rows = await tx.commit(
-                f"SELECT id, chat_key FROM inbox WHERE key IN ({marks}) AND state = 'pending'"
-                " ORDER BY id", [i.key for i in items])
-        return [(int(r[0]), str(r[1])) for r in rows]
+                f"SELECT id, key, chat_key, attempts FROM inbox WHERE key IN ({marks})"
+                " AND state = 'pending' ORDER BY id", [i.key for i in items])
+        return [Pending(int(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
 
     async def pending(self) -> list[tuple[int, str]]:
         """Every row still to handle, oldest first (at start: what the last run left)."""
@@ -76,13 +88,32 @@ class Inbox:
             return None
         return Stored(int(row[0]), str(row[1]), str(row[2]), str(row[3]), int(row[4]))
 
-    async def done(self, row_id: int, now: datetime) -> None:
-        await self.db.write("UPDATE inbox SET state = 'done', payload = NULL, done_at = ?, error = NULL"
-                            " WHERE id = ?", (to_db(now), row_id))
-
-    async def failed(self, row_id: int, error: str, now: datetime) -> bool:
-        """One more failed attempt; parked after the last. True when parked."""
+    async def done(self, row_id: int, now: datetime, with_writes: Sequence[Write] = ()) -> None:
+        """Handled; ``with_writes`` (what handling it changed, e.g. a conversation's state) are
+        committed in the same transaction."""
+        sql = "UPDATE inbox SET state = 'done', payload = NULL, done_at = ?, error = NULL WHERE id = ?"
+        if not with_writes:
+            await self.db.write(sql, (to_db(now), row_id))
+            return
         async with self.db.transaction() as tx:
+            for write in with_writes:
+                tx.add(*write)
+            tx.add(sql, (to_db(now), row_id))
+
+    async def keep(self, with_writes: Sequence[Write]) -> None:
+        """Commit what handling changed (as ``done`` does), the row staying to be tried again."""
+        if with_writes:
+            async with self.db.transaction() as tx:
+                for write in with_writes:
+                    tx.add(*write)
+
+    async def failed(self, row_id: int, error: str, now: datetime,
+                     with_writes: Sequence[Write] = ()) -> bool:
+        """One more failed attempt; parked after the last. True when parked. ``with_writes`` as
+        for ``done``."""
+        async with self.db.transaction() as tx:
+            for write in with_writes:
+                tx.add(*write)
             row = await tx.one("UPDATE inbox SET attempts = attempts + 1, error = ?,"
                                " state = CASE WHEN attempts + 1 >= ? THEN 'parked' ELSE state END,"
                                " done_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE done_at END"

@@ -2,7 +2,9 @@
 a pending "what was done?") and each person's and chat's data survive a restart.
 
 The inbox marks an update handled only after ``Application.update_persistence()`` has written
-what the update changed here, so a crash never leaves a conversation behind its updates. Bot data
+what the update changed here, so a crash never leaves a conversation behind its updates: the
+inbox collects those writes (``collecting``) and commits them with the update's "done" in one
+transaction (one commit an update, not one for each person's or chat's data and one more). Bot data
 (the running services) is not persisted; nor is callback data (casebot's buttons carry ids).
 Values are pickled, as python-telegram-bot's own ``PicklePersistence`` does: they are casebot's
 own objects (drafts, offers, checked import rows) read back only by casebot.
@@ -13,6 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from telegram.ext import BasePersistence, PersistenceInput
@@ -22,6 +28,20 @@ from bot.db import Database
 
 log = logging.getLogger(__name__)
 Data = dict[Any, Any]
+Write = tuple[str, tuple[Any, ...]]
+
+
+@dataclass
+class Writes:
+    """Writes collected instead of sent (``DatabasePersistence.collecting``)."""
+
+    statements: list[Write] = field(default_factory=list)
+    stored: set[tuple[str, int]] = field(default_factory=set)  # the data rows they write
+
+
+# Set by ``collecting``: the writes of this task (and of the tasks it starts: PTB gathers the
+# update_* calls) wait there instead of going to the database one by one.
+_collected: ContextVar[Writes | None] = ContextVar("casebot_persistence_writes", default=None)
 
 
 class DatabasePersistence(BasePersistence[Data, Data, Data]):
@@ -44,6 +64,33 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
             raise RuntimeError("DatabasePersistence used before attach(db)")
         return self._db
 
+    @contextmanager
+    def collecting(self) -> Iterator[Writes]:
+        """The writes made inside the block are not sent: they are returned, for the caller to
+        commit in its own transaction. Writes made elsewhere meanwhile (PTB's periodic run) go
+        to the database as usual."""
+        writes = Writes()
+        token = _collected.set(writes)
+        try:
+            yield writes
+        finally:
+            _collected.reset(token)
+
+    def uncommitted(self, writes: Writes) -> None:
+        """The caller could not commit ``writes``: what their data rows hold is not known any
+        more, so the next change of them is written (or deleted) whatever it is."""
+        for key in writes.stored:
+            self._stored[key] = b""  # matches no pickle; present, so an empty dict deletes
+
+    async def _write(self, sql: str, params: tuple[Any, ...], stored: tuple[str, int] | None = None) -> None:
+        collected = _collected.get()
+        if collected is None:
+            await self.db.write(sql, params)
+            return
+        collected.statements.append((sql, params))
+        if stored is not None:
+            collected.stored.add(stored)
+
     # --- conversations ---------------------------------------------------------------------
 
     async def get_conversations(self, name: str) -> ConversationDict:
@@ -53,11 +100,11 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
     async def update_conversation(self, name: str, key: ConversationKey, new_state: object | None) -> None:
         encoded = json.dumps(list(key))
         if new_state is None:
-            await self.db.write("DELETE FROM conversations WHERE name = ? AND key = ?", (name, encoded))
+            await self._write("DELETE FROM conversations WHERE name = ? AND key = ?", (name, encoded))
         else:
-            await self.db.write("INSERT INTO conversations(name, key, state) VALUES(?,?,?)"
-                                " ON CONFLICT(name, key) DO UPDATE SET state = excluded.state",
-                                (name, encoded, json.dumps(new_state)))
+            await self._write("INSERT INTO conversations(name, key, state) VALUES(?,?,?)"
+                              " ON CONFLICT(name, key) DO UPDATE SET state = excluded.state",
+                              (name, encoded, json.dumps(new_state)))
 
     # --- a person's and a chat's data --------------------------------------------------------
 
@@ -75,8 +122,8 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
     async def _store(self, kind: str, key: int, data: Data) -> None:
         if not data:
             if self._stored.pop((kind, key), None) is not None:
-                await self.db.write("DELETE FROM conversation_data WHERE kind = ? AND id = ?",
-                                    (kind, key))
+                await self._write("DELETE FROM conversation_data WHERE kind = ? AND id = ?",
+                                  (kind, key), (kind, key))
             return
         try:
             blob = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
@@ -86,8 +133,9 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         if self._stored.get((kind, key)) == blob:
             return
         self._stored[(kind, key)] = blob
-        await self.db.write("INSERT INTO conversation_data(kind, id, data) VALUES(?,?,?)"
-                            " ON CONFLICT(kind, id) DO UPDATE SET data = excluded.data", (kind, key, blob))
+        await self._write("INSERT INTO conversation_data(kind, id, data) VALUES(?,?,?)"
+                          " ON CONFLICT(kind, id) DO UPDATE SET data = excluded.data", (kind, key, blob),
+                          (kind, key))
 
     async def get_user_data(self) -> dict[int, Data]:
         return await self._load("user")
@@ -131,4 +179,4 @@ class DatabasePersistence(BasePersistence[Data, Data, Data]):
         pass
 
     async def flush(self) -> None:
-        pass  # every write above is committed when it returns
+        pass  # every write above is committed when it returns (or by the inbox, with its update)

@@ -52,6 +52,10 @@ class Scheduler:
         async with self._wake:
             self._wake.notify_all()
 
+    def knows(self, row_id: int) -> bool:
+        """The row is waiting for a worker or in one's hands."""
+        return row_id in self._known
+
     @property
     def idle(self) -> bool:
         return not self._known

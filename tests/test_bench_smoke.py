@@ -2,8 +2,8 @@
 
 Only behaviour and completion are checked, never timing: every benchmark measures what it says
 (the same number of reminders due at every size, a digest for every supervisor, presses that
-resolve their cases, every notification delivered, a bot process that starts and sends its
-digests). ``python -m bench.run`` measures for real (bench/README.md).
+resolve their cases through the inbox, a private command answered while a group's backlog waits
+on its limit, every notification delivered, a bot process that starts and sends its digests). ``python -m bench.run`` measures for real (bench/README.md).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     options = Options(
         sizes=[400, 800], due_now=20, data_dir=tmp_path / "data", work_dir=tmp_path / "work",
         press_cases=2, press_rounds=1, press_latency=0.01, delivery_messages=60, delivery_chats=30,
+        flood_updates=21, flood_gap=0.15, flood_quiet=5,  # 21: one reply beyond the group's minute
         scan_repeats=3, digest_repeats=1, memory_reference=False, backlog_cases=30, backlog_units=10,
         backlog_repeats=1,
     )
@@ -56,6 +57,18 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert len(slow) == 6 and all("every Bot API call taking 10 ms" in f.name for f in slow)
     assert slow[0].data["updates"] == 2 * 4 * 2  # two rounds
 
+    p50_flood, p95_flood = named("Private /whoami while one group floods")
+    backlog, unanswered = named("The flooding group's")
+    flood = backlog.data
+    assert flood["flood"] == 21 and flood["private"] >= 1 and len(flood["quiet_latencies"]) >= 1
+    # The private command was answered while the group's backlog still waited on its limit (a
+    # scheduler that let one chat hold up the others would answer it only after the last).
+    assert flood["first_private_reply"] < flood["drained"]
+    assert flood["private_before_drain"] >= max(1, flood["private"] - 1) and backlog.met
+    assert flood["group_replies"] >= 20 and flood["group_replies"] + flood["parked"] >= 21
+    assert p50_flood.data is flood and p95_flood.reference.endswith("with no flood")
+    assert unanswered.met == (flood["parked"] == 0)
+
     rate, too_many, lost = named("Delivery")
     assert rate.data["delivered"] == 60 and lost.data["lost"] == 0 and lost.data["failed"] == 0
     assert too_many.data["count_429"] >= 0
@@ -79,7 +92,7 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     backlog_run, none_due = named("Reminder run")
     assert backlog_run.data["messages"] == backlog_run.data["chats"] and none_due.data["handled"] == 30
 
-    assert len(figures) == 2 + 2 + 1 + 6 + 6 + 3 + 4 + 4 and len(BENCHMARKS) == 7
+    assert len(figures) == 2 + 2 + 1 + 6 + 6 + 4 + 3 + 4 + 4 and len(BENCHMARKS) == 8
 
 
 def test_the_backlog_reminder_run_at_a_tiny_size(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ path = "{db}"
 notice_seconds = 0
 overall_per_second = {overall}
 per_chat_per_second = {per_chat}
+group_per_minute = {group}
 [flood]
 burst = 100000
 [[categories]]
@@ -75,7 +76,7 @@ def write_config(tmp_path: Path, base_url: str, base_file_url: str = "http://127
     config.write_text(CONFIG.format(admin=ADMIN, wg=WG, base_url=base_url, base_file_url=base_file_url,
                                     start_attempts=start_attempts, db=tmp_path / "casebot.sqlite3",
                                     dp_chat=DP_CHAT, overall=1000 if fast else 30,
-                                    per_chat=1000 if fast else 1))
+                                    per_chat=1000 if fast else 1, group=6000 if fast else 20))
     return config
 
 
@@ -219,7 +220,7 @@ async def test_sigterm_while_replies_wait_on_the_group_limit_exits_in_time_and_l
     # Started again (against a Bot API whose group limit has not been spent, so that the test
     # does not wait out Telegram's minute), the bot handles what was left, each exactly once.
     with FakeBotAPI() as api:
-        write_config(tmp_path, api.base_url, api.base_file_url)
+        write_config(tmp_path, api.base_url, api.base_file_url, fast=True)
         proc = await start(ministry.config, api.token)
         for _ in range(600):
             if await count(db_path, "SELECT count(*) FROM events WHERE action = 'note'") == 30 and \

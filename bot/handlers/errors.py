@@ -33,7 +33,7 @@ async def on_error(update: object, context: Context) -> None:
     retrying = False  # the inbox tries the update again (bot/service.py); the user is told at the last
     if attempt is not None and error is not None and not isinstance(error, Forbidden):
         attempt.error = error
-        retrying = not attempt.final
+        retrying = attempt.retrying(error)
     again = "; trying it again" if retrying else ""
     where = f"update {update.update_id}" if isinstance(update, Update) else "a job"
     if not isinstance(update, Update) and isinstance(error, NetworkError) and not isinstance(
