@@ -119,13 +119,13 @@ HOSTILE_COMMANDS = st.one_of(
 )
 ALL_COMMANDS = [*CASE_COMMANDS, "invite", "invites", "people", "revoke", "whoami", "refusals", "bindchat",
                 "units", "lang", "digest", "report", "export", "stats", "start", "help", "mycases",
-                "overdue", "bouncing", "cancel", "accesslog"]
+                "overdue", "bouncing", "cancel", "accesslog", "search"]
 ANY_TEXT = st.one_of(st.text(max_size=300), WORDS)
 
 # Every callback data prefix the bot registers (the intake's and the prompts' answer only in
 # their conversation; anywhere else the press is an old button), and none.
 PREFIXES = ["lang:", "c:", "fp:", "as:", "ap:", "ans:", "fw:", "mc:", "od:", "iw:", "al:", "imp:", "imx:", "ns:",
-            "nc:", "np:", "nu:", "nk:", "nd:", "nf:", "ne:", "fwd:", "ev:", "fc:", ""]
+            "nc:", "np:", "nu:", "nk:", "nd:", "nf:", "ne:", "nm:", "fwd:", "ev:", "fc:", "sc:", ""]
 HOSTILE_FIELD = st.one_of(
     st.text(st.sampled_from(OTHER_DIGITS), min_size=1, max_size=4),
     st.integers(2**31, 10**15).map(str),
@@ -222,7 +222,7 @@ FOUND: list[tuple[str, str]] = [
     ("/assign 1 " + "x" * 5000, "There is no unit with the key “" + "x" * 39 + "…”."),
     ("/assign 1 pp-dp " + "<" * 3000, "“" + "<" * 39 + "…” is not a @username or a Telegram id."),
 ]
-FOUND_BUTTONS = ["al:²:0", "al:1:²", "as:²:1", "ap:²:0:0", "fw:²:6", "ans:²", "fp:²", "iw:²", "mc:²", "od:²", "c:²:1:acc",
+FOUND_BUTTONS = ["sc:²", "sc:99999999999", "sc:1:1", "nm:²", "al:²:0", "al:1:²", "as:²:1", "ap:²:0:0", "fw:²:6", "ans:²", "fp:²", "iw:²", "mc:²", "od:²", "c:²:1:acc",
                  "c:1:²:res", "c:٣:1:acc", "np:²:0", "as:99999999999:1", "ap:1:0:99999999999",
                  "fw:1:99999999999999999999", "lang:xx"]
 
@@ -387,7 +387,8 @@ async def test_forged_data_on_the_confirm_screen(world: Bot, caplog: pytest.LogC
     await world.press_button(world.wg, world.last_bot_message(chat["id"]), "Done")
     confirm = world.last_bot_message(chat["id"])
     before = await state(world)
-    for data in ("nf:", "nf:²", "nf:create:1", "nf:<b>", "ne:summary", "nd:done", "ev:skip", "fc:letter"):
+    for data in ("nf:", "nf:²", "nf:create:1", "nf:<b>", "ne:summary", "nd:done", "ev:skip", "fc:letter",
+                 "nm:", "nm:²", "nm:1:1", "nm:99999999999"):
         caplog.clear()
         m = await world.press(world.wg, chat["id"], confirm["message_id"], data)
         no_errors(world, world.api.calls[m:], caplog)
@@ -395,3 +396,17 @@ async def test_forged_data_on_the_confirm_screen(world: Bot, caplog: pytest.LogC
     assert await state(world) == before
     await world.press_button(world.wg, confirm, "Create")  # the draft survived them all
     assert (await world.services.cases.get(3)).summary == "Road flooded"
+
+
+@shared_bot(40)
+@given(text=ANY_TEXT.filter(lambda t: bool(t.strip()) and not t.startswith("/")))
+async def test_any_reply_to_a_card_is_a_note_in_valid_html(
+        world: Bot, caplog: pytest.LogCaptureFixture, text: str) -> None:
+    """Whatever an official writes in reply to a card is a note on its case, word for word, and
+    every message that follows (the working group's notice) is valid HTML."""
+    card = world.card(DP_CHAT, 1)
+    caplog.clear()
+    m = await world.say(world.official, world.dp_chat, text, reply_to=card["message_id"])
+    no_errors(world, world.api.calls[m:], caplog)
+    last = (await world.services.cases.history(1))[-1]
+    assert (last.action, last.note) == ("note", text.strip())

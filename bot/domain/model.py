@@ -144,6 +144,7 @@ class CaseView:
     next_action_at: datetime | None = None
     reminder_level: int = 0
     snoozes: int = 0
+    external_ref: str | None = None  # the old register's reference (imported backlog)
 
     @property
     def is_open(self) -> bool:
@@ -235,7 +236,7 @@ def case_view(r: Row) -> CaseView:
         their_reference=r["their_reference"], category_key=r["category_key"],
         accept_due_at=from_db(r["accept_due_at"]), paused_at=from_db(r["paused_at"]),
         next_action_at=from_db(r["next_action_at"]), reminder_level=r["reminder_level"],
-        snoozes=r["snoozes"],
+        snoozes=r["snoozes"], external_ref=r["external_ref"],
     )
 
 

@@ -338,6 +338,27 @@ class OutboxStore:
         )
         return None if r is None else CardRef(r[0], r[1], r[2], r[3], bool(r[4]))
 
+    async def about(self, chat_id: int, message_id: int) -> tuple[set[int], set[int]] | None:
+        """Which cases a message the bot sent in a chat is about (a card, a notice, a reminder:
+        several notices may share one message), and those for which it carried the working
+        group an **Answer…** button; None when it is about no case, or also about other things
+        (a digest)."""
+        rows, cards = await self.db.batch(
+            ("SELECT case_id, payload FROM outbox WHERE chat_id = ? AND message_id = ?"
+             " AND kind = 'text' AND sent_at IS NOT NULL", (chat_id, message_id)),
+            ("SELECT case_id FROM case_cards WHERE chat_id = ? AND message_id = ?",
+             (chat_id, message_id)))
+        cases = {int(r[0]) for r in cards}
+        asks: set[int] = set()
+        for case_id, payload in rows:
+            if case_id is None:
+                return None
+            cases.add(int(case_id))
+            buttons = json.loads(payload).get("buttons") or []
+            if any(str(data).startswith("ans:") for row in buttons for _label, data in row):
+                asks.add(int(case_id))
+        return (cases, asks) if cases else None
+
     async def forget_card(self, chat_id: int, message_id: int) -> None:
         async with self.db.transaction() as conn:
             conn.add(

@@ -9,7 +9,19 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, TypeHandler
 from telegram.warnings import PTBUserWarning
 
-from bot.handlers import accesslog, basics, cards, commands, digest, importing, intake, people, reports
+from bot.handlers import (
+    accesslog,
+    basics,
+    cards,
+    commands,
+    digest,
+    importing,
+    intake,
+    people,
+    replies,
+    reports,
+    search,
+)
 from bot.handlers.errors import on_error
 from bot.handlers.flood import FloodGuard
 
@@ -31,6 +43,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         *conversations,
         intake.forward_handler(),
         *importing.handlers(),
+        replies.handler(),
         CommandHandler("start", basics.start),
         CommandHandler("help", basics.help_command),
         CommandHandler("bindchat", basics.bindchat),
@@ -41,6 +54,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         *commands.handlers(),
         *people.handlers(),
         *accesslog.handlers(),
+        *search.handlers(),
         *reports.handlers(),
         *digest.handlers(),
         CommandHandler("cancel", basics.nothing_to_cancel),

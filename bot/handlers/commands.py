@@ -223,16 +223,28 @@ answer = _text_command(Action.PROVIDE_INFO, ANSWER_USAGE, N_("Write the answer a
 
 
 async def case(update: Update, context: Context) -> None:
-    services = svc(context)
     args = context.args or []
     try:
         if len(args) != 1:
             raise UsageError(_("Give one case number."), CASE_USAGE)
         case_id = case_arg(args, CASE_USAGE)
+    except DomainError as exc:
+        await refuse(update, exc)
+        return
+    await show_case(update, context, case_id)
+
+
+async def show_case(update: Update, context: Context, case_id: int) -> None:
+    """The case's card, its history and its files, for someone who may read it (/case, and a
+    search result's button)."""
+    services = svc(context)
+    try:
         view, personal = await services.cases.visible(actor(update), case_id, now(context))
     except DomainError as exc:
         await refuse(update, exc)
         return
+    if update.callback_query is not None:
+        await update.callback_query.answer()
     tz = services.settings.tz
     text = card_text(view, tz, now(context), personal=personal)
     files = await services.cases.attachments(case_id) if personal else []
