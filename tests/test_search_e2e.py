@@ -149,7 +149,7 @@ async def test_merge_into_a_case_finished_meanwhile_creates_nothing(bot: Bot) ->
     rows = await bot.services.db.one("SELECT COUNT(*) FROM cases")
     assert rows is not None and rows[0] == 2
     m = await bot.press_button(bot.wg, confirm, "Create")  # the draft is still there
-    assert "Case <b>#3</b> created" in bot.texts_since(m)[-1]
+    assert "Case <b>#3</b> created" in bot.texts_since(m, bot.private(bot.wg)["id"])[-1]
 
 
 async def test_a_reply_to_a_card_is_a_note(bot: Bot) -> None:
@@ -167,3 +167,76 @@ async def test_a_reply_to_a_card_is_a_note(bot: Bot) -> None:
     await bot.say(bot.other, bot.dp_chat, "thanks", reply_to=max(
         k for k in bot.api.user_messages if k[0] == DP_CHAT)[1])
     assert len(await bot.services.cases.history(n)) == len(events)
+
+
+async def test_the_working_groups_reply_to_a_question_is_the_answer(bot: Bot) -> None:
+    n = await make_case(bot)
+    await bot.press_button(bot.official, bot.card(DP_CHAT, n), "Need info")
+    await bot.reply_to_last(bot.official, bot.dp_chat, "The land title number, please")
+    question = bot.last_bot_message(WG_CHAT)
+    assert "The land title number, please" in question["text"]
+    m = await bot.say(bot.wg, bot.wg_chat, "Title 123/45", reply_to=question["message_id"])
+    assert bot.texts_since(m, WG_CHAT) == [f"#{n} · information provided by Sophea: Title 123/45"]
+    reply = max(k for k in bot.api.user_messages if k[0] == WG_CHAT)
+    assert bot.api.reactions[reply] == [{"type": "emoji", "emoji": "👌"}]
+    assert bot.texts_since(m, DP_CHAT) == [f"Answer from the working group on #{n}: Title 123/45"]
+    case = await bot.services.cases.get(n)
+    assert case.status is Status.IN_PROGRESS
+    # Once answered, a further reply to the same question is a note.
+    await bot.say(bot.wg, bot.wg_chat, "Also the old one", reply_to=question["message_id"])
+    assert (await bot.services.cases.history(n))[-1].action == "note"
+
+
+async def test_replies_in_private_and_refused_ones(bot: Bot) -> None:
+    n = await make_case(bot)
+    # A note by reply in a private chat is confirmed in words (no reaction there).
+    private = bot.private(bot.wg)
+    m = await bot.say(bot.wg, private, f"/case {n}")
+    shown = bot.sent_since(m, private["id"])[0].result["message_id"]
+    # /case's answer is not a message the bot keeps track of: no note, no answer.
+    m = await bot.say(bot.wg, private, "a note?", reply_to=shown)
+    assert bot.texts_since(m) == []
+    # The card in the unit's chat: someone without rights on the case is refused, and it is logged.
+    card = bot.card(DP_CHAT, n)
+    m = await bot.say(bot.supervisor, bot.sr_chat, "x", reply_to=card["message_id"])  # not that chat
+    assert bot.texts_since(m) == []
+    m = await bot.say(bot.other, bot.dp_chat, "I will do it", reply_to=card["message_id"])
+    assert bot.texts_since(m, DP_CHAT) == ["You are not allowed to do that."]
+    refusals = await bot.services.db.all("SELECT action, case_id FROM refusals")
+    assert [tuple(r) for r in refusals] == [("note", n)]
+    # A photo without a caption: asked for a few words, nothing recorded.
+    before = len(await bot.services.cases.history(n))
+    m = bot.api.mark()
+    bot.api.send_photo(bot.official, bot.dp_chat, file_id="PHOTO-NOTE", reply_to_message=bot.api._strip_reply(card))
+    await bot.settle()
+    assert "Add a few words to the file" in bot.texts_since(m, DP_CHAT)[0]
+    assert len(await bot.services.cases.history(n)) == before
+    m = bot.api.mark()
+    bot.api.send_photo(bot.official, bot.dp_chat, caption="The fence today", file_id="PHOTO-NOTE",
+                       reply_to_message=bot.api._strip_reply(card))
+    await bot.settle()
+    last = (await bot.services.cases.history(n))[-1]
+    assert (last.action, last.note, last.data.get("attachments")) == ("note", "The fence today", 1)
+
+
+async def test_a_message_about_several_cases_names_them(bot: Bot) -> None:
+    one, two = await make_case(bot), await make_case(bot)
+    services = bot.services
+    assert await services.outbox.about(WG_CHAT, 999) is None
+    await services.db.write(
+        "INSERT INTO outbox(created_at, kind, chat_id, case_id, text, payload, next_attempt_at,"
+        " sent_at, message_id) VALUES('2026-01-01', 'text', ?, ?, 'x', '{}', '2026-01-01',"
+        " '2026-01-01', 999)", [(WG_CHAT, one), (WG_CHAT, two)], many=True)
+    assert await services.outbox.about(WG_CHAT, 999) == ({one, two}, set())
+    bot.api.messages[(WG_CHAT, 999)] = {"message_id": 999, "from": bot.api.bot_user(),
+                                        "chat": bot.wg_chat, "date": 0, "text": "two notices"}
+    m = await bot.say(bot.wg, bot.wg_chat, "which one?", reply_to=999)
+    assert bot.texts_since(m, WG_CHAT) == [
+        f"That message is about several cases (#{one}, #{two}): reply to one case's card, or write "
+        "/note &lt;case&gt; &lt;text&gt;."]
+    # A digest shares no message with a case's notices: a message about something else too is none.
+    await services.db.write(
+        "INSERT INTO outbox(created_at, kind, chat_id, case_id, text, payload, next_attempt_at,"
+        " sent_at, message_id) VALUES('2026-01-01', 'text', ?, NULL, 'x', '{}', '2026-01-01',"
+        " '2026-01-01', 999)", (WG_CHAT,))
+    assert await services.outbox.about(WG_CHAT, 999) is None
