@@ -176,7 +176,7 @@ async def test_the_working_groups_reply_to_a_question_is_the_answer(bot: Bot) ->
     question = bot.last_bot_message(WG_CHAT)
     assert "The land title number, please" in question["text"]
     m = await bot.say(bot.wg, bot.wg_chat, "Title 123/45", reply_to=question["message_id"])
-    assert bot.texts_since(m, WG_CHAT) == [f"#{n} · information provided by Sophea: Title 123/45"]
+    assert bot.texts_since(m, WG_CHAT) == [f"#{n} (Road flooded) · information provided by Sophea: Title 123/45"]
     reply = max(k for k in bot.api.user_messages if k[0] == WG_CHAT)
     assert bot.api.reactions[reply] == [{"type": "emoji", "emoji": "👌"}]
     assert bot.texts_since(m, DP_CHAT) == [f"Answer from the working group on #{n}: Title 123/45"]
