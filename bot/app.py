@@ -157,6 +157,7 @@ def command_list(private: bool, admin: bool = False) -> list[tuple[str, str]]:
     common = [
         ("mycases", _("Open cases of my unit")),
         ("case", _("Show a case and its history")),
+        ("search", _("Find a case")),
         ("overdue", _("Overdue cases")),
         ("digest", _("A digest of my units")),
         ("lang", _("Language: Khmer or English")),

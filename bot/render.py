@@ -55,9 +55,9 @@ CARD_ACTIONS: dict[str, Action] = {
     "acc": Action.ACCEPT, "inf": Action.NEED_INFO, "ret": Action.RETURN, "res": Action.RESOLVE,
     "ack": Action.ACKNOWLEDGE, "dec": Action.DECLINE,
     "cfm": Action.VERIFY, "unr": Action.VERIFY, "dis": Action.REOPEN, "reo": Action.REOPEN,
-    "snz": Action.SNOOZE, "hlp": Action.HELP,
+    "snz": Action.SNOOZE, "hlp": Action.HELP, "rsm": Action.RESUME,
 }
-DIRECT_CODES = frozenset({"acc", "ack", "cfm", "unr"})  # done at once; the others ask for words
+DIRECT_CODES = frozenset({"acc", "cfm", "unr", "rsm"})  # done at once; the others ask for words
 
 
 def card_action_data(case_id: int, version: int, code: str) -> str:
@@ -99,7 +99,7 @@ def card_text(case: CaseView, tz: ZoneInfo, now: datetime, *, personal: bool) ->
         head += " · 🔴 " + label(PRIORITIES, "urgent")
     lines = [head, f"<b>{escape(case.summary)}</b>"]
     place = "📍 " + escape(case.place)
-    if case.unit_name:
+    if case.unit_name and case.unit_id != case.place_unit_id:  # not "Daun Penh → Daun Penh"
         place += " → " + _("assigned to {unit}").format(unit=escape(case.unit_name))
     lines.append(place)
     received = _("Received {when} ({days} ago) via {source}").format(
@@ -174,6 +174,13 @@ def moved_card_text(case: CaseView) -> str:
     else:
         lines.append(_("Returned to the working group."))
     return "\n".join(lines)
+
+
+def superseded_card_text(case: CaseView) -> str:
+    """An older card of a case once a newer one is posted in the same chat (the case came back):
+    no buttons, no personal data."""
+    return f"<b>#{case.id}</b> · {escape(case.summary)}\n" + _(
+        "A newer card of this case is further down.")
 
 
 def list_line(case: CaseView, now: datetime) -> str:

@@ -880,6 +880,8 @@ class FakeBotAPI:
         self.messages: dict[tuple[int, int], JSON] = {}
         """Messages sent (and edited) by the bot, keyed by (chat_id, message_id)."""
         self.user_messages: dict[tuple[int, int], JSON] = {}
+        # The bot's reactions on messages (setMessageReaction), by (chat_id, message_id).
+        self.reactions: dict[tuple[int, int], list[JSON]] = {}
         """Messages injected as coming from users, keyed by (chat_id, message_id)."""
         self.server_errors: list[str] = []
         """Tracebacks of exceptions inside the fake itself (answered with HTTP 500)."""
@@ -927,6 +929,7 @@ class FakeBotAPI:
             "editMessageReplyMarkup": self._m_edit_message_reply_markup,
             "editMessageCaption": self._m_edit_message_caption,
             "deleteMessage": self._m_delete_message,
+            "setMessageReaction": self._m_set_message_reaction,
             "deleteMessages": self._m_delete_messages,
             "answerCallbackQuery": self._m_answer_callback_query,
             "sendPhoto": self._media_sender("photo"),
@@ -1665,6 +1668,11 @@ class FakeBotAPI:
             if key in self.user_messages:
                 raise bad_request("message can't be edited")
             raise bad_request("message to edit not found")
+        markup = msg.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" not in markup:
+            # Sent with force_reply or a reply keyboard: Telegram refuses every edit of it
+            # ("only messages without reply_markup or with inline keyboards"; tdlib/td#3196).
+            raise bad_request("message can't be edited")
         return key, msg
 
     def _store_edit(self, key: tuple[int, int], old: JSON, changes: JSON) -> JSON:
@@ -1745,6 +1753,30 @@ class FakeBotAPI:
         key = (self._chat_id(params), self._message_id(params))
         if self.messages.pop(key, None) is None and self.user_messages.pop(key, None) is None:
             raise bad_request("message to delete not found")
+        return True
+
+    # The emoji a bot may react with (Bot API, ReactionTypeEmoji).
+    REACTIONS: ClassVar[frozenset[str]] = frozenset({
+        "👍", "👎", "❤", "🔥", "🥰", "👏", "😁", "🤔", "🤯", "😱", "🤬", "😢", "🎉", "🤩", "🤮", "💩", "🙏", "👌",
+        "🕊", "🤡", "🥱", "🥴", "😍", "🐳", "❤‍🔥", "🌚", "🌭", "💯", "🤣", "⚡", "🍌", "🏆", "💔", "🤨", "😐", "🍓",
+        "🍾", "💋", "🖕", "😈", "😴", "😭", "🤓", "👻", "👨‍💻", "👀", "🎃", "🙈", "😇", "😨", "🤝", "✍", "🤗", "🫡",
+        "🎅", "🎄", "☃", "💅", "🤪", "🗿", "🆒", "💘", "🙉", "🦄", "😘", "💊", "🙊", "😎", "👾", "🤷‍♂", "🤷",
+        "🤷‍♀", "😡",
+    })
+
+    def _m_set_message_reaction(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:
+        key = (self._chat_id(params), self._message_id(params))
+        if self._find_message(*key) is None:
+            raise bad_request("message to react not found")
+        reaction = params.get("reaction", [])
+        if isinstance(reaction, str):
+            reaction = json.loads(reaction)
+        if not isinstance(reaction, list) or len(reaction) > 1:
+            raise bad_request("REACTIONS_TOO_MANY")
+        for r in reaction:
+            if not isinstance(r, dict) or r.get("type") != "emoji" or r.get("emoji") not in self.REACTIONS:
+                raise bad_request("REACTION_INVALID")
+        self.reactions[key] = _copy_json(reaction)
         return True
 
     def _m_delete_messages(self, params: dict[str, Any], files: dict[str, UploadedFile]) -> Any:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from bot.domain.errors import Invalid
 from bot.domain.reports import parse_period
-from bot.domain.rules import Role
+from bot.domain.rules import Role, keyword
 from bot.inputs import KHMER_DIGITS, parse_case_number, parse_date, parse_person
 from tests.conftest import ADMIN, DP_CHAT, PEOPLE, WG, Clock, config_dict
 from tests.fakebotapi import Call, parse_html
@@ -97,10 +97,11 @@ HOSTILE_COMMANDS = st.one_of(
     st.builds(lambda c, a, rest: f"/{c} {a} {rest}", st.sampled_from(CASE_COMMANDS), hostile(not_case), WORDS),
     st.builds("/assign 1 {} {}".format, hostile(not_unit), WORDS),
     st.builds("/assign 2 pp-dp {}".format, hostile(not_person)),
-    st.builds("/status 1 {} {}".format, hostile(lambda t: t not in ("in_progress", "waiting_info")), WORDS),
+    st.builds("/status 1 {} {}".format, hostile(lambda t: keyword(t) not in ("in_progress", "waiting_info")),
+              WORDS),
     st.builds("/forward 1 {} letter because".format, hostile(not_unit)),
     st.builds("/verify 1 {} {}".format,
-              hostile(lambda t: t.lower() not in ("confirmed", "unreachable", "disputed")), WORDS),
+              hostile(lambda t: keyword(t) not in ("confirmed", "unreachable", "disputed")), WORDS),
     st.builds("/merge 1 {}".format, hostile(not_case)),
     st.builds("/due 1 {}".format, hostile(lambda t: parse_date(t) is None)),
     st.builds("/invite {} official".format, hostile(not_unit)),
@@ -119,19 +120,19 @@ HOSTILE_COMMANDS = st.one_of(
 )
 ALL_COMMANDS = [*CASE_COMMANDS, "invite", "invites", "people", "revoke", "whoami", "refusals", "bindchat",
                 "units", "lang", "digest", "report", "export", "stats", "start", "help", "mycases",
-                "overdue", "bouncing", "cancel", "accesslog"]
+                "overdue", "bouncing", "cancel", "accesslog", "search"]
 ANY_TEXT = st.one_of(st.text(max_size=300), WORDS)
 
 # Every callback data prefix the bot registers (the intake's and the prompts' answer only in
 # their conversation; anywhere else the press is an old button), and none.
 PREFIXES = ["lang:", "c:", "fp:", "as:", "ap:", "ans:", "fw:", "mc:", "od:", "iw:", "al:", "imp:", "imx:", "ns:",
-            "nc:", "np:", "nu:", "nk:", "nd:", "nf:", "ne:", "fwd:", "ev:", "fc:", "er:", ""]
+            "nc:", "np:", "nu:", "nk:", "nd:", "nf:", "ne:", "nm:", "fwd:", "ev:", "fc:", "sc:", "er:", ""]
 HOSTILE_FIELD = st.one_of(
     st.text(st.sampled_from(OTHER_DIGITS), min_size=1, max_size=4),
     st.integers(2**31, 10**15).map(str),
     st.sampled_from(["", "-1", "<b>", "&", "x", "១", "1.0", " 1"]),
 )
-FIELD = st.one_of(st.integers(0, 3).map(str), st.sampled_from(["acc", "res", "upd", "km", "skip"]))
+FIELD = st.one_of(st.integers(0, 3).map(str), st.sampled_from(["acc", "res", "upd", "rsm", "ack", "km", "skip"]))
 
 
 def fits_a_button(data: str) -> bool:
@@ -222,7 +223,7 @@ FOUND: list[tuple[str, str]] = [
     ("/assign 1 " + "x" * 5000, "There is no unit with the key “" + "x" * 39 + "…”."),
     ("/assign 1 pp-dp " + "<" * 3000, "“" + "<" * 39 + "…” is not a @username or a Telegram id."),
 ]
-FOUND_BUTTONS = ["al:²:0", "al:1:²", "as:²:1", "ap:²:0:0", "fw:²:6", "ans:²", "fp:²", "iw:²", "mc:²", "od:²", "c:²:1:acc",
+FOUND_BUTTONS = ["c:1:²:rsm", "c:²:1:ack", "sc:²", "sc:99999999999", "sc:1:1", "nm:²", "al:²:0", "al:1:²", "as:²:1", "ap:²:0:0", "fw:²:6", "ans:²", "fp:²", "iw:²", "mc:²", "od:²", "c:²:1:acc",
                  "c:1:²:res", "c:٣:1:acc", "np:²:0", "as:99999999999:1", "ap:1:0:99999999999",
                  "fw:1:99999999999999999999", "lang:xx"]
 
@@ -343,7 +344,7 @@ async def test_any_button_data_is_answered_once(world: Bot, caplog: pytest.LogCa
 async def test_hostile_inputs_in_a_unit_chat(world: Bot, caplog: pytest.LogCaptureFixture) -> None:
     """The same through an official in the unit's group chat (their language, their rights)."""
     for text in ("/status 1 ²", "/note ² x", "/resolve ٣ done", "/case <b>", "/mycases <b>", "/digest <i>",
-                 "/lang <b>", "/people <b>", "/revoke <b>"):
+                 "/lang <b>", "/people <b>", "/revoke <b>", "/search <b>", "/search ²"):
         before = await state(world)
         caplog.clear()
         m = await world.say(world.official, world.dp_chat, text)
@@ -387,7 +388,8 @@ async def test_forged_data_on_the_confirm_screen(world: Bot, caplog: pytest.LogC
     await world.press_button(world.wg, world.last_bot_message(chat["id"]), "Done")
     confirm = world.last_bot_message(chat["id"])
     before = await state(world)
-    for data in ("nf:", "nf:²", "nf:create:1", "nf:<b>", "ne:summary", "nd:done", "ev:skip", "fc:letter"):
+    for data in ("nf:", "nf:²", "nf:create:1", "nf:<b>", "ne:summary", "nd:done", "ev:skip", "fc:letter",
+                 "nm:", "nm:²", "nm:1:1", "nm:99999999999"):
         caplog.clear()
         m = await world.press(world.wg, chat["id"], confirm["message_id"], data)
         no_errors(world, world.api.calls[m:], caplog)
@@ -395,3 +397,17 @@ async def test_forged_data_on_the_confirm_screen(world: Bot, caplog: pytest.LogC
     assert await state(world) == before
     await world.press_button(world.wg, confirm, "Create")  # the draft survived them all
     assert (await world.services.cases.get(3)).summary == "Road flooded"
+
+
+@shared_bot(40)
+@given(text=ANY_TEXT.filter(lambda t: bool(t.strip()) and not t.startswith("/")))
+async def test_any_reply_to_a_card_is_a_note_in_valid_html(
+        world: Bot, caplog: pytest.LogCaptureFixture, text: str) -> None:
+    """Whatever an official writes in reply to a card is a note on its case, word for word, and
+    every message that follows (the working group's notice) is valid HTML."""
+    card = world.card(DP_CHAT, 1)
+    caplog.clear()
+    m = await world.say(world.official, world.dp_chat, text, reply_to=card["message_id"])
+    no_errors(world, world.api.calls[m:], caplog)
+    last = (await world.services.cases.history(1))[-1]
+    assert (last.action, last.note) == ("note", text.strip())

@@ -106,11 +106,8 @@ async def test_supervisor_digest_covers_the_subtree_only(domain: Domain, clock: 
     assert "Last 24 hours: 6 new · 2 resolved · 1 closed" in text  # the merged one never counts
     assert section(text, "<b>Open: 5</b>").splitlines()[1:] == [
         "• New — in the working group's queue: 2",  # Chamkar Mon's, and the bouncing one
-        "• Assigned — awaiting acceptance: 0",
-        "• In progress: 1",
+        "• In progress: 1",  # statuses no case has are left out
         "• Waiting for information: 1",
-        "• Forwarded — awaiting acknowledgment: 0",
-        "• With the institution: 0",
         "• Resolved — awaiting verification: 1",
     ]
     due = (await domain.cases.get(c["late_dp"])).due_at

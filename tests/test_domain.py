@@ -94,7 +94,7 @@ async def test_each_change_queues_notifications_in_the_same_transaction(domain: 
     kinds = [(r["kind"], r["chat_id"]) for r in rows]
     assert ("card", DP_CHAT) in kinds
     assert ("text", WG_CHAT) in kinds
-    assert "#1 · assigned by Wg Member → Daun Penh" in rows[-1]["text"]
+    assert "#1 (Boundary dispute with neighbour) · assigned by Wg Member → Daun Penh" in rows[-1]["text"]
 
 
 async def test_user_text_in_notifications_is_escaped(domain: Domain, clock: Clock) -> None:

@@ -76,7 +76,7 @@ async def test_new_to_resolved_by_buttons_with_full_history(bot: Bot) -> None:
     card = bot.card(DP_CHAT, n)
     assert "In progress" in card["text"] and "Dara" in card["text"]
     assert "Accept" not in [lbl for lbl, _ in bot.api.buttons(card)]
-    assert any("#1 · accepted by Dara" in t for t in bot.texts_since(m, WG_CHAT))
+    assert any(t.startswith("#1 (Boundary dispute") and "· accepted by Dara" in t for t in bot.texts_since(m, WG_CHAT))
 
     # Need info: the bot asks, the answer goes to the working group, and back.
     await bot.press_button(official, card, "Need info")
@@ -92,20 +92,37 @@ async def test_new_to_resolved_by_buttons_with_full_history(bot: Bot) -> None:
     assert any("Answer from the working group on #1: Title 123/45" in t for t in bot.texts_since(m, DP_CHAT))
     assert "In progress" in bot.card(DP_CHAT, n)["text"]
 
-    # Resolved…: what was done (at least 10 characters), then evidence.
+    # Resolved…: what was done (at least 10 characters), then evidence: one question in the chat
+    # at a time (an answered one is taken away), and the one asking for evidence, edited as the
+    # answers come, becomes the confirmation. One message of the bot is left, beside the card.
+    start = bot.api.mark()
     await bot.press_button(official, bot.card(DP_CHAT, n), "Resolved")
+    first = bot.last_bot_message(DP_CHAT)
     m = await bot.reply_to_last(official, dp, "done")
-    assert "at least 10 characters" in bot.texts_since(m, DP_CHAT)[-1]
+    again = bot.last_bot_message(DP_CHAT)
+    assert again["text"].startswith("Describe what was done in at least 10 characters. Please try again")
+    assert "what was done to resolve #1?" in again["text"]
+    assert (DP_CHAT, first["message_id"]) not in bot.api.messages  # deleted
     await bot.reply_to_last(official, dp, "Fence moved back; both families signed the boundary record")
-    assert "photo or a document as evidence" in bot.last_bot_message(DP_CHAT)["text"]
-    m = await bot.reply_to_last(official, dp, "no photo, sorry")
-    assert "Please send a photo or a document" in bot.texts_since(m, DP_CHAT)[-1]
+    assert (DP_CHAT, again["message_id"]) not in bot.api.messages
     evidence_prompt = bot.last_bot_message(DP_CHAT)
+    assert evidence_prompt["text"] == (
+        "#1: what was done: Fence moved back; both families signed the boundary record\n"
+        "Evidence: reply to this message with a photo or a document, or tap Skip.")
+    m = await bot.say(official, dp, "no photo, sorry", reply_to=evidence_prompt["message_id"])
+    assert bot.texts_since(m, DP_CHAT) == []  # the question says it again
+    key = (DP_CHAT, evidence_prompt["message_id"])
+    assert bot.api.messages[key]["text"].endswith("Please send a photo or a document, or tap Skip.")
     m = bot.api.mark()
     bot.api.send_photo(official, dp, file_id="PHOTO-EVIDENCE",
                        reply_to_message_id=evidence_prompt["message_id"])
     await bot.settle()
-    assert any("#1 is resolved" in t for t in bot.texts_since(m, DP_CHAT))
+    assert bot.texts_since(m, DP_CHAT) == []
+    assert bot.api.messages[key]["text"] == (
+        "✅ #1 is resolved; the working group will verify it with the citizen. 1 file as evidence.")
+    assert bot.api.buttons(bot.api.messages[key]) == []
+    posted = [c.result["message_id"] for c in bot.sent_since(start, DP_CHAT) if c.ok]
+    assert [mid for mid in posted if (DP_CHAT, mid) in bot.api.messages] == [key[1]]
     card = bot.card(DP_CHAT, n)
     assert "Resolved" in card["text"] and bot.api.buttons(card) == []
 

@@ -260,7 +260,8 @@ async def test_e2e_erase_with_confirmation(bot: Bot) -> None:
     card = bot.card(DP_CHAT, n)["text"]  # edited in place
     assert "[erased]" in card and NAME not in card and PHONE not in card
     told = [parse_html(t)[0] for t in bot.texts_since(m, WG_CHAT)]
-    assert any(f"#{n} · personal data erased by Admin: the citizen's request of 2 Nov" in t for t in told)
+    assert any(f"#{n} (Road flooded) · personal data erased by Admin: the citizen's request of 2 Nov"
+               in t for t in told)
 
     m = await bot.say(bot.wg, wg_chat, f"/case {n}")
     text = bot.texts_since(m)[0]

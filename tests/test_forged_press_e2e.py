@@ -51,7 +51,7 @@ async def test_forged_press_on_another_units_case_is_refused_and_recorded(bot: B
     m = await bot.say(bot.admin, bot.private(bot.admin), "/refusals")
     [listing] = bot.texts_since(m)
     assert listing.count(f"Dara · accept #{other}") == 3
-    for action in ("resolve", "return", "need_info"):
+    for action in ("resolve", "return as not ours", "ask for information"):
         assert f"Dara · {action} #{other}" in listing
 
 

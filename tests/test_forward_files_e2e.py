@@ -64,7 +64,7 @@ async def test_forward_shares_files_only_when_chosen_and_records_it(bot: Bot) ->
     card = bot.card(MLM_CHAT, n)
     assert "Chan Lina" not in card["text"] and "099 111 222" not in card["text"]
     assert files_sent(bot, m) == []
-    assert any(f"#{n} · forwarded by Sophea → Ministry of Land · 2 files not shared" in t
+    assert any(f"#{n} (Road flooded) · forwarded by Sophea → Ministry of Land · 2 files not shared" in t
                for t in bot.texts_since(m, WG_CHAT))
     assert await forward_events(bot, n) == [
         {"unit": "mlm", "unit_name": "Ministry of Land", "channel": "telegram", "from_unit": None,
@@ -147,7 +147,8 @@ async def test_a_case_changed_while_the_question_waits_is_not_forwarded(bot: Bot
     question = bot.last_bot_message(wg["id"])
     await bot.say(bot.admin, bot.private(bot.admin), f"/assign {n} pp-dp")
     m = await bot.press_button(bot.wg, question, "Share files")
-    assert bot.answers_since(m) == ["This case has changed. Here is its current card."]
+    assert bot.answers_since(m) == ["#1 has changed meanwhile: it is Assigned — awaiting acceptance now."]
+    assert bot.api.buttons(bot.api.messages[(wg["id"], question["message_id"])]) == []
     assert files_sent(bot, m, None) == []
     case = await bot.services.cases.get(n)
     assert case.status == "assigned" and case.unit_key == "pp-dp"

@@ -29,7 +29,7 @@ async def test_forward_acknowledge_resolve_verify(bot: Bot) -> None:
     await bot.press_button(wg, picker, "Ministry of Land")
     assert "why does #1 go to this institution?" in bot.last_bot_message(wg["id"])["text"]
     m = await bot.reply_to_last(wg, wg_private, "Land titles are theirs")
-    assert any("#1 · forwarded by Sophea → Ministry of Land: Land titles are theirs" in t
+    assert any("#1 (Road flooded) · forwarded by Sophea → Ministry of Land: Land titles are theirs" in t
                for t in bot.texts_since(m, WG_CHAT))
 
     card = bot.card(MLM_CHAT, n)
@@ -98,9 +98,11 @@ async def test_dispute_reopens_then_confirm_closes(bot: Bot) -> None:
     case = await bot.services.cases.get(n)
     assert case.status == "assigned" and case.reopen_count == 1 and case.unit_key == "pp-dp"
     assert "reopened 1×" in bot.card(DP_CHAT, n)["text"]
-    # The old verification buttons are stale now.
+    # The old verification buttons are stale now: the press says what became of the case (no
+    # card is promised: there is none under a notice), and the buttons go.
     m = await bot.press_button(bot.wg, request, "Citizen confirmed")
-    assert bot.answers_since(m) == ["This case has changed. Here is its current card."]
+    assert bot.answers_since(m) == [f"#{n} has changed meanwhile: it is Assigned — awaiting acceptance now."]
+    assert bot.api.buttons(bot.api.messages[(WG_CHAT, request["message_id"])]) == []
 
     await bot.say(bot.official, dp, f"/resolve {n} Second drain dug, water gone")
     m = await bot.press_button(bot.supervisor, bot.last_bot_message(WG_CHAT), "Citizen confirmed")

@@ -311,7 +311,7 @@ async def create_first_case(bot: Bot, wg: JSON) -> None:
     # Edit the summary, and mark the case urgent, before creating it.
     await press_data(bot, wg, confirm, lambda d: d == "nf:edit")
     fields = last(bot, cid)
-    assert fields["text"] == "តើអ្នកចង់កែប្រែអ្វី?"
+    assert fields["text"] == "តើលោកអ្នកចង់កែប្រែអ្វី?"
     assert labels(fields) == ["ប្រភព", "ថ្ងៃទទួល", "ប្រភេទ", "អង្គភាព", "សេចក្ដីសង្ខេប", "ពលរដ្ឋ",
                               "ទំនាក់ទំនង", "ព័ត៌មានលម្អិត", "ឯកសារភ្ជាប់"]
     await press_data(bot, wg, fields, lambda d: d == "ne:summary")
@@ -323,33 +323,33 @@ async def create_first_case(bot: Bot, wg: JSON) -> None:
 
     m = await press_data(bot, wg, confirm, lambda d: d == "nf:create")
     created = last(bot, cid)
-    assert created["text"] == "ករណី #1 ត្រូវបានបង្កើត។ ប្រគល់ឥឡូវនេះទេ?"
+    assert created["text"] == "បានបង្កើតករណី #1។ តើប្រគល់ករណីនេះឥឡូវនេះទេ?"
     assert labels(created) == [f"ប្រគល់ទៅ {DP}", "ប្រគល់ទៅអង្គភាពផ្សេង…", "បញ្ជូនបន្តទៅស្ថាប័នផ្សេង…"]
-    assert any(t.startswith("#1 បង្កើតដោយ សុភា៖") for t in bot.texts_since(m, WG_CHAT))
+    assert any(t.startswith("សុភា បានបង្កើតករណី #1៖") for t in bot.texts_since(m, WG_CHAT))
 
     m = await press_data(bot, wg, created, lambda d: d == f"as:1:{dp}")
-    assert last(bot, cid)["text"] == f"ករណី #1 ត្រូវបានប្រគល់ទៅ {DP}។"
-    assert any(f"#1 · បានប្រគល់ ដោយ សុភា → {DP}" in t for t in bot.texts_since(m, WG_CHAT))
+    assert last(bot, cid)["text"] == f"បានប្រគល់ករណី #1 ទៅ {DP}។"
+    assert any(f"សុភា៖ បានប្រគល់ → {DP}" in t for t in bot.texts_since(m, WG_CHAT))
 
 
 async def work_the_first_case(bot: Bot, wg: JSON, official: JSON) -> None:
     """In the Daun Penh chat: Accept, Need info (answered by the working group), Resolved…"""
     card = bot.card(DP_CHAT, 1)
-    for expected in ("វិវាទដីធ្លី · 🔴 បន្ទាន់", f"→ បានប្រគល់ទៅ {DP}", "ទទួល 2 វិច្ឆិកា 2026 (0 ថ្ងៃមុន) តាម សារ Facebook",
+    for expected in ("វិវាទដីធ្លី · 🔴 បន្ទាន់", f"📍 {DP}\n", "ទទួល 2 វិច្ឆិកា 2026 (0 ថ្ងៃមុន) តាម សារ Facebook",
                      "⏳ កាលកំណត់ 5 វិច្ឆិកា 2026", "👤 សុខ ដារា · 012 345 678",
                      "📎 ឯកសារភ្ជាប់ 1 — /case 1 ដើម្បីមើល", "បានប្រគល់ — រង់ចាំការទទួលយក"):
         assert expected in card["text"], (expected, card["text"])
     assert labels(card) == ["✅ ទទួលយក", "❓ ត្រូវការព័ត៌មាន", "↩️ មិនមែនសមត្ថកិច្ច", "✔️ បានដោះស្រាយ…"]
 
     m = await press_data(bot, official, card, card_data("acc"))
-    assert bot.answers_since(m) == ["#1 ត្រូវបានទទួលយក៖ កំពុងដោះស្រាយ។"]
+    assert bot.answers_since(m) == ["បានទទួលយកករណី #1៖ ករណីនេះកំពុងដោះស្រាយ។"]
     card = bot.card(DP_CHAT, 1)
-    assert "កំពុងដោះស្រាយ · ទទួលបន្ទុកដោយ ដារា" in card["text"]
+    assert "កំពុងដោះស្រាយ · ដារា ទទួលបន្ទុក" in card["text"]
     assert labels(card) == ["❓ ត្រូវការព័ត៌មាន", "↩️ មិនមែនសមត្ថកិច្ច", "✔️ បានដោះស្រាយ…"]
 
     await press_data(bot, official, card, card_data("inf"))
     question = last(bot, DP_CHAT)
-    assert question["text"] == "ដារា, តើត្រូវការព័ត៌មានអ្វីខ្លះសម្រាប់ #1? (/cancel ដើម្បីឈប់)"
+    assert question["text"] == "ដារា, តើត្រូវការព័ត៌មានអ្វីខ្លះសម្រាប់ករណី #1? (/cancel ដើម្បីឈប់)"
     await bot.reply_to_last(official, bot.dp_chat, "សូមផ្ដល់លេខប័ណ្ណកម្មសិទ្ធិដីធ្លី")
     assert "រង់ចាំព័ត៌មាន" in bot.card(DP_CHAT, 1)["text"]
     to_wg = newest_with_button(bot, WG_CHAT, lambda d: d == "ans:1")
@@ -362,8 +362,8 @@ async def work_the_first_case(bot: Bot, wg: JSON, official: JSON) -> None:
 
     await press_data(bot, official, bot.card(DP_CHAT, 1), card_data("res"))
     m = await bot.reply_to_last(official, bot.dp_chat, "រួច")  # under 10 characters
-    assert bot.texts_since(m, DP_CHAT)[-1] == (
-        "សូមរៀបរាប់អ្វីដែលបានធ្វើ យ៉ាងតិច 10 តួអក្សរ។ សូមព្យាយាមម្ដងទៀត ឬ /cancel។")
+    assert bot.texts_since(m, DP_CHAT)[-1].startswith(
+        "សូមរៀបរាប់អ្វីដែលបានធ្វើ យ៉ាងតិច 10 តួអក្សរ។ សូមព្យាយាមម្ដងទៀត ឬ /cancel។\n")
     await bot.reply_to_last(official, bot.dp_chat, "បានរំកិលរបងត្រឡប់វិញ ហើយគ្រួសារទាំងពីរបានចុះហត្ថលេខា")
     evidence_prompt = last(bot, DP_CHAT)
     assert "ភស្តុតាង" in evidence_prompt["text"] and labels(evidence_prompt) == ["រំលង"]
@@ -371,7 +371,9 @@ async def work_the_first_case(bot: Bot, wg: JSON, official: JSON) -> None:
     bot.api.send_photo(official, bot.dp_chat, file_id="PHOTO-EVIDENCE",
                        reply_to_message_id=evidence_prompt["message_id"])
     await bot.settle()
-    assert bot.texts_since(m, DP_CHAT) == ["✅ #1 ត្រូវបានដោះស្រាយ។ ក្រុមការងារនឹងផ្ទៀងផ្ទាត់ជាមួយពលរដ្ឋ។"]
+    assert bot.texts_since(m, DP_CHAT) == []  # the question for evidence became the confirmation
+    assert bot.api.messages[(DP_CHAT, evidence_prompt["message_id"])]["text"] == (
+        "✅ បានដោះស្រាយករណី #1។ ក្រុមការងារនឹងផ្ទៀងផ្ទាត់ជាមួយពលរដ្ឋ។ ឯកសារ 1 ជាភស្តុតាង។")
     card = bot.card(DP_CHAT, 1)
     assert "បានដោះស្រាយ — រង់ចាំការផ្ទៀងផ្ទាត់" in card["text"] and labels(card) == []
     verify = newest_with_button(bot, WG_CHAT, card_data("cfm"))
@@ -416,12 +418,12 @@ async def second_case_from_a_forward(bot: Bot, wg: JSON, official: JSON, clock: 
     confirm = last(bot, cid)
     assert "ប្រភព៖ Telegram" in confirm["text"] and "ទំនាក់ទំនង៖ —" in confirm["text"]
     await press_data(bot, wg, confirm, lambda d: d == "nf:create")
-    assert last(bot, cid)["text"] == "ករណី #2 ត្រូវបានបង្កើត។ ប្រគល់ឥឡូវនេះទេ?"
+    assert last(bot, cid)["text"] == "បានបង្កើតករណី #2។ តើប្រគល់ករណីនេះឥឡូវនេះទេ?"
 
     m = await bot.say(wg, chat, "/assign 2 pp-dp")
-    assert bot.texts_since(m, cid) == [f"ករណី <b>#2</b> ត្រូវបានប្រគល់ទៅ {DP}។"]
+    assert bot.texts_since(m, cid) == [f"បានប្រគល់ករណី <b>#2</b> ទៅ {DP}។"]
     m = await press_data(bot, official, bot.card(DP_CHAT, 2), card_data("acc"))
-    assert bot.answers_since(m) == ["#2 ត្រូវបានទទួលយក៖ កំពុងដោះស្រាយ។"]
+    assert bot.answers_since(m) == ["បានទទួលយកករណី #2៖ ករណីនេះកំពុងដោះស្រាយ។"]
 
 
 async def reminders_twenty_days_later(bot: Bot, official: JSON, supervisor: JSON) -> None:
@@ -448,9 +450,9 @@ async def reminders_twenty_days_later(bot: Bot, official: JSON, supervisor: JSON
 
     await press_data(bot, official, reminder, card_data("snz"))
     prompt = last(bot, OFFICIAL)
-    assert "ហេតុអ្វីការរំលឹកអំពី #2 គួររង់ចាំមួយថ្ងៃ?" in prompt["text"]
+    assert "ហេតុអ្វីត្រូវពន្យារការរំលឹកអំពីករណី #2 មួយថ្ងៃ?" in prompt["text"]
     m = await bot.reply_to_last(official, bot.private(official), "កំពុងរង់ចាំឯកសារពីសាលាខណ្ឌ")
-    assert bot.texts_since(m, OFFICIAL) == ["✅ #2៖ គ្មានការរំលឹករហូតដល់ថ្ងៃស្អែក។"]
+    assert bot.texts_since(m, OFFICIAL) == ["✅ ករណី #2៖ គ្មានការរំលឹករហូតដល់ថ្ងៃស្អែកទេ។"]
 
 
 async def digest_and_lists(bot: Bot, wg: JSON, official: JSON, supervisor: JSON) -> None:

@@ -64,7 +64,7 @@ async def test_in_khmer(domain: Domain, clock: Clock) -> None:
             "ដែលមិននៅក្នុងសញ្ញាសម្រង់?)"]
         data = xlsx([cells(status="012 909 808")])
         assert (await check(domain, clock, data, "backlog.xlsx")).problem_lines() == [
-            "បន្ទាត់ 2៖ មិនស្គាល់ស្ថានភាព (មិនដកស្រង់ទេ ព្រោះអាចជាទិន្នន័យផ្ទាល់ខ្លួន; ត្រូវជាមួយក្នុងចំណោម៖ "
+            "បន្ទាត់ 2៖ មិនស្គាល់ស្ថានភាព (មិនដកស្រង់ទេ ព្រោះអាចជាទិន្នន័យផ្ទាល់ខ្លួន · ត្រូវជាមួយក្នុងចំណោម៖ "
             "new, assigned, in_progress, waiting_info, forwarded, acknowledged, resolved, closed)"]
 
 

@@ -207,6 +207,7 @@ async def test_unacknowledged_forward_reminds_the_liaisons_and_the_working_group
     card = bot.card(MLM_CHAT, n)
     assert card["message_id"] > reminder["message_id"] and "Chan Lina" not in card["text"]
     await bot.press_button(bot.liaison, card, "Acknowledge")
+    await bot.reply_to_last(bot.liaison, bot.api.group_chat(MLM_CHAT, "x"), "-")  # no reference
     assert (await bot.services.cases.get(n)).status == "acknowledged"
 
 
@@ -254,7 +255,7 @@ async def test_waiting_for_information_pauses_reminders_and_the_deadline(bot: Bo
     for now in (at(5, 9), at(5, 12), at(6, 9)):
         m = await tick(bot, now)
         assert starting(bot, m, "⏰") == [], now
-    request = last_starting(bot, WG_CHAT, f"#{n} · asked for information")
+    request = last_starting(bot, WG_CHAT, f"#{n} (Road flooded) · asked for information")
     await bot.press_button(bot.wg, request, "Answer")
     await bot.reply_to_last(bot.wg, bot.wg_chat, "Plot 112, next to the pagoda")
     case = await bot.services.cases.get(n)

@@ -208,7 +208,7 @@ async def test_sigterm_while_replies_wait_on_the_group_limit_exits_in_time_and_l
         n = ministry.cases[0]
         for i in range(30):  # 30 replies in one group: Telegram takes 20 a minute
             api.send_message(official, group, f"/note {n} group note {i}")
-        await api.wait_for("sendMessage", lambda c: "is now" in str(c.params.get("text", "")),
+        await api.wait_for("sendMessage", lambda c: "Note added" in str(c.params.get("text", "")),
                            timeout=30)
         proc.send_signal(signal.SIGTERM)
         err = await finish(proc, timeout=10)  # within 10 s, though replies still wait

@@ -13,6 +13,9 @@ Where the rows are written:
   already shows them are not new views: the data was already in that chat.
 - exports with personal data (``/export``, ``casebot export``): one row per case in the file, once it
   is written and before it is handed over.
+- ``/search`` results found by the citizen's name or phone, which show them: before the reply.
+- the working group's "Verify with the citizen" message, which carries the name and phone: in the
+  transaction of the resolution that queues it.
 
 Rows are only added (triggers refuse updates and deletes) and kept for good.
 """
@@ -38,11 +41,15 @@ VIA_CARD = "card"      # a case card with the citizen's name and contact, posted
 VIA_CASE = "case"      # /case with the name and contact
 VIA_FILES = "files"    # the case's photos and documents sent to a chat
 VIA_EXPORT = "export"  # a file with the citizen's name and contact (/export, casebot export)
+VIA_SEARCH = "search"  # /search found a case by its citizen's name or phone and showed them
+VIA_NOTICE = "notice"  # a message with the name and contact ("Verify with the citizen")
 VIA_LABELS: dict[str, str] = {
     VIA_CARD: N_("card"),
     VIA_CASE: N_("/case"),
     VIA_FILES: N_("files"),
     VIA_EXPORT: N_("export"),
+    VIA_SEARCH: N_("/search"),
+    VIA_NOTICE: N_("notice"),
 }
 CLI_NAME = "casebot CLI"
 WG_CHAT_NAME = "working group"  # who_name of the working group's own chat
@@ -156,6 +163,11 @@ class AccessLog:
         async with self.db.transaction() as conn:
             for via in vias:
                 add(conn, viewer, (case_id,), via, now)
+
+    async def shown_cases(self, actor: Actor, case_ids: Iterable[int], via: str,
+                          now: datetime) -> None:
+        """Someone was shown the personal data of these cases at once (``/search``)."""
+        await record(self.db, await self.person(actor), case_ids, via, now)
 
     async def page(self, actor: Actor, case_id: int, page: int,
                    now: datetime) -> tuple[list[Access], int, int]:

@@ -196,8 +196,11 @@ class CaseService(Deadlines, Telling):
         out = [case_view(r) for r in rows if Status(r["status"]) in UNFINISHED_STATUSES]
         if scope is None:
             return out
-        return [c for c in out
-                if scope & set(self.units.ancestors_or_self(c.unit_id or c.place_unit_id))]
+        # By the place the case concerns (whose supervisors the "bouncing" notice went to), or
+        # the unit it is with; not only the latter, which is another institution once forwarded.
+        return [c for c in out if scope & {
+            *self.units.ancestors_or_self(c.place_unit_id),
+            *(self.units.ancestors_or_self(c.unit_id) if c.unit_id is not None else ())}]
 
     async def history(self, case_id: int) -> list[Event]:
         rows = await self.db.all(EVENTS_OF_CASE, (case_id,))

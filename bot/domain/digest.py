@@ -57,7 +57,7 @@ class Tally:
     by_status: dict[Status, int] = field(default_factory=dict)  # unfinished cases only
     overdue: int = 0
     bouncing: int = 0
-    new: int = 0       # created in the last 24 hours
+    new: int = 0       # created in the last 24 hours (an imported backlog is not new)
     resolved: int = 0  # resolved in the last 24 hours (merged duplicates never count)
     closed: int = 0    # closed in the last 24 hours: confirmed or unreachable
 
@@ -266,7 +266,7 @@ class DigestService:
         # The last 24 hours: one pass over the cases (these times have no index).
         since = to_db(now - timedelta(days=1))
         for home, new, resolved, closed in await self.db.all(
-                f"SELECT {_HOME} AS home, SUM(created_at >= ?),"
+                f"SELECT {_HOME} AS home, SUM(created_at >= ? AND external_ref IS NULL),"
                 " SUM(resolved_at >= ? AND IFNULL(outcome, '') != 'merged'),"
                 f" SUM(closed_at >= ? AND outcome IN ({','.join('?' * len(OUTCOMES))}))"
                 " FROM cases WHERE created_at >= ? OR resolved_at >= ? OR closed_at >= ?"
@@ -302,9 +302,10 @@ class DigestService:
             new=total.new, resolved=total.resolved, closed=total.closed))
         lines.append("")
         lines.append(_("<b>Open: {n}</b>").format(n=total.unfinished))
-        for status in STATUS_ORDER:
-            lines.append("• " + _("{label}: {n}").format(
-                label=label(STATUS_LABELS, status), n=total.by_status.get(status, 0)))
+        for status in STATUS_ORDER:  # the statuses some case has, not a column of zeros
+            if total.by_status.get(status, 0):
+                lines.append("• " + _("{label}: {n}").format(
+                    label=label(STATUS_LABELS, status), n=total.by_status[status]))
         lines.append("")
         overdue = _("<b>Overdue: {n}</b>").format(n=total.overdue)
         lines.append(("⚠️ " + overdue) if total.overdue else overdue)

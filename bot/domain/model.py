@@ -145,6 +145,7 @@ class CaseView:
     reminder_level: int = 0
     snoozes: int = 0
     erased_at: datetime | None = None  # the citizen's personal data was erased then
+    external_ref: str | None = None  # the old register's reference (imported backlog)
 
     @property
     def is_open(self) -> bool:
@@ -241,7 +242,7 @@ def case_view(r: Row) -> CaseView:
         their_reference=r["their_reference"], category_key=r["category_key"],
         accept_due_at=from_db(r["accept_due_at"]), paused_at=from_db(r["paused_at"]),
         next_action_at=from_db(r["next_action_at"]), reminder_level=r["reminder_level"],
-        snoozes=r["snoozes"], erased_at=from_db(r["erased_at"]),
+        snoozes=r["snoozes"], erased_at=from_db(r["erased_at"]), external_ref=r["external_ref"],
     )
 
 

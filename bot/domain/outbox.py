@@ -308,6 +308,14 @@ class OutboxStore:
                     "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, message_id = ?"
                     " WHERE id = ?", (to_db(now), ref.message_id, sent_item_id),
                 )
+            # An older card of the case in this chat (the case came back to the same unit or
+            # institution) is superseded: an edit takes its buttons away.
+            conn.add(
+                "INSERT INTO outbox(created_at, kind, chat_id, case_id, message_id, next_attempt_at)"
+                " SELECT ?, 'edit', c.chat_id, c.case_id, c.message_id, ? FROM case_cards c"
+                " WHERE c.case_id = ? AND c.chat_id = ? AND c.message_id < ?"
+                f" AND NOT EXISTS ({_WAITING_EDIT}) ORDER BY c.message_id",
+                (to_db(now), to_db(now), ref.case_id, ref.chat_id, ref.message_id))
             if shows_event is not None:
                 conn.add(
                     "INSERT INTO outbox(created_at, kind, chat_id, case_id, message_id,"
@@ -327,6 +335,15 @@ class OutboxStore:
             if seen is not None:
                 access.add(conn, seen, (ref.case_id,), access.VIA_CARD, now)
 
+    async def superseded(self, ref: CardRef) -> bool:
+        """Whether a newer card of the same case was posted in the same chat since, or is on
+        its way there (the edit then does not show the card's name and contact for a moment)."""
+        return await self.db.one(
+            "SELECT 1 FROM case_cards WHERE case_id = ? AND chat_id = ? AND message_id > ?"
+            " UNION ALL SELECT 1 FROM outbox INDEXED BY outbox_pending_chat WHERE chat_id = ?"
+            " AND sent_at IS NULL AND failed_at IS NULL AND kind = 'card' AND case_id = ?",
+            (ref.case_id, ref.chat_id, ref.message_id, ref.chat_id, ref.case_id)) is not None
+
     async def cards(self, case_id: int) -> list[CardRef]:
         return card_refs(await self.db.all(CARDS_SQL, (case_id,)))
 
@@ -337,6 +354,27 @@ class OutboxStore:
             (chat_id, message_id),
         )
         return None if r is None else CardRef(r[0], r[1], r[2], r[3], bool(r[4]))
+
+    async def about(self, chat_id: int, message_id: int) -> tuple[set[int], set[int]] | None:
+        """Which cases a message the bot sent in a chat is about (a card, a notice, a reminder:
+        several notices may share one message), and those for which it carried the working
+        group an **Answer…** button; None when it is about no case, or also about other things
+        (a digest)."""
+        rows, cards = await self.db.batch(
+            ("SELECT case_id, payload FROM outbox WHERE chat_id = ? AND message_id = ?"
+             " AND kind = 'text' AND sent_at IS NOT NULL", (chat_id, message_id)),
+            ("SELECT case_id FROM case_cards WHERE chat_id = ? AND message_id = ?",
+             (chat_id, message_id)))
+        cases = {int(r[0]) for r in cards}
+        asks: set[int] = set()
+        for case_id, payload in rows:
+            if case_id is None:
+                return None
+            cases.add(int(case_id))
+            buttons = json.loads(payload).get("buttons") or []
+            if any(str(data).startswith("ans:") for row in buttons for _label, data in row):
+                asks.add(int(case_id))
+        return (cases, asks) if cases else None
 
     async def forget_card(self, chat_id: int, message_id: int) -> None:
         async with self.db.transaction() as conn:

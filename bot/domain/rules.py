@@ -170,6 +170,33 @@ REQUIRED_TEXT: dict[Action, int] = {
 OUTCOMES = ("confirmed", "unreachable")              # how a verified case is closed
 FORWARD_CHANNELS = ("telegram", "letter", "phone", "email", "in_person")
 
+# The Khmer words typed for a command's keywords (a Khmer keyboard has no "in_progress"): the
+# glossary's terms (docs/glossary.md), and the forms people write for them.
+KHMER_KEYWORDS: dict[str, str] = {
+    "កំពុងដោះស្រាយ": "in_progress",
+    "រង់ចាំព័ត៌មាន": "waiting_info",
+    "ត្រូវការព័ត៌មាន": "waiting_info",
+    "បានបញ្ជាក់": "confirmed",
+    "បញ្ជាក់": "confirmed",
+    "ពលរដ្ឋបានបញ្ជាក់": "confirmed",
+    "ទាក់ទងមិនបាន": "unreachable",
+    "មិនអាចទាក់ទងបាន": "unreachable",
+    "ជំទាស់": "disputed",
+    "ពលរដ្ឋជំទាស់": "disputed",
+    "លិខិត": "letter",
+    "ទូរស័ព្ទ": "phone",
+    "អ៊ីមែល": "email",
+    "ដោយផ្ទាល់": "in_person",
+    "បើក": "on",
+    "បិទ": "off",
+}
+
+
+def keyword(word: str) -> str:
+    """A command's keyword as typed, in English (any case) or in Khmer: its English form."""
+    word = word.strip()
+    return KHMER_KEYWORDS.get(word, word.lower())
+
 def can_transition(action: Action, status: Status) -> bool:
     allowed_from, _ = TRANSITIONS[action]
     return status in allowed_from
@@ -386,6 +413,35 @@ ACTION_LABELS: dict[Action, str] = {
     Action.SNOOZE: N_("reminders snoozed for a day"),
     Action.HELP: N_("asked the supervisors for help"),
     Action.ERASE: N_("personal data erased"),
+}
+
+# What someone tried, in /refusals (the codes recorded with a refused attempt).
+ATTEMPT_LABELS: dict[str, str] = {
+    Action.CREATE: N_("create a case"),
+    Action.IMPORT: N_("import cases"),
+    Action.ASSIGN: N_("assign"),
+    Action.ACCEPT: N_("accept"),
+    Action.NEED_INFO: N_("ask for information"),
+    Action.PROVIDE_INFO: N_("answer a question"),
+    Action.RESUME: N_("resume work"),
+    Action.RETURN: N_("return as not ours"),
+    Action.FORWARD: N_("forward"),
+    Action.ACKNOWLEDGE: N_("acknowledge"),
+    Action.DECLINE: N_("decline"),
+    Action.OUTCOME: N_("record an outcome"),
+    Action.RESOLVE: N_("resolve"),
+    Action.VERIFY: N_("verify"),
+    Action.REOPEN: N_("reopen"),
+    Action.MERGE: N_("merge"),
+    Action.NOTE: N_("add a note"),
+    Action.SET_DUE: N_("set a deadline"),
+    Action.REMIND: N_("remind"),
+    Action.ESCALATE: N_("escalate"),
+    Action.SNOOZE: N_("snooze reminders"),
+    Action.HELP: N_("ask for help"),
+    "read": N_("read a case"),
+    "digest": N_("see a digest"),
+    "accesslog": N_("see who saw personal data"),
 }
 
 CHANNEL_LABELS: dict[str, str] = {

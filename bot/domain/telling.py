@@ -16,7 +16,7 @@ from babel.dates import format_date
 
 from bot.config import Settings
 from bot.db import Database, Tx
-from bot.domain import outbox
+from bot.domain import access, outbox
 from bot.domain.model import (
     SYSTEM,
     Actor,
@@ -66,6 +66,8 @@ class LadderNote:
     @property
     def rank(self) -> tuple[int, int]:
         return KIND_RANK[self.kind], self.level
+
+NOTICE_SUMMARY = 60  # characters of the case's summary in a notice to the working group
 
 
 class Telling:
@@ -151,10 +153,14 @@ class Telling:
                 return _("Note on #{n} from {who}: {text}").format(n=n, who=who, text=note)
             return ""
 
+        # The summary as the change leaves it (an erasure takes the citizen's name out of it).
+        summary = html.escape(cut_text(st.updates.get("summary", st.case.summary), NOTICE_SUMMARY))
+
         def wg_line() -> tuple[str, outbox.Buttons | None]:
             if action is Action.ERASE and st.actor.tg_id == SYSTEM.tg_id:
                 return "", None  # the retention period's erasures: recorded, not announced one by one
-            line = _("#{n} · {action} by {who}").format(n=n, action=label(ACTION_LABELS, action), who=who)
+            line = _("#{n} ({summary}) · {action} by {who}").format(
+                n=n, summary=summary, action=label(ACTION_LABELS, action), who=who)
             if new_unit is not None:
                 line += " → " + html.escape(new_unit.name)
             if action is Action.FORWARD and st.new_unit_chat is None:
@@ -176,7 +182,13 @@ class Telling:
                 line += "\n" + _("Needed: {what}").format(what=note)
                 buttons = [[(_("Answer…"), f"ans:{n}")]]
             elif action in (Action.RESOLVE, Action.OUTCOME):
-                line += ": " + note + "\n" + _("Verify with the citizen:")
+                # What the working group needs to call: the citizen's name and phone (they may
+                # see them; recorded as a view below).
+                citizen = html.escape(st.case.citizen_name)
+                if st.case.citizen_contact:
+                    citizen += " · " + html.escape(st.case.citizen_contact)
+                line += ": " + note + "\n" + _("Verify with the citizen: {citizen}").format(
+                    citizen=citizen)
                 buttons = verification_buttons(n, st.case.version + 1)
             elif st.text:
                 line += ": " + note
@@ -184,9 +196,29 @@ class Telling:
 
         if unit_chat is not None:
             await self._send(conn, [unit_chat], to_unit, now, n)
-        await self._tell_working_group(conn, wg_line, now, n)
+        wg_chats = await self.working_group_chats()
+        if action in (Action.RESOLVE, Action.OUTCOME):
+            await self._record_notice(conn, wg_chats, n, now)
+            if st.actor.tg_id in wg_chats:
+                # Who resolved it (an /outcome is the working group's) may not verify it: their
+                # own private chat gets the line without buttons they cannot use.
+                wg_chats = [c for c in wg_chats if c != st.actor.tg_id]
+                await self._send(conn, [st.actor.tg_id], lambda: (wg_line()[0], None), now, n)
+        await self._send(conn, wg_chats, wg_line, now, n)
         if st.data.get("bouncing"):
             await self._flag_bouncing(st)
+
+    async def _record_notice(self, conn: Tx, chats: list[int], case_id: int, now: datetime) -> None:
+        """A message with the citizen's name and contact is queued to these chats: a view of
+        their personal data by each (bot/domain/access.py), recorded with the change."""
+        wg_chat = await self.units.wg_chat_id()
+        for chat in chats:
+            if chat == wg_chat:
+                viewer = access.Viewer(chat, access.WG_CHAT_NAME, chat)
+            else:
+                row = await conn.one("SELECT name FROM people WHERE tg_id = ?", (chat,))
+                viewer = access.Viewer(chat, str(row[0]) if row else str(chat), chat)
+            access.add(conn, viewer, (case_id,), access.VIA_NOTICE, now)
 
     async def _notify_ladder(self, st: Step) -> None:
         """Warnings, reminders, escalations and calls for help: to the people the step concerns.

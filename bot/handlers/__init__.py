@@ -19,7 +19,9 @@ from bot.handlers import (
     importing,
     intake,
     people,
+    replies,
     reports,
+    search,
 )
 from bot.handlers.errors import on_error
 from bot.handlers.flood import FloodGuard
@@ -42,6 +44,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         *conversations,
         intake.forward_handler(),
         *importing.handlers(),
+        replies.handler(),
         CommandHandler("start", basics.start),
         CommandHandler("help", basics.help_command),
         CommandHandler("bindchat", basics.bindchat),
@@ -52,6 +55,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         *commands.handlers(),
         *people.handlers(),
         *accesslog.handlers(),
+        *search.handlers(),
         *reports.handlers(),
         *digest.handlers(),
         *erasure.handlers(),

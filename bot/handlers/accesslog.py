@@ -8,7 +8,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
-from bot.domain.access import PAGE_SIZE, VIA_CARD, VIA_LABELS, WG_CHAT_NAME, Access
+from bot.domain.access import PAGE_SIZE, VIA_CARD, VIA_LABELS, VIA_NOTICE, WG_CHAT_NAME, Access
 from bot.domain.errors import DomainError
 from bot.handlers.common import (
     Context,
@@ -35,7 +35,7 @@ def _chat(a: Access) -> str:
     """The group it was shown in."""
     if a.unit_name is not None:
         return _("the chat of {unit}").format(unit=escape(a.unit_name))
-    if a.who_name == WG_CHAT_NAME and a.via == VIA_CARD:
+    if a.who_name == WG_CHAT_NAME and a.via in (VIA_CARD, VIA_NOTICE):
         return _("the working group's chat")
     return _("the group {id}").format(id=f"<code>{a.chat_id}</code>")
 

@@ -100,13 +100,23 @@ def verify_help() -> str:
 
 
 async def help_command(update: Update, context: Context) -> None:
-    await reply(update, await help_text(update, context))
+    full = [a.lower() for a in context.args or []] in (["all"], ["ទាំងអស់"])
+    await reply(update, await help_text(update, context, full=full))
 
 
-async def help_text(update: Update, context: Context) -> str:
+async def help_text(update: Update, context: Context, *, full: bool = False) -> str:
     services = svc(context)
     who = actor(update)
     roles = {g.role for g in await services.people.grants(who.tg_id)}
+    if roles and roles <= {Role.OFFICIAL, Role.LIAISON} and not full:
+        # An official's phone: the buttons and replies do the work; a few lines, no keywords.
+        return "\n".join([
+            _("<b>What you can do</b>"),
+            _("Tap the buttons on a case card. Reply to a card to add a note."),
+            _("/mycases — your unit's open cases · /overdue — the late ones"),
+            _("/search — find a case · /case &lt;number&gt; — one case"),
+            _("/help all — every command"),
+        ])
     lines = [_("<b>What you can do</b>")]
     if roles & {Role.ADMIN, Role.WORKING_GROUP}:
         lines += [
@@ -137,6 +147,8 @@ async def help_text(update: Update, context: Context) -> str:
     lines += [
         _("/note &lt;case&gt; &lt;text&gt; — add an internal note"),
         _("/case &lt;number&gt; — a case and its history"),
+        _("/search &lt;words&gt; — find a case (number, reference, phone, name, summary)"),
+        _("Reply to the bot's card or notice — a note on that case"),
         _("/mycases — open cases of your unit, oldest first"),
         _("/overdue — overdue cases"),
         _("/digest — a digest of your units now; /digest off|on — the daily one"),

@@ -3,20 +3,38 @@ Answer button. Every press is re-checked against the database by the domain."""
 
 from __future__ import annotations
 
+import contextlib
 from html import escape
 from typing import Any
 
-from telegram import ForceReply, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
+from telegram import CallbackQuery, ForceReply, Message, ReactionTypeEmoji, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from bot.domain.cases import AttachmentIn, Change
-from bot.domain.errors import DomainError, StaleCase
-from bot.domain.rules import CHANNEL_LABELS, FORWARD_CHANNELS, Action
+from bot.domain.errors import DomainError, InvalidTransition, StaleCase
+from bot.domain.rules import (
+    CHANNEL_LABELS,
+    FORWARD_CHANNELS,
+    OUTCOME_LABELS,
+    STATUS_LABELS,
+    Action,
+    Status,
+)
+from bot.domain.telling import verification_buttons
 from bot.handlers.common import (
     Context,
     actor,
     drop_buttons,
     edit_text,
+    is_private,
     now,
     refuse,
     reply,
@@ -25,11 +43,13 @@ from bot.handlers.common import (
 )
 from bot.handlers.pickers import parse_ids, unit_picker
 from bot.i18n import _, label, ngettext
+from bot.inputs import plain_text
 from bot.render import CARD_ACTIONS, DIRECT_CODES, keyboard
 
 ASK_TEXT, ASK_EVIDENCE, ASK_CHANNEL = range(3)
 END = ConversationHandler.END
 OUTCOME_OF_CODE = {"cfm": "confirmed", "unr": "unreachable", "dis": "disputed"}
+NO_REFERENCE = frozenset({"-", "–", "—", "0", "no", "none", "គ្មាន", "ទេ", "០"})  # "there is none"
 
 
 def _done(action: Action, n: int) -> str:
@@ -40,6 +60,7 @@ def _done(action: Action, n: int) -> str:
         Action.RESOLVE: _("#{n} is resolved; the working group will verify it with the citizen."),
         Action.PROVIDE_INFO: _("#{n}: your answer went to the unit."),
         Action.ACKNOWLEDGE: _("#{n} acknowledged."),
+        Action.RESUME: _("#{n} is in progress again."),
         Action.DECLINE: _("#{n} went back to the working group."),
         Action.VERIFY: _("#{n} is closed."),
         Action.REOPEN: _("#{n} is reopened and back with the unit."),
@@ -55,9 +76,47 @@ def _prompt_key(update: Update) -> str:
 
 
 async def _fail(update: Update, context: Context, exc: DomainError, case_id: int | None) -> None:
+    query = update.callback_query
+    if (isinstance(exc, StaleCase | InvalidTransition) and case_id is not None and query is not None
+            and query.message is not None and await _not_a_card(context, query)):
+        # A button under a notice (Verify with the citizen, a reminder), not a card: there is
+        # no card here to bring up to date, so say what happened to the case instead.
+        await _what_happened(context, query, case_id)
+        return
     await refuse(update, exc)
     if isinstance(exc, StaleCase) and case_id is not None:
         await svc(context).cases.refresh_cards(case_id, now(context))
+
+
+async def _not_a_card(context: Context, query: CallbackQuery) -> bool:
+    message = query.message
+    assert message is not None
+    return await svc(context).outbox.card_at(message.chat.id, message.message_id) is None
+
+
+async def _what_happened(context: Context, query: CallbackQuery, case_id: int) -> None:
+    """"#1 is already closed, confirmed by Sophea." in the toast; buttons that can do nothing
+    any more go, those still of use are brought up to date."""
+    cases = svc(context).cases
+    case = await cases.get(case_id)
+    if case.status in (Status.CLOSED, Status.MERGED):
+        closing = [e for e in await cases.history(case_id)
+                   if e.action in (Action.VERIFY, Action.MERGE) and e.to_status == case.status]
+        outcome = label(OUTCOME_LABELS, case.outcome or "merged", "merged")
+        text = _("#{n} is already {outcome}, by {who}.").format(
+            n=case_id, outcome=outcome, who=escape(closing[-1].actor_name if closing else "?"))
+        buttons = None
+    else:
+        text = _("#{n} has changed meanwhile: it is {status} now.").format(
+            n=case_id, status=label(STATUS_LABELS, case.status))
+        buttons = keyboard(verification_buttons(case_id, case.version)) if (
+            case.status is Status.RESOLVED) else None
+    await query.answer(plain_text(text)[:200], show_alert=True)
+    try:
+        await query.edit_message_reply_markup(buttons)
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            raise
 
 
 def _parse_card(data: str) -> tuple[int, int, str] | None:
@@ -70,7 +129,7 @@ def _parse_card(data: str) -> tuple[int, int, str] | None:
 
 
 async def direct(update: Update, context: Context) -> None:
-    """Buttons done at once: Accept, Acknowledge, Citizen confirmed, Could not reach."""
+    """Buttons done at once: Accept, In progress (again), Citizen confirmed, Could not reach."""
     query = update.callback_query
     assert query is not None
     parsed = _parse_card(query.data or "")
@@ -105,6 +164,8 @@ def _prompt_text(action: Action, code: str, who: str, n: int) -> str:
             Action.FORWARD: _("{who}, why does #{n} go to this institution?"),
             Action.SNOOZE: _("{who}, why should reminders about #{n} wait a day?"),
             Action.HELP: _("{who}, what help do you need with #{n}?"),
+            Action.ACKNOWLEDGE: _("{who}, your institution's reference for #{n}? Reply with it, "
+                                  "or with - if there is none."),
         }[action]
     return text.format(who=who, n=n) + " " + _("(/cancel to stop)")
 
@@ -150,10 +211,28 @@ async def start_prompt(update: Update, context: Context) -> int:
         return END
     await query.answer()
     context.user_data[_prompt_key(update)] = pending
-    mention = f'<a href="tg://user?id={who.tg_id}">{escape(who.name)}</a>'
-    await reply(update, _prompt_text(action, pending["code"], mention, case_id),
-                reply_markup=ForceReply(selective=True))
+    pending["who"] = f'<a href="tg://user?id={who.tg_id}">{escape(who.name)}</a>'
+    await _ask(update, context, pending, _prompt_text(action, pending["code"], pending["who"], case_id))
     return ASK_TEXT
+
+
+async def _ask(update: Update, context: Context, pending: dict[str, Any], text: str) -> None:
+    """Ask for words with one message (ForceReply: the reply opens by itself); the question asked
+    before, if any, is taken away: one question in the chat at a time."""
+    await _clean(update, context, pending)
+    sent = await reply(update, text, reply_markup=ForceReply(selective=True))
+    pending["asked"] = sent.message_id if sent is not None else None
+
+
+async def _clean(update: Update, context: Context, pending: dict[str, Any] | None) -> None:
+    """Delete the question the bot asked (a message with ForceReply, which cannot be edited):
+    once answered or cancelled it is noise in a busy group."""
+    chat = update.effective_chat
+    asked = pending.pop("asked", None) if pending else None
+    if chat is None or not asked:
+        return
+    with contextlib.suppress(TelegramError):  # gone already, or too old for a bot to delete
+        await context.bot.delete_message(chat.id, int(asked))
 
 
 def _pending(update: Update, context: Context) -> dict[str, Any] | None:
@@ -163,25 +242,29 @@ def _pending(update: Update, context: Context) -> dict[str, Any] | None:
 
 
 async def got_text(update: Update, context: Context) -> int:
+    """The words asked for; a photo or a document with a caption answers "what was done?" and
+    brings its evidence at once."""
     pending = _pending(update, context)
     message = update.effective_message
     if pending is None or message is None:
         return END
     assert context.user_data is not None
     action = Action(pending["action"])
-    text = (message.text or "").strip()
+    text = (message.text or message.caption or "").strip()
+    items = _evidence_of(message)  # kept with the change: evidence, or a file of a note
     try:
         svc(context).cases.check_text(action, text)
     except DomainError as exc:
-        await reply(update, exc.user_message() + " " + _("Please try again, or /cancel."),
-                    reply_markup=ForceReply(selective=True))
+        question = _prompt_text(action, pending["code"], pending.get("who", ""), int(pending["case"]))
+        await _ask(update, context, pending,
+                   exc.user_message() + " " + _("Please try again, or /cancel.") + "\n" + question)
         return ASK_TEXT
+    await _clean(update, context, pending)
     pending["text"] = text
-    if action is Action.RESOLVE:
-        await message.reply_text(
-            _("Reply to this message with a photo or a document as evidence, or tap Skip."),
-            reply_markup=keyboard([[(_("Skip"), "ev:skip")]]),
-        )
+    if action is Action.RESOLVE and not items:
+        sent = await message.reply_text(_evidence_question(pending),
+                                        reply_markup=keyboard([[(_("Skip"), "ev:skip")]]))
+        pending["status"] = sent.message_id  # edited as the answers come, into the confirmation
         return ASK_EVIDENCE
     if action is Action.FORWARD:
         if await ask_share(update, context, pending):
@@ -195,7 +278,23 @@ async def got_text(update: Update, context: Context) -> int:
                 reply_markup=keyboard([[(label(CHANNEL_LABELS, c), f"fc:{c}") for c in channels]]),
             )
             return ASK_CHANNEL
-    return await _finish(update, context, pending, ())
+    return await _finish(update, context, pending, items)
+
+
+def _evidence_question(pending: dict[str, Any], again: bool = False) -> str:
+    lines = [_("#{n}: what was done: {text}").format(n=pending["case"], text=escape(pending["text"])),
+             _("Evidence: reply to this message with a photo or a document, or tap Skip.")]
+    if again:
+        lines.append(_("Please send a photo or a document, or tap Skip."))
+    return "\n".join(lines)
+
+
+def _evidence_of(message: Message) -> tuple[AttachmentIn, ...]:
+    if message.photo:
+        return (AttachmentIn("photo", message.photo[-1].file_id),)
+    if message.document:
+        return (AttachmentIn("document", message.document.file_id, message.document.file_name),)
+    return ()
 
 
 async def got_channel(update: Update, context: Context) -> int:
@@ -207,7 +306,6 @@ async def got_channel(update: Update, context: Context) -> int:
         await stale_button(update)
         return END
     await query.answer()
-    await drop_buttons(query)
     pending["channel"] = channel
     return await _finish(update, context, pending, ())
 
@@ -217,16 +315,27 @@ async def got_evidence(update: Update, context: Context) -> int:
     message = update.effective_message
     if pending is None or message is None:
         return END
-    if message.photo:
-        item = AttachmentIn("photo", message.photo[-1].file_id)
-    elif message.document:
-        item = AttachmentIn("document", message.document.file_id, message.document.file_name)
-    else:
+    items = _evidence_of(message)
+    if not items:
         return await evidence_text(update, context)
-    return await _finish(update, context, pending, (item,))
+    return await _finish(update, context, pending, items)
 
 
 async def evidence_text(update: Update, context: Context) -> int:
+    """Words where evidence is asked for: the question says so again (no new message)."""
+    pending = _pending(update, context)
+    chat = update.effective_chat
+    if pending is None or chat is None:
+        return END
+    if pending.get("status"):
+        try:
+            await context.bot.edit_message_text(
+                _evidence_question(pending, again=True), chat_id=chat.id,
+                message_id=int(pending["status"]), reply_markup=keyboard([[(_("Skip"), "ev:skip")]]))
+            return ASK_EVIDENCE
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return ASK_EVIDENCE
     await reply(update, _("Please send a photo or a document, or tap Skip."),
                 [[(_("Skip"), "ev:skip")]])
     return ASK_EVIDENCE
@@ -246,22 +355,48 @@ async def skip_evidence(update: Update, context: Context) -> int:
 async def _finish(
     update: Update, context: Context, pending: dict[str, Any], items: tuple[AttachmentIn, ...]
 ) -> int:
+    """Do the change, and say so where the question was: the message that asked for evidence
+    becomes the confirmation; otherwise, in a group, a reaction on the answer (the card shows
+    the new state), and in a private chat a line."""
     assert context.user_data is not None
     context.user_data.pop(_prompt_key(update), None)
     action = Action(pending["action"])
     case_id = int(pending["case"])
-    change = Change(text=pending["text"], attachments=items, unit_key=pending.get("unit_key"),
-                    channel=pending.get("channel"), outcome=OUTCOME_OF_CODE.get(pending["code"]))
+    text, reference = pending["text"], None
+    if action is Action.ACKNOWLEDGE:  # the answer is the institution's own reference, if any
+        text, reference = "", (None if pending["text"].lower() in NO_REFERENCE else pending["text"])
+    change = Change(text=text, attachments=items, unit_key=pending.get("unit_key"),
+                    channel=pending.get("channel"), outcome=OUTCOME_OF_CODE.get(pending["code"]),
+                    reference=reference)
     try:
         await svc(context).cases.apply(case_id, action, actor(update), change, now(context),
                                        expected_version=pending["version"])
     except DomainError as exc:
         await _fail(update, context, exc, case_id)
         return END
-    if update.callback_query is not None:  # Skip: the question itself becomes the confirmation
-        await edit_text(update.callback_query, "✅ " + _done(action, case_id))
-    else:
-        await reply(update, "✅ " + _done(action, case_id))
+    done = "✅ " + _done(action, case_id)
+    if items and action is Action.RESOLVE:
+        done += " " + ngettext("{n} file as evidence.", "{n} files as evidence.", len(items)).format(
+            n=len(items))
+    chat = update.effective_chat
+    if pending.get("status") and chat is not None:
+        try:
+            await context.bot.edit_message_text(done, chat_id=chat.id,
+                                                message_id=int(pending["status"]))
+            return END
+        except BadRequest:  # deleted meanwhile: say it anew
+            pass
+    elif update.callback_query is not None:  # a button (a channel): it becomes the confirmation
+        await edit_text(update.callback_query, done)
+        return END
+    message = update.effective_message
+    if message is not None and not is_private(update) and update.callback_query is None:
+        try:
+            await message.set_reaction([ReactionTypeEmoji("👌")])
+            return END
+        except TelegramError:  # reactions turned off in this group: say it in words
+            pass
+    await reply(update, done)
     return END
 
 
@@ -338,9 +473,26 @@ async def share_choice(update: Update, context: Context) -> None:
 
 async def cancel_prompt(update: Update, context: Context) -> int:
     assert context.user_data is not None
-    context.user_data.pop(_prompt_key(update), None)
+    pending = context.user_data.pop(_prompt_key(update), None)
+    pending = pending if isinstance(pending, dict) else None
+    await _clean(update, context, pending)
+    chat = update.effective_chat
+    if pending and pending.get("status") and chat is not None:
+        try:  # the question for evidence says it was cancelled
+            await context.bot.edit_message_text(_("Cancelled. Nothing was changed."), chat_id=chat.id,
+                                                message_id=int(pending["status"]))
+            return END
+        except BadRequest:
+            pass
     await reply(update, _("Cancelled. Nothing was changed."))
     return END
+
+
+async def timed_out(update: object, context: Context) -> None:
+    """Nobody answered within the conversation's time: the question is taken away."""
+    if isinstance(update, Update) and context.user_data is not None:
+        pending = context.user_data.pop(_prompt_key(update), None)
+        await _clean(update, context, pending if isinstance(pending, dict) else None)
 
 
 def prompt_conversation() -> ConversationHandler[Context]:
@@ -348,17 +500,18 @@ def prompt_conversation() -> ConversationHandler[Context]:
     return ConversationHandler(
         entry_points=[
             CallbackQueryHandler(start_prompt,
-                                 pattern=r"^c:[0-9]+:[0-9]+:(inf|ret|res|dec|dis|reo|snz|hlp)$"),
+                                 pattern=r"^c:[0-9]+:[0-9]+:(inf|ret|res|dec|dis|reo|snz|hlp|ack)$"),
             CallbackQueryHandler(start_prompt, pattern=r"^(ans|fw):"),
         ],
         states={
-            ASK_TEXT: [MessageHandler(text, got_text)],
+            ASK_TEXT: [MessageHandler(text | filters.PHOTO | filters.Document.ALL, got_text)],
             ASK_EVIDENCE: [
                 MessageHandler(filters.PHOTO | filters.Document.ALL, got_evidence),
                 MessageHandler(text, evidence_text),
                 CallbackQueryHandler(skip_evidence, pattern=r"^ev:skip$"),
             ],
             ASK_CHANNEL: [CallbackQueryHandler(got_channel, pattern=r"^fc:")],
+            ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
         },
         fallbacks=[CommandHandler("cancel", cancel_prompt)],
         name="card-prompts",
@@ -465,7 +618,7 @@ async def update_status(update: Update, context: Context) -> None:
 def handlers() -> list[Any]:
     return [
         CallbackQueryHandler(update_status, pattern=r"^c:[0-9]+:[0-9]+:upd$"),
-        CallbackQueryHandler(direct, pattern=r"^c:[0-9]+:[0-9]+:(acc|ack|cfm|unr)$"),
+        CallbackQueryHandler(direct, pattern=r"^c:[0-9]+:[0-9]+:(acc|cfm|unr|rsm)$"),
         CallbackQueryHandler(forward_picker, pattern=r"^fp:"),
         CallbackQueryHandler(share_choice, pattern=r"^fs:"),
         CallbackQueryHandler(assign_button, pattern=r"^as:"),

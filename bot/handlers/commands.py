@@ -10,10 +10,10 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.domain.access import VIA_CASE, VIA_FILES
 from bot.domain.cases import CaseService
-from bot.domain.errors import DomainError
+from bot.domain.errors import DomainError, InvalidTransition
 from bot.domain.model import Actor, CaseView, Change
 from bot.domain.outbox import Buttons
-from bot.domain.rules import FORWARD_CHANNELS, Action, Status
+from bot.domain.rules import FORWARD_CHANNELS, Action, Status, keyword
 from bot.domain.telling import verification_buttons
 from bot.handlers.cards import ask_share
 from bot.handlers.common import (
@@ -33,7 +33,7 @@ from bot.handlers.common import (
 from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _
 from bot.inputs import excerpt, parse_date
-from bot.render import card_text, history_lines, keyboard, list_line, status_label
+from bot.render import card_action_data, card_text, history_lines, keyboard, list_line, status_label
 
 ASSIGN_USAGE = N_("/assign <case> <unit-key> [@official]")
 STATUS_USAGE = N_("/status <case> <in_progress|waiting_info> [note]")
@@ -90,11 +90,15 @@ async def status(update: Update, context: Context) -> None:
     args = context.args or []
     try:
         case_id = case_arg(args, STATUS_USAGE)
-        if len(args) < 2 or args[1] not in (Status.IN_PROGRESS, Status.WAITING_INFO):
+        services = svc(context)
+        if len(args) == 1:  # no status typed: the choices, as buttons
+            await _status_buttons(update, context, case_id)
+            return
+        wanted = keyword(args[1])
+        if wanted not in (Status.IN_PROGRESS, Status.WAITING_INFO):
             raise UsageError(_("Give the new status: in_progress or waiting_info."), STATUS_USAGE)
         note = _rest(update, 3)
-        services = svc(context)
-        if args[1] == Status.WAITING_INFO:
+        if wanted == Status.WAITING_INFO:
             action = Action.NEED_INFO
         else:
             current = await services.cases.get(case_id)
@@ -102,6 +106,26 @@ async def status(update: Update, context: Context) -> None:
         await _change(update, context, case_id, action, Change(text=note))
     except DomainError as exc:
         await refuse(update, exc)
+
+
+async def _status_buttons(update: Update, context: Context, case_id: int) -> None:
+    """/status <case>: the statuses the case can take now, each a button (rights checked on
+    press, as on the card)."""
+    cases = svc(context).cases
+    who = actor(update)
+    view = await cases.get(case_id)
+    rows: Buttons = []
+    if await cases.may(who, Action.ACCEPT, view):
+        rows.append([(_("▶️ In progress"), card_action_data(case_id, view.version, "acc"))])
+    elif await cases.may(who, Action.RESUME, view):
+        rows.append([(_("▶️ In progress"), card_action_data(case_id, view.version, "rsm"))])
+    if await cases.may(who, Action.NEED_INFO, view):
+        rows.append([(_("❓ Waiting for information…"), card_action_data(case_id, view.version, "inf"))])
+    if not rows:
+        await cases.check(case_id, Action.RESUME, who)  # says why (refused, or not now)
+        raise InvalidTransition(case_id, status_label(view.status))
+    await reply(update, _("#{n} is {status}. The new status?").format(
+        n=case_id, status=status_label(view.status)), rows)
 
 
 def _text_command(action: Action, usage: str, missing: str):  # type: ignore[no-untyped-def]
@@ -112,6 +136,11 @@ def _text_command(action: Action, usage: str, missing: str):  # type: ignore[no-
             text = _rest(update, 2)
             if not text:
                 raise UsageError(_(missing), usage)
+            if action is Action.NOTE:  # a note changes no status: confirm the note
+                await svc(context).cases.apply(case_id, action, actor(update), Change(text=text),
+                                               now(context))
+                await reply(update, _("📝 Note added to #{n}.").format(n=case_id))
+                return
             await _change(update, context, case_id, action, Change(text=text))
         except DomainError as exc:
             await refuse(update, exc)
@@ -132,7 +161,7 @@ async def forward(update: Update, context: Context) -> None:
         case_id = case_arg(args, FORWARD_USAGE)
         if len(args) < 3:
             raise UsageError(_("Name the institution and give the reason."), FORWARD_USAGE)
-        channel = args[2].lower() if args[2].lower() in FORWARD_CHANNELS else None
+        channel = keyword(args[2]) if keyword(args[2]) in FORWARD_CHANNELS else None
         reason = _rest(update, 4 if channel else 3)
         # Whether the request's files go too is asked first, of those who may forward it.
         cases = svc(context).cases
@@ -161,7 +190,10 @@ async def verify(update: Update, context: Context) -> None:
     args = context.args or []
     try:
         case_id = case_arg(args, VERIFY_USAGE)
-        result = args[1].lower() if len(args) > 1 else ""
+        if len(args) == 1:  # how it ended, as buttons
+            await _verify_buttons(update, context, case_id)
+            return
+        result = keyword(args[1])
         if result not in ("confirmed", "unreachable", "disputed"):
             raise UsageError(_("Say how it ended: confirmed, unreachable or disputed."), VERIFY_USAGE)
         if result == "disputed":
@@ -175,6 +207,13 @@ async def verify(update: Update, context: Context) -> None:
                           Change(text=_rest(update, 3), outcome=result))
     except DomainError as exc:
         await refuse(update, exc)
+
+
+async def _verify_buttons(update: Update, context: Context, case_id: int) -> None:
+    cases = svc(context).cases
+    view = await cases.check(case_id, Action.VERIFY, actor(update))  # refused, own, or not now
+    await reply(update, _("#{n}: how did the call with the citizen end?").format(n=case_id),
+                verification_buttons(case_id, view.version))
 
 
 async def merge(update: Update, context: Context) -> None:
@@ -223,16 +262,28 @@ answer = _text_command(Action.PROVIDE_INFO, ANSWER_USAGE, N_("Write the answer a
 
 
 async def case(update: Update, context: Context) -> None:
-    services = svc(context)
     args = context.args or []
     try:
         if len(args) != 1:
             raise UsageError(_("Give one case number."), CASE_USAGE)
         case_id = case_arg(args, CASE_USAGE)
+    except DomainError as exc:
+        await refuse(update, exc)
+        return
+    await show_case(update, context, case_id)
+
+
+async def show_case(update: Update, context: Context, case_id: int) -> None:
+    """The case's card, its history and its files, for someone who may read it (/case, and a
+    search result's button)."""
+    services = svc(context)
+    try:
         view, personal = await services.cases.visible(actor(update), case_id, now(context))
     except DomainError as exc:
         await refuse(update, exc)
         return
+    if update.callback_query is not None:
+        await update.callback_query.answer()
     tz = services.settings.tz
     text = card_text(view, tz, now(context), personal=personal)
     files = await services.cases.attachments(case_id) if personal else []

@@ -8,6 +8,7 @@ from telegram import Update
 from telegram.ext import CommandHandler
 
 from bot.domain.errors import DomainError
+from bot.domain.rules import keyword
 from bot.handlers.common import Context, UsageError, actor, now, refuse, reply, svc
 from bot.i18n import N_, _
 
@@ -17,7 +18,7 @@ DIGEST_USAGE = N_("/digest [off|on]")
 async def digest(update: Update, context: Context) -> None:
     services = svc(context)
     who = actor(update)
-    args = [a.lower() for a in context.args or []]
+    args = [keyword(a) for a in context.args or []]  # off/on, or Khmer: បិទ/បើក
     try:
         if not args:
             text = await services.digests.for_person(who.tg_id, now(context), who.chat_id)

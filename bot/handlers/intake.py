@@ -17,8 +17,10 @@ from telegram.ext import (
 )
 
 from bot.domain.cases import AttachmentIn, Draft
-from bot.domain.errors import DomainError, Forbidden
-from bot.domain.rules import PRIORITIES, SOURCES
+from bot.domain.errors import DomainError, Forbidden, Invalid
+from bot.domain.model import CaseView, Change
+from bot.domain.rules import PRIORITIES, SOURCES, UNFINISHED_STATUSES, Action
+from bot.domain.search import CaseSearch
 from bot.handlers.common import (
     Context,
     actor,
@@ -34,7 +36,7 @@ from bot.handlers.common import (
 from bot.handlers.pickers import ROOT, parse_ids, unit_picker
 from bot.i18n import N_, _, label
 from bot.inputs import excerpt, parse_date
-from bot.render import cut, when
+from bot.render import cut, status_label, when
 
 # States, in the order the questions are asked.
 SOURCE, CATEGORY, UNIT, SUMMARY, NAME, CONTACT, DESCRIPTION, ATTACH, CONFIRM, EDIT, RECEIVED = range(11)
@@ -147,8 +149,18 @@ async def show_confirm(update: Update, context: Context) -> int:
         _("Attachments: {n}").format(n=len(d.attachments)),
     ]
     toggle = _("Mark normal") if d.priority == "urgent" else _("Mark urgent")
+    first: list[tuple[str, str]] = [(_("✅ Create"), "nf:create")]
+    duplicates = await CaseSearch(services.cases).duplicates(d)
+    if duplicates:
+        lines.append("")
+    for dup in duplicates:  # an open case that looks like the same request: merge into it?
+        why = _("the same contact") if dup.same_contact else _("a similar summary")
+        lines.append("⚠️ " + _("Perhaps the same request as <b>#{n}</b> ({why}): {summary} · {status}").format(
+            n=dup.case.id, why=why, summary=escape(cut(dup.case.summary, 80)),
+            status=status_label(dup.case.status)))
+        first.append((_("🔗 Merge into #{n}").format(n=dup.case.id), f"nm:{dup.case.id}"))
     rows = [
-        [(_("✅ Create"), "nf:create")],
+        first,
         [(_("✏️ Edit…"), "nf:edit"), (toggle, "nf:urgent")],
         [(_("✖️ Cancel"), "nf:cancel")],
     ]
@@ -439,13 +451,50 @@ async def confirm_action(update: Update, context: Context) -> int:
     await query.answer()
     await drop_buttons(query)
     context.user_data.pop(DRAFT, None)
-    rows = [
+    await reply(update, _("Case <b>#{n}</b> created. Assign it now?").format(n=case.id),
+                _assign_rows(case))
+    return END
+
+
+async def merge_draft(update: Update, context: Context) -> int:
+    """``nm:<case>``: the request is one an open case already has: create it and merge it into
+    that case at once (its citizen, contact and files go over; the history of both says so)."""
+    query = update.callback_query
+    assert query is not None and context.user_data is not None
+    ids = parse_ids(query.data or "", 1)
+    if ids is None:
+        return await _bad_button(update, context, CONFIRM)
+    services = svc(context)
+    who, into = actor(update), ids[0]
+    try:  # the case to merge into is checked before anything is created
+        target = await services.cases.get(into)
+        if target.status not in UNFINISHED_STATUSES:
+            raise Invalid(_("Case #{n} is finished: merge into a case still being handled.").format(
+                n=into))
+        case = await services.cases.create(who, _draft(context), now(context))
+    except DomainError as exc:
+        await refuse(update, exc)
+        return CONFIRM
+    await query.answer()
+    await drop_buttons(query)
+    context.user_data.pop(DRAFT, None)
+    try:
+        await services.cases.apply(case.id, Action.MERGE, who, Change(into=into), now(context))
+    except DomainError as exc:  # created, but not merged: say so, and offer what /new offers
+        await reply(update, _("Case <b>#{n}</b> created, but not merged: {why}").format(
+            n=case.id, why=exc.user_message()), _assign_rows(case))
+        return END
+    await reply(update, _("Case <b>#{n}</b> created and merged into <b>#{into}</b>: its citizen, "
+                          "contact and files are on #{into} now.").format(n=case.id, into=into))
+    return END
+
+
+def _assign_rows(case: CaseView) -> list[list[tuple[str, str]]]:
+    return [
         [(_("Assign to {unit}").format(unit=case.place), f"as:{case.id}:{case.place_unit_id}")],
         [(_("Assign to another unit…"), f"ap:{case.id}:{ROOT}:0")],
         [(_("Forward to another institution…"), f"fp:{case.id}")],
     ]
-    await reply(update, _("Case <b>#{n}</b> created. Assign it now?").format(n=case.id), rows)
-    return END
 
 
 async def edit_field(update: Update, context: Context) -> int:
@@ -490,7 +539,8 @@ def conversation() -> ConversationHandler[Context]:
         ATTACH: [MessageHandler(files, got_attachment),
                  MessageHandler(text, attach_text),
                  CallbackQueryHandler(attach_done, pattern=r"^nd:")],
-        CONFIRM: [CallbackQueryHandler(confirm_action, pattern=r"^nf:")],
+        CONFIRM: [CallbackQueryHandler(confirm_action, pattern=r"^nf:"),
+                  CallbackQueryHandler(merge_draft, pattern=r"^nm:")],
         EDIT: [CallbackQueryHandler(edit_field, pattern=r"^ne:")],
         RECEIVED: [MessageHandler(text, got_received)],
     }

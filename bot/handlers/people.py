@@ -11,7 +11,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot.db import from_db
 from bot.domain.errors import DomainError
-from bot.domain.rules import ROLE_LABELS, Role
+from bot.domain.rules import ATTEMPT_LABELS, ROLE_LABELS, Role
 from bot.handlers.common import (
     Context,
     UsageError,
@@ -165,8 +165,10 @@ async def refusals(update: Update, context: Context) -> None:
     for r in rows:
         case = f" #{r['case_id']}" if r["case_id"] else ""
         stamp = from_db(r["at"])
+        tried = label(ATTEMPT_LABELS, r["action"]) if r["action"] in ATTEMPT_LABELS else escape(
+            r["action"])
         lines.append(f"• {when(stamp, services.settings.tz)} · {escape(r['name'] or str(r['tg_id']))}"
-                     f" · {escape(r['action'])}{case}")
+                     f" · {tried}{case}")
     await reply(update, "\n".join(lines))
 
 

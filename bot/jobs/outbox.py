@@ -44,6 +44,7 @@ from bot.render import (
     keyboard,
     moved_card_text,
     split_message,
+    superseded_card_text,
 )
 
 log = logging.getLogger(__name__)
@@ -410,9 +411,12 @@ class OutboxSender:
         ref = await self.store.card_at(item.chat_id, item.message_id)
         if ref is None:  # deleted in the chat since, or replaced: nothing to edit
             return
+        superseded = await self.store.superseded(ref)
         with use_locale(await self.cases.units.language_of(ref.chat_id)):
             case = await self.cases.get(ref.case_id)
             text, buttons = self._render(case, ref.unit_id)
+            if superseded:  # a newer card of the case is below it: only that one has buttons
+                text, buttons = superseded_card_text(case), []
         try:
             async with self._slot(ref.chat_id, ticket):
                 await self.bot.edit_message_text(
@@ -428,7 +432,7 @@ class OutboxSender:
                 raise
             # "not modified": shown already (by an earlier try, which may have died before
             # recording who saw it)
-        personal = self._personal(case, ref.unit_id)
+        personal = self._personal(case, ref.unit_id) and not superseded
         if personal != ref.personal:  # the name and contact appear on it again: a new view
             seen = await self.access.chat(ref.chat_id) if personal else None
             await self.store.card_personal(ref, personal, self.clock(), seen)
