@@ -152,3 +152,18 @@ def test_bad_flood_settings_name_the_key(tmp_path: Path, flood: Any, message: st
     data["flood"] = flood
     with pytest.raises(ConfigError, match=message):
         parse_settings(data)
+
+
+def test_the_throttle_forgets_chats_out_of_every_window() -> None:
+    from bot.config import DeliverySettings
+    from bot.jobs.throttle import KEEP_CHATS, Throttle
+
+    now = [0.0]
+    throttle = Throttle(DeliverySettings(overall_per_second=1e9, per_chat_per_second=1e9,
+                                         group_per_minute=1e9), clock=lambda: now[0])
+    for chat in range(1, 3 * KEEP_CHATS):
+        assert throttle.take(-chat) == 0.0
+        throttle.done(-chat)
+        now[0] += 0.1  # a chat a tenth of a second: after a minute, the first are out of every window
+    assert len(throttle._last) <= KEEP_CHATS + 61 * 10 and len(throttle._groups) <= KEEP_CHATS + 61 * 10
+    assert throttle.take(-1) == 0.0  # a forgotten chat may be written to again

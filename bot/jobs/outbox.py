@@ -73,6 +73,9 @@ class _Ticket:
             self.on_first()
 
 
+KEEP_NOTICED = 4096  # notices seen waiting for their burst; more are pruned
+
+
 class OutboxSender:
     def __init__(
         self, bot: Bot, store: OutboxStore, cases: CaseService, clock: Callable[[], datetime],
@@ -227,6 +230,9 @@ class OutboxSender:
         if not item.plain or self.notice_seconds <= 0:
             return None
         now = self.monotonic()
+        if len(self._noticed) > KEEP_NOTICED:  # rows that ended otherwise than delivered
+            self._noticed = {n: t for n, t in self._noticed.items() if t > now - 60 - self.notice_seconds}
+            self._alone.clear()  # (at worst a refused text is joined once more, and split again)
         release = self._noticed.setdefault(item.id, now) + self.notice_seconds
         return release if release > now else None
 

@@ -31,6 +31,9 @@ class _Sent:
         self.answered = False  # until then, it may yet be moved later
 
 
+KEEP_CHATS = 2048  # past this many chats, those out of every window are forgotten
+
+
 class Throttle:
     def __init__(self, limits: DeliverySettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_second = limits.overall_per_second
@@ -93,7 +96,19 @@ class Throttle:
         self._open[chat_id] = sent
         if chat_id < 0:
             self._groups.setdefault(chat_id, deque()).append(sent)
+        if len(self._last) > KEEP_CHATS:
+            self._forget(now)
         return 0.0
+
+    def _forget(self, now: float) -> None:
+        """Chats whose last message is older than every window: nothing of them limits a message
+        any more (the maps stay as large as the chats written to within a minute)."""
+        old = now - max(self.group_window, self.chat_gap, self.window)
+        for chat_id in [c for c, at in self._last.items() if at < old and c not in self._open]:
+            del self._last[chat_id]
+            window = self._groups.get(chat_id)
+            if window is not None and all(s.answered and s.at < old for s in window):
+                del self._groups[chat_id]
 
     def done(self, chat_id: int) -> None:
         """The call that took this chat's last slot was answered. If it took longer than the
