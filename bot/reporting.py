@@ -8,12 +8,13 @@ import csv
 import io
 import json
 import sys
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import aclosing
 from datetime import UTC, date, datetime, timedelta
 from html import escape
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from babel.dates import format_skeleton
 
@@ -179,33 +180,21 @@ def _draw(report: Report, font: str | None) -> list[tuple[str, bytes]]:
     with plt.rc_context({"font.size": size, "axes.titlesize": size + 2, "axes.labelsize": size,
                          "xtick.labelsize": size, "ytick.labelsize": size, "legend.fontsize": size,
                          "font.family": [font, "DejaVu Sans"] if font else ["DejaVu Sans"]}):
-        fig, ax = plt.subplots(figsize=(8, 4.5), dpi=150)
         partial = partial_weeks(report)
         weeks = [format_skeleton("MMMd", w, locale=current_locale()) + (" *" if p else "")
                  for (w, _r, _c), p in zip(report.weekly, partial, strict=True)]
-        x = list(range(len(weeks)))
-        received = [r for _w, r, _c in report.weekly]
-        closed = [c for _w, _r, c in report.weekly]
-        hatch = ["//" if p else "" for p in partial]
-        bars_r = ax.bar([i - 0.2 for i in x], received, width=0.4, label=_("received"), color="#4f81bd",
-                        hatch=hatch, edgecolor="white")
-        bars_c = ax.bar([i + 0.2 for i in x], closed, width=0.4, label=_("closed"), color="#9bbb59",
-                        hatch=hatch, edgecolor="white")
-        if len(weeks) <= 14:  # values on the bars while they fit
-            for bars in (bars_r, bars_c):
-                ax.bar_label(bars, padding=2, fontsize=size - 1)
+        fig, ax = plt.subplots(figsize=(8, 4.5), dpi=150)
+        _pairs(ax, [r for _w, r, _c in report.weekly], [c for _w, _r, c in report.weekly],
+               (_("received"), _("closed")), ("#4f81bd", "#9bbb59"), ["//" if p else "" for p in partial],
+               size)
         step = max(1, -(-len(weeks) // 12))  # at most 12 tick labels
-        ax.set_xticks(x[::step], weeks[::step], rotation=0 if len(weeks) <= 6 else 45,
+        ax.set_xticks(list(range(len(weeks)))[::step], weeks[::step], rotation=0 if len(weeks) <= 6 else 45,
                       ha="center" if len(weeks) <= 6 else "right")
-        ax.set_xlabel(_("week beginning"))
-        ax.set_ylabel(_("cases"))
-        ax.margins(y=0.15)
-        ax.set_title(_("Received and closed per week, {period}").format(period=name))
-        ax.legend(loc="upper left")
+        _frame(ax, _("Received and closed per week, {period}").format(period=name),
+               _("week beginning"), size)
         if any(partial):
             fig.text(0.01, 0.01, _("* partial week: only its days in {period} are counted").format(
                 period=name), fontsize=size - 2, color="#444444")
-        ax.spines[["top", "right"]].set_visible(False)
         fig.tight_layout(rect=(0, 0.04 if any(partial) else 0, 1, 1))
         out.append(("received-closed.png", _png(fig)))
         plt.close(fig)
@@ -215,25 +204,40 @@ def _draw(report: Report, font: str | None) -> list[tuple[str, bytes]]:
             for age in ages:
                 counts[next(i for i, limit in enumerate(AGE_LIMITS) if age < limit)] += 1
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=150)
-        x = list(range(len(AGE_LIMITS)))
-        bottom = ax.bar(x, in_progress, color="#c0504d", label=_("in progress"))
-        top = ax.bar(x, awaiting, bottom=in_progress, color="#f2c314", label=_("awaiting verification"))
-        # Every bar carries its number: a small one stays readable beside one that dwarfs it.
-        ax.bar_label(bottom, labels=[str(v) if v else "" for v in in_progress], label_type="center",
-                     fontsize=size - 1, color="white")
-        ax.bar_label(top, labels=[str(a + b) for a, b in zip(in_progress, awaiting, strict=True)],
-                     padding=2, fontsize=size - 1)
-        ax.set_xticks(x, [label(AGE_LABELS, limit) for limit in AGE_LIMITS])
-        ax.set_xlabel(_("time since the request was received"))
-        ax.set_ylabel(_("cases"))
-        ax.margins(y=0.15)
-        ax.set_title(_("Cases not closed at the end of {period}, by age").format(period=name))
-        ax.legend(loc="upper left")
-        ax.spines[["top", "right"]].set_visible(False)
+        _pairs(ax, in_progress, awaiting, (_("in progress"), _("awaiting verification")),
+               ("#c0504d", "#f2c314"), [""] * len(AGE_LIMITS), size)
+        ax.set_xticks(list(range(len(AGE_LIMITS))), [label(AGE_LABELS, limit) for limit in AGE_LIMITS])
+        _frame(ax, _("Cases not closed at the end of {period}, by age").format(period=name),
+               _("time since the request was received"), size)
         fig.tight_layout()
         out.append(("open-ages.png", _png(fig)))
         plt.close(fig)
     return out
+
+
+def _pairs(ax: Any, first: list[int], second: list[int], names: tuple[str, str], colors: tuple[str, str],
+           hatch: list[str], size: int) -> None:
+    """Two bars per tick, each with its number on it: a small bar stays readable beside one that
+    dwarfs it."""
+    x = range(len(first))
+    for offset, values, name, color in ((-0.2, first, names[0], colors[0]),
+                                        (0.2, second, names[1], colors[1])):
+        bars = ax.bar([i + offset for i in x], values, width=0.4, label=name, color=color, hatch=hatch,
+                      edgecolor="white")
+        if len(first) <= 14:  # while the numbers fit
+            ax.bar_label(bars, padding=2, fontsize=size - 1)
+    ax.set_ylim(0, max([*first, *second, 1]) * 1.15)
+
+
+def _frame(ax: Any, title: str, xlabel: str, size: int) -> None:
+    """Title, legend under it (clear of the bars), the axes' names; the y axis named across,
+    above it (a rotated Khmer word is hard to read)."""
+    ax.set_title(title, pad=size * 2.6)
+    ax.legend(loc="lower right", bbox_to_anchor=(1, 1.0), ncols=2, frameon=False, borderaxespad=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(_("cases"), rotation=0, ha="right", va="bottom")
+    ax.yaxis.set_label_coords(-0.01, 1.0)
+    ax.spines[["top", "right"]].set_visible(False)
 
 
 def _png(fig: object) -> bytes:
@@ -424,7 +428,7 @@ async def stream_export(reports: ReportService, path: Path, period: Period | Non
     written per sheet. On an error nothing is saved. With personal data, ``shown`` gets the
     number of each case written (for the access log: bot/domain/access.py)."""
     counts = {"cases": 0, "events": 0}
-    exported: set[int] = set()
+    exported = array("q")  # the numbers of the cases written, ascending: 8 bytes a case
     out = TableWriter(path)
     try:
         case_header, event_header = reports.export_headers(personal, period)
@@ -436,7 +440,7 @@ async def stream_export(reports: ReportService, path: Path, period: Period | Non
                 counts["cases"] += 1
                 number = int(str(row[0]))
                 if period is not None:
-                    exported.add(number)
+                    exported.append(number)
                 if personal and shown is not None:
                     shown.append(number)
         append = out.sheet("events", event_header)

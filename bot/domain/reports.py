@@ -107,8 +107,8 @@ class Report:
     weekly: list[tuple[date, int, int]] = field(default_factory=list)  # week start, received, closed
     open_ages: list[int] = field(default_factory=list)                 # days, in progress at the end
     awaiting_ages: list[int] = field(default_factory=list)             # days, awaiting verification
-    first_day: date | None = None     # the period's first and last local days (partial weeks)
-    last_day: date | None = None
+    first_day: date | None = None     # the period's first local day, and its last one so far (today
+    last_day: date | None = None      # for the current period): weeks beyond are partial or left out
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -176,7 +176,7 @@ class ReportService:
         start, end = period.start, period.end
         cut = _cut(end, now)
         rep.first_day = start.astimezone(self.tz).date()
-        rep.last_day = (end.astimezone(self.tz) - timedelta(seconds=1)).date()
+        rep.last_day = (cut.astimezone(self.tz) - timedelta(microseconds=1)).date()
         ids: set[int] = set()
         days_to_close: list[float] = []
         week0 = rep.first_day - timedelta(days=rep.first_day.weekday())
@@ -348,26 +348,27 @@ class ReportService:
         case was with at that moment (its place while in the working group's queue)."""
         # Per unit and category: when each case began and stopped waiting, and each close.
         marks: dict[tuple[int, str], list[tuple[datetime, int, int, int]]] = defaultdict(list)
+        stop, close, begin = 0, 1, 2  # at the same moment: one stops waiting, one closes, one begins
         for h in cases:
             day = h.received_at.astimezone(self.tz).date().toordinal()
-            for begin, stop, unit in h.waiting():
-                marks[(unit, h.category)].append((begin, 1, day, h.id))
-                if stop is not None:
-                    marks[(unit, h.category)].append((stop, 0, day, h.id))
+            for since, until, unit in h.waiting():
+                if until is not None and until <= since:
+                    continue  # with that unit for no time at all
+                marks[(unit, h.category)].append((since, begin, day, h.id))
+                if until is not None:
+                    marks[(unit, h.category)].append((until, stop, day, h.id))
             for when, _outcome in h.closed:
                 if start <= when < end:
-                    marks[(h.unit_at(when), h.category)].append((when, 2, day, h.id))
+                    marks[(h.unit_at(when), h.category)].append((when, close, day, h.id))
         found: set[int] = set()
         for events in marks.values():
-            # At the same moment: stops first (a case closed then no longer waits), then
-            # beginnings, then closes.
             events.sort(key=lambda e: (e[0], e[1]))
             waiting: list[int] = []           # a heap of the days of the cases waiting
             gone: dict[int, int] = defaultdict(int)
             for _when, kind, day, case_id in events:
-                if kind == 1:
+                if kind == begin:
                     heapq.heappush(waiting, day)
-                elif kind == 0:
+                elif kind == stop:
                     gone[day] += 1
                 else:
                     while waiting and gone[waiting[0]]:
@@ -489,12 +490,12 @@ class ReportService:
             line += [r["citizen_name"], r["citizen_contact"]]
         return line
 
-    async def export_events(self, cases: set[int] | None, scope: set[int] | None,
+    async def export_events(self, cases: Sequence[int] | None, scope: set[int] | None,
                             personal: bool = True) -> AsyncGenerator[list[object], None]:
-        """The events of the cases exported (``cases``: their numbers; None: every case in
-        scope), by case and in order, at local times; without personal data, their notes
-        scrubbed as the cases' texts are. Closed early (``aclose``), it closes its cursor there
-        and then."""
+        """The events of the cases exported (``cases``: their numbers, ascending; None: every
+        case in scope), by case and in order, at local times; without personal data, their
+        notes scrubbed as the cases' texts are. Closed early (``aclose``), it closes its cursor
+        there and then."""
         if cases is not None or scope is not None or not personal:
             sql = ("SELECT e.case_id, e.at, e.actor_name, e.action, e.from_status, e.to_status,"
                    " e.note, c.unit_id, c.place_unit_id"
@@ -504,10 +505,16 @@ class ReportService:
             sql = ("SELECT case_id, at, actor_name, action, from_status, to_status, note FROM events"
                    " ORDER BY case_id, id")
         local = self._local
+        wanted = 0  # the next exported case, in ``cases`` (both in order: a merge, nothing held)
         async with aclosing(self._stream(sql, ())) as rows:
             async for e in rows:
-                if cases is not None and e["case_id"] not in cases:
-                    continue
+                if cases is not None:
+                    while wanted < len(cases) and cases[wanted] < e["case_id"]:
+                        wanted += 1
+                    if wanted == len(cases):
+                        break
+                    if cases[wanted] != e["case_id"]:
+                        continue
                 if scope is not None and e["unit_id"] not in scope and e["place_unit_id"] not in scope:
                     continue
                 note = e["note"] if personal else _scrubber(e)(e["note"])
