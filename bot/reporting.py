@@ -379,11 +379,10 @@ async def cli_report(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with use_locale(settings.default_language):
             now = datetime.now(UTC)
-            report = await reports.report(period, None, now)
+            report = await reports.report(period, None, now, fairness=period.kind == "month")
             print(render_report(report, html=False))
-            if period.kind == "month":
-                fairness = await reports.fairness(period, None, now)
-                print("\n".join(fairness_lines(fairness, period, html=False)))
+            if report.fairness is not None:
+                print("\n".join(fairness_lines(report.fairness, period, html=False)))
             if args.charts:
                 folder = Path(args.charts)
                 folder.mkdir(parents=True, exist_ok=True)

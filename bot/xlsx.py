@@ -76,6 +76,7 @@ def column_name(index: int) -> str:
 
 
 _LEADING = "".join(chr(c) for c in range(32) if chr(c) not in "\t\r")  # skipped before a formula
+_ILLEGAL = ILLEGAL_CHARACTERS.sub
 
 
 def looks_like_formula(text: str) -> bool:
@@ -85,11 +86,26 @@ def looks_like_formula(text: str) -> bool:
 
 
 def _serial(value: datetime | date) -> float:
-    """Days since Excel's epoch (naive: the time as given, the reader's local time)."""
+    """Days since Excel's epoch, of the wall time: a naive time as given, an aware one in its
+    own zone (a spreadsheet has no time zones: give the reader's local time)."""
     if not isinstance(value, datetime):
         value = datetime.combine(value, time(0))
-    delta = (value if value.tzinfo is None else value.replace(tzinfo=None)) - _EPOCH
+    # Between two times of the same zone, Python subtracts wall times.
+    delta = value - (_EPOCH if value.tzinfo is None else _EPOCH.replace(tzinfo=value.tzinfo))
     return delta.days + (delta.seconds + delta.microseconds / 1e6) / 86400
+
+
+_CACHED, _CACHE_SIZE = 40, 2_000  # texts this short are kept as cells, so many of them
+
+
+def _text_cell(value: str, header: bool) -> str:
+    """A text cell, after its reference: XML's illegal characters dropped, escaped, marked bold
+    (the header) or as text (what could be read as a formula)."""
+    text = _ILLEGAL("", value)[:MAX_TEXT]
+    style = ' s="4"' if header else ' s="3"' if text.lstrip(_LEADING).startswith(FORMULA_STARTS) else ""
+    if "&" in text or "<" in text or ">" in text:
+        text = escape(text)
+    return f'{style} t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
 
 
 class XlsxStream:
@@ -106,6 +122,7 @@ class XlsxStream:
         self._rows: list[str] = []
         self._n = 0
         self._columns: list[str] = []
+        self._texts: dict[str, str] = {}  # short texts as cells (less their reference)
 
     def sheet(self, title: str, header: Sequence[str]) -> Callable[[Sequence[object]], None]:
         """Start the next sheet with a bold header row; returns the function that appends a row
@@ -131,34 +148,49 @@ class XlsxStream:
             self._columns.append(column_name(len(self._columns)))
         columns = self._columns
         cells = []
+        texts = self._texts
         last = len(values) - 1
         for i, v in enumerate(values):
-            if v is None or v == "":
+            # The common kinds first, by their exact type: this is the export's hot loop.
+            if type(v) is str and v:
+                tail = texts.get(v) if not header else None
+                if tail is None:
+                    tail = _text_cell(v, header)
+                    if len(v) <= _CACHED and not header:  # statuses, keys, names: again and again
+                        if len(texts) >= _CACHE_SIZE:
+                            texts.clear()
+                        texts[v] = tail
+                cells.append(f'<c r="{columns[i]}{n}"{tail}')
+            elif type(v) is int:
+                cells.append(f'<c r="{columns[i]}{n}"><v>{v}</v></c>')
+            elif type(v) is datetime:
+                cells.append(f'<c r="{columns[i]}{n}" s="1"><v>{_serial(v)!r}</v></c>')
+            elif v is None or v == "":
                 if i == last:  # an empty cell, so that every row spans the header (for readers
                     cells.append(f'<c r="{columns[i]}{n}"/>')  # that size rows by their cells)
-                continue
-            ref = f"{columns[i]}{n}"
-            if isinstance(v, str):
-                text = ILLEGAL_CHARACTERS.sub("", v)[:MAX_TEXT]
-                style = ' s="4"' if header else ' s="3"' if looks_like_formula(text) else ""
-                cells.append(f'<c r="{ref}"{style} t="inlineStr"><is><t xml:space="preserve">'
-                             f"{escape(text)}</t></is></c>")
-            elif isinstance(v, bool):
-                cells.append(f'<c r="{ref}" t="b"><v>{int(v)}</v></c>')
-            elif isinstance(v, int):
-                cells.append(f'<c r="{ref}"><v>{v}</v></c>')
-            elif isinstance(v, float):
-                cells.append(f'<c r="{ref}"><v>{v!r}</v></c>' if math.isfinite(v)
-                             else f'<c r="{ref}" t="inlineStr"><is><t>{v}</t></is></c>')
-            elif isinstance(v, datetime):
-                cells.append(f'<c r="{ref}" s="1"><v>{_serial(v)!r}</v></c>')
-            elif isinstance(v, date):
-                cells.append(f'<c r="{ref}" s="2"><v>{_serial(v)!r}</v></c>')
             else:
-                raise TypeError(f"cannot write a {type(v).__name__} to a cell")
+                cells.append(self._other(f"{columns[i]}{n}", v))
         self._rows.append(f'<row r="{n}">{"".join(cells)}</row>')
         if len(self._rows) >= _FLUSH:
             self._flush()
+
+    @staticmethod
+    def _other(ref: str, v: object) -> str:
+        """A cell of a less common kind (a subclass of the common ones included)."""
+        if isinstance(v, str):
+            return f'<c r="{ref}"{_text_cell(v, False)}' if v else f'<c r="{ref}"/>'
+        if isinstance(v, bool):
+            return f'<c r="{ref}" t="b"><v>{int(v)}</v></c>'
+        if isinstance(v, int):
+            return f'<c r="{ref}"><v>{int(v)}</v></c>'
+        if isinstance(v, float):
+            return (f'<c r="{ref}"><v>{v!r}</v></c>' if math.isfinite(v)
+                    else f'<c r="{ref}" t="inlineStr"><is><t>{v}</t></is></c>')
+        if isinstance(v, datetime):
+            return f'<c r="{ref}" s="1"><v>{_serial(v)!r}</v></c>'
+        if isinstance(v, date):
+            return f'<c r="{ref}" s="2"><v>{_serial(v)!r}</v></c>'
+        raise TypeError(f"cannot write a {type(v).__name__} to a cell")
 
     def _flush(self) -> None:
         if self._part is not None and self._rows:

@@ -17,10 +17,10 @@ current one; before that the case counts as under no deadline.
 from __future__ import annotations
 
 import bisect
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from bot.db import from_db
 
@@ -34,14 +34,21 @@ SETS_DEADLINE = frozenset({"assign", "return", "decline", "forward", "acknowledg
                            "verify", "reopen", "merge", "set_due", "provide_info", "resume"})
 # Events that change nothing the figures read (no step, no deadline): left out of the query.
 NO_STEP = ("note", "remind", "escalate", "snooze", "help")
-EVENTS_SQL = ("SELECT case_id, at, action, to_status, data FROM events WHERE to_status IS NOT NULL"
+# What the figures read of each step event; its data's fields taken out by SQLite (in the
+# database's thread, beside the Python that reads them).
+EVENTS_SQL = ("SELECT case_id, at, action, to_status, json_type(data, '$.due') IS NOT NULL AS has_due,"
+              " json_extract(data, '$.due') AS due, json_extract(data, '$.unit') AS unit,"
+              " json_extract(data, '$.bouncing') AS bouncing, json_extract(data, '$.outcome') AS outcome,"
+              " json_extract(data, '$.resolved') AS resolved"
+              " FROM events WHERE to_status IS NOT NULL"
               f" AND action NOT IN ({', '.join(repr(a) for a in NO_STEP)}) ORDER BY case_id, id")
 _LEGACY = object()  # an event from before deadlines were recorded
+_since = itemgetter(0)
 
 
-@dataclass(frozen=True, slots=True)
-class State:
-    """What the case was from ``since`` until the next state."""
+class State(NamedTuple):
+    """What the case was from ``since`` until the next state (a tuple: a report makes
+    hundreds of thousands)."""
 
     since: datetime
     status: str
@@ -80,7 +87,7 @@ class CaseHistory:
 
     def at(self, moment: datetime) -> State | None:
         """The state just before ``moment`` (after every event before it); None: not yet received."""
-        i = bisect.bisect_left(self.states, moment, key=lambda s: s.since)
+        i = bisect.bisect_left(self.states, moment, key=_since)
         return self.states[i - 1] if i else None
 
     def unit_at(self, moment: datetime) -> int:
@@ -120,23 +127,27 @@ class CaseHistory:
 
 def build(case: Any, events: list[Any], units: dict[str, int]) -> CaseHistory:
     """The history of one case from its row (``id``, ``unit_id``, ``place_unit_id``,
-    ``category``, ``status``, ``received_at``, ``due_at``, ``resolved_at``) and its step events in order
-    (``at``, ``action``, ``to_status``, ``data``: ``EVENTS_SQL``); ``units`` maps unit keys to ids."""
-    received = from_db(case["received_at"]) or datetime.min
+    ``category``, ``status``, ``received_at``, ``due_at``, ``resolved_at``) and its step events in
+    order (``EVENTS_SQL``: ``at``, ``action``, ``to_status`` and fields of the data); ``units``
+    maps unit keys to ids. (Run for every case of every report: kept plain.)"""
+    parse = datetime.fromisoformat
+    received = parse(case["received_at"])
     h = CaseHistory(case["id"], case["unit_id"], case["place_unit_id"], case["category"], received)
     steps: list[tuple[datetime, str, object, int | None, bool, str]] = []  # ..., action
+    legacy = False
     unit: int | None = None
     bouncing = False
     for n, e in enumerate(events):
-        at = from_db(e["at"]) or received
+        at = parse(e["at"])
         action, status = e["action"], e["to_status"]
-        data: dict[str, Any] = json.loads(e["data"]) if e["data"] not in (None, "", "{}") else {}
-        due: object = _due(data) if "due" in data else _LEGACY
+        if e["has_due"]:
+            due: object = parse(e["due"]) if e["due"] else None
+        else:
+            due, legacy = _LEGACY, True
         if n == 0 and action == "import":
             unit = None if status == "new" else case["place_unit_id"]
             if status in DONE:
-                when = (from_db(data["resolved"]) if data.get("resolved")
-                        else _legacy_resolution(case, events, at))
+                when = parse(e["resolved"]) if e["resolved"] else _legacy_resolution(case, events, at)
                 when = max(received, min(when or at, at))
                 steps.append((received, "in_progress", due, unit, False, action))
                 steps.append((when, status, None, unit, False, action))
@@ -146,50 +157,57 @@ def build(case: Any, events: list[Any], units: dict[str, int]) -> CaseHistory:
             else:
                 steps.append((received, status, due, unit, False, action))
             continue
-        if n == 0:  # created: from its receipt (a forwarded message keeps its date)
-            at = min(at, received)
-        if action in ("assign", "forward"):
-            unit = units.get(str(data.get("unit", "")), unit)
-        elif action in ("return", "decline"):
+        if n == 0 and received < at:  # created: from its receipt (a forwarded message keeps its date)
+            at = received
+        if action == "assign" or action == "forward":
+            unit = units.get(str(e["unit"]), unit)
+        elif action == "return" or action == "decline":
             unit = None
-        bouncing = bouncing or bool(data.get("bouncing"))
-        if action in ("resolve", "outcome"):
+        elif action == "resolve" or action == "outcome":
             h.resolved.append(at)
         elif action == "verify":
-            h.closed.append((at, str(data.get("outcome") or "confirmed")))
+            h.closed.append((at, str(e["outcome"] or "confirmed")))
         elif action == "reopen":
             h.reopened.append(at)
         elif action == "merge":
             h.merged_at = at
+        if not bouncing and e["bouncing"]:
+            bouncing = True
         steps.append((at, status, due, unit, bouncing, action))
     if not steps:  # no history at all: the case as it is, since its receipt
         steps.append((received, str(case["status"]), _LEGACY, case["unit_id"], False, "import"))
-    # Older events did not record the deadline: the current one holds back to the event that set it.
-    current: datetime | None = from_db(case["due_at"])
-    known = True
-    resolved_dues: list[datetime | None] = [None] * len(steps)
-    for i in range(len(steps) - 1, -1, -1):
-        due, action = steps[i][2], steps[i][5]
-        if due is _LEGACY:
-            resolved_dues[i] = current if known else None
-            if action in SETS_DEADLINE or action in ("create", "import"):
-                known = False
-        else:
-            resolved_dues[i] = due if isinstance(due, datetime) else None
-            known = False
-    previous: datetime | None = None
-    for i, (at, status, due, unit_id, bounce, action) in enumerate(steps):
-        if due is _LEGACY and action not in SETS_DEADLINE and action not in ("create", "import") \
-                and resolved_dues[i] is None:
-            resolved_dues[i] = previous  # an accept or a request for information keeps the deadline
-        previous = resolved_dues[i]
-        h.states.append(State(at, status, resolved_dues[i], unit_id, bounce))
+        legacy = True
+    dues = _legacy_dues(case, steps) if legacy else [s[2] for s in steps]
+    h.states = [State(at, status, due if isinstance(due, datetime) else None, unit_id, bounce)
+                for (at, status, _d, unit_id, bounce, _a), due in zip(steps, dues, strict=True)]
     return h
 
 
-def _due(data: dict[str, Any]) -> datetime | None:
-    value = data.get("due")
-    return from_db(value) if isinstance(value, str) and value else None
+def _legacy_dues(case: Any, steps: list[tuple[datetime, str, object, int | None, bool, str]],
+                 ) -> list[object]:
+    """The deadline after each step, where older events did not record it: the case's current
+    one holds back to the step that set it; before that, none is known, but a step that sets no
+    deadline (an acceptance, a request for information) keeps the one before it."""
+    current = from_db(case["due_at"])
+    known = True
+    dues: list[object] = [None] * len(steps)
+    for i in range(len(steps) - 1, -1, -1):
+        due, action = steps[i][2], steps[i][5]
+        if due is _LEGACY:
+            dues[i] = current if known else None
+            if action in SETS_DEADLINE or action in ("create", "import"):
+                known = False
+        else:
+            dues[i] = due
+            known = False
+    previous: object = None
+    for i, step in enumerate(steps):
+        action = step[5]
+        if step[2] is _LEGACY and dues[i] is None and action not in SETS_DEADLINE \
+                and action not in ("create", "import"):
+            dues[i] = previous
+        previous = dues[i]
+    return dues
 
 
 def _legacy_resolution(case: Any, events: list[Any], imported_at: datetime) -> datetime | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.db import Database, from_db, to_db
+from bot.db import Database, to_db
 from bot.domain.disclosure import SMALL, pool, protect
 from bot.domain.errors import Invalid
 from bot.domain.history import DONE, EVENTS_SQL, CaseHistory, build
@@ -109,6 +109,7 @@ class Report:
     awaiting_ages: list[int] = field(default_factory=list)             # days, awaiting verification
     first_day: date | None = None     # the period's first local day, and its last one so far (today
     last_day: date | None = None      # for the current period): weeks beyond are partial or left out
+    fairness: dict[str, list[dict[str, object]]] | None = None  # with report(…, fairness=True)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -129,6 +130,115 @@ def _cut(end: datetime | None, now: datetime) -> datetime:
 
 def _days(a: datetime, b: datetime) -> float:
     return (b - a).total_seconds() / 86400
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What a case adds to a row of fairness or public figures (its history is not kept)."""
+
+    id: int
+    days: float | None    # from receipt to the close counted; None: no close counted
+    in_progress: bool     # at the end (or now)
+    overdue: bool
+    forwarded: bool
+
+
+class OutOfOrder:
+    """Closes out of order, gathered a case at a time: the cases closed in [start, end) while an
+    older case was still waiting with the same unit in the same category. Older: received on an
+    earlier local day (cases received the same day are not older than each other). Waiting:
+    received (or reopened) and not yet closed or merged, a resolution awaiting verification
+    included. The unit: the one the case was with at that moment (its place while in the working
+    group's queue). Each case leaves a few numbers per stretch of waiting and per close."""
+
+    STOP, CLOSE, BEGIN = 0, 1, 2  # at the same moment: one stops waiting, one closes, one begins
+
+    def __init__(self, tz: ZoneInfo, start: datetime, end: datetime) -> None:
+        self.tz = tz
+        self.start, self.end = start, end
+        # Per unit and category: (when, what, the case's day of receipt, the case).
+        self.marks: dict[tuple[int, str], list[tuple[float, int, int, int]]] = defaultdict(list)
+
+    def add(self, h: CaseHistory) -> None:
+        day = h.received_at.astimezone(self.tz).date().toordinal()
+        for since, until, unit in h.waiting():
+            if until is not None and until <= since:
+                continue  # with that unit for no time at all
+            marks = self.marks[(unit, h.category)]
+            marks.append((since.timestamp(), self.BEGIN, day, h.id))
+            if until is not None:
+                marks.append((until.timestamp(), self.STOP, day, h.id))
+        for when, _outcome in h.closed:
+            if self.start <= when < self.end:
+                self.marks[(h.unit_at(when), h.category)].append((when.timestamp(), self.CLOSE, day, h.id))
+
+    def flagged(self) -> set[int]:
+        found: set[int] = set()
+        for events in self.marks.values():
+            events.sort(key=lambda e: (e[0], e[1]))
+            waiting: list[int] = []           # a heap of the days of the cases waiting
+            gone: dict[int, int] = defaultdict(int)
+            for _when, kind, day, case_id in events:
+                if kind == self.BEGIN:
+                    heapq.heappush(waiting, day)
+                elif kind == self.STOP:
+                    gone[day] += 1
+                else:
+                    while waiting and gone[waiting[0]]:
+                        gone[heapq.heappop(waiting)] -= 1
+                    if waiting and waiting[0] < day:
+                        found.add(case_id)
+        return found
+
+
+def _pooled(groups: dict[str, list[_Tally]]) -> list[tuple[str, list[_Tally]]]:
+    """The rows of a table: the groups shown on their own, then the pool (``pool``)."""
+    shown, pooled, members = pool(groups)
+    if pooled:
+        shown.append((_("others, pooled ({n})").format(n=len(pooled)), members))
+    return shown
+
+
+class Fairness:
+    """The fairness figures of a period, gathered a case at a time (``ReportService.fairness``):
+    each case leaves a few numbers behind, not its history."""
+
+    def __init__(self, tz: ZoneInfo, start: datetime, cut: datetime,
+                 province: Callable[[CaseHistory], str], category: Callable[[CaseHistory], str]) -> None:
+        self.start, self.cut = start, cut
+        self.order = OutOfOrder(tz, start, cut)
+        self.keys = {"province": province, "category": category}
+        self.groups: dict[str, dict[str, list[_Tally]]] = {"province": defaultdict(list),
+                                                           "category": defaultdict(list)}
+
+    def add(self, h: CaseHistory) -> None:
+        at_start, at_end = h.at(self.start), h.at(self.cut)
+        if at_end is None or (at_start is not None and not at_start.unfinished):
+            return  # not concerned: received after the period, or finished before it
+        self.order.add(h)
+        close = h.last_close(self.start, self.cut)
+        tally = _Tally(h.id, None if close is None else _days(h.received_at, close[0]),
+                       at_end.in_progress, at_end.overdue(self.cut), False)
+        for dimension, key in self.keys.items():
+            self.groups[dimension][key(h)].append(tally)
+
+    def rows(self) -> dict[str, list[dict[str, object]]]:
+        flagged = self.order.flagged()
+        result: dict[str, list[dict[str, object]]] = {}
+        for dimension, by_key in self.groups.items():
+            rows = []
+            for name, tallies in _pooled(by_key):
+                days = [t.days for t in tallies if t.days is not None]
+                open_ = [t for t in tallies if t.in_progress]
+                rows.append({
+                    dimension: name, "cases": len(tallies), "closed": len(days), "in_progress": len(open_),
+                    "median_days_to_close": round(statistics.median(days), 1) if len(days) >= SMALL else None,
+                    "share_overdue": (round(sum(t.overdue for t in open_) / len(open_), 2)
+                                      if len(open_) >= SMALL else None),
+                    "out_of_order_closes": sum(1 for t in tallies if t.days is not None and t.id in flagged)})
+            protect(rows, ("cases", "closed", "in_progress", "out_of_order_closes"))
+            result[dimension] = rows
+        return result
 
 
 class ReportService:
@@ -171,8 +281,12 @@ class ReportService:
 
     # --- a period's report -------------------------------------------------------------------
 
-    async def report(self, period: Period, scope: set[int] | None, now: datetime) -> Report:
+    async def report(self, period: Period, scope: set[int] | None, now: datetime, *,
+                     fairness: bool = False) -> Report:
+        """The period's figures; with ``fairness``, its fairness figures too (``Report.fairness``,
+        as ``fairness`` gives them), in the same pass over the cases."""
         rep = Report(period)
+        tally = await self._fairness(period, now) if fairness else None
         start, end = period.start, period.end
         cut = _cut(end, now)
         rep.first_day = start.astimezone(self.tz).date()
@@ -189,6 +303,8 @@ class ReportService:
         cohorts: dict[int, Cohort] = {}
         async for h in self.histories(scope):  # one pass; the cases are not held
             ids.add(h.id)
+            if tally is not None:
+                tally.add(h)
             at_end = h.at(cut)
             if at_end is None:
                 continue  # received after the period (or after now)
@@ -245,6 +361,8 @@ class ReportService:
         rep.median_days_to_close = round(statistics.median(days_to_close), 1) if days_to_close else None
         rep.p90_days_to_close = _percentile(days_to_close, 0.9)
         rep.weekly = [(wk, v[0], v[1]) for wk, v in weeks.items()]
+        if tally is not None:
+            rep.fairness = tally.rows()
         await self._events(rep, ids, start, end, cut)
         return rep
 
@@ -301,81 +419,25 @@ class ReportService:
         overdue (of the cases in progress at the end) and closes out of order. For a period:
         the cases it concerned (received before its end and not finished before it began),
         closes in the period, and "at the end" its end; without one (all time): every case,
-        every close, and now. Pooled and protected like the public figures."""
-        start = period.start if period else datetime.min.replace(tzinfo=UTC)
-        cut = _cut(period.end if period else None, now)
-        province, category = await self._labels()
-        concerned: list[CaseHistory] = []
+        every close, and now. Pooled and protected like the public figures. (``report`` gives
+        them too, with ``fairness=True``, in the same pass.)"""
+        tally = await self._fairness(period, now)
         async for h in self.histories(scope):
-            at_start, at_end = h.at(start), h.at(cut)
-            if at_end is not None and (at_start is None or at_start.unfinished):
-                concerned.append(h)
-        out_of_order = self.out_of_order(concerned, start, cut)
-        result: dict[str, list[dict[str, object]]] = {}
-        for dimension, key in (("province", province), ("category", category)):
-            groups: dict[str, list[CaseHistory]] = defaultdict(list)
-            for h in concerned:
-                groups[key(h)].append(h)
-            rows = []
-            for name, cases in self._pooled(groups):
-                closes = [c for h in cases if (c := h.last_close(start, cut)) is not None]
-                days = [_days(h.received_at, c[0]) for h in cases
-                        if (c := h.last_close(start, cut)) is not None]
-                open_ = [s for h in cases if (s := h.at(cut)) is not None and s.in_progress]
-                rows.append({
-                    dimension: name, "cases": len(cases), "closed": len(closes),
-                    "in_progress": len(open_),
-                    "median_days_to_close": round(statistics.median(days), 1) if len(days) >= SMALL else None,
-                    "share_overdue": (round(sum(s.overdue(cut) for s in open_) / len(open_), 2)
-                                      if len(open_) >= SMALL else None),
-                    "out_of_order_closes": sum(1 for h in cases if h.id in out_of_order)})
-            protect(rows, ("cases", "closed", "in_progress", "out_of_order_closes"))
-            result[dimension] = rows
-        return result
+            tally.add(h)
+        return tally.rows()
 
-    @staticmethod
-    def _pooled(groups: dict[str, list[CaseHistory]]) -> list[tuple[str, list[CaseHistory]]]:
-        shown, pooled, members = pool(groups)
-        if pooled:
-            shown.append((_("others, pooled ({n})").format(n=len(pooled)), members))
-        return shown
+    async def _fairness(self, period: Period | None, now: datetime) -> Fairness:
+        start = period.start if period else datetime.min.replace(tzinfo=UTC)
+        province, category = await self._labels()
+        return Fairness(self.tz, start, _cut(period.end if period else None, now), province, category)
 
     def out_of_order(self, cases: Sequence[CaseHistory], start: datetime, end: datetime) -> set[int]:
         """The cases closed in [start, end) while an older case was still waiting with the same
-        unit in the same category. Older: received on an earlier local day (cases received the
-        same day are not older than each other). Waiting: received (or reopened) and not yet
-        closed or merged, a resolution awaiting verification included. The unit: the one the
-        case was with at that moment (its place while in the working group's queue)."""
-        # Per unit and category: when each case began and stopped waiting, and each close.
-        marks: dict[tuple[int, str], list[tuple[datetime, int, int, int]]] = defaultdict(list)
-        stop, close, begin = 0, 1, 2  # at the same moment: one stops waiting, one closes, one begins
+        unit in the same category (``OutOfOrder``)."""
+        order = OutOfOrder(self.tz, start, end)
         for h in cases:
-            day = h.received_at.astimezone(self.tz).date().toordinal()
-            for since, until, unit in h.waiting():
-                if until is not None and until <= since:
-                    continue  # with that unit for no time at all
-                marks[(unit, h.category)].append((since, begin, day, h.id))
-                if until is not None:
-                    marks[(unit, h.category)].append((until, stop, day, h.id))
-            for when, _outcome in h.closed:
-                if start <= when < end:
-                    marks[(h.unit_at(when), h.category)].append((when, close, day, h.id))
-        found: set[int] = set()
-        for events in marks.values():
-            events.sort(key=lambda e: (e[0], e[1]))
-            waiting: list[int] = []           # a heap of the days of the cases waiting
-            gone: dict[int, int] = defaultdict(int)
-            for _when, kind, day, case_id in events:
-                if kind == begin:
-                    heapq.heappush(waiting, day)
-                elif kind == stop:
-                    gone[day] += 1
-                else:
-                    while waiting and gone[waiting[0]]:
-                        gone[heapq.heappop(waiting)] -= 1
-                    if waiting and waiting[0] < day:
-                        found.add(case_id)
-        return found
+            order.add(h)
+        return order.flagged()
 
     # --- the public view -----------------------------------------------------------------------
 
@@ -383,46 +445,47 @@ class ReportService:
         """All-time figures by month of receipt, province and category, as of now: received,
         closed, in progress and forwarded now, median days to close; by province and category
         also the share overdue now and the closes out of order (all time). Pooled and protected
-        (bot/domain/disclosure.py): no personal data, no small count."""
+        (bot/domain/disclosure.py): no personal data, no small count. One pass; each case
+        leaves a few numbers behind, not its history."""
         province, category = await self._labels()
-        cases = [h async for h in self.histories(None)]
-        groups: dict[str, dict[str, list[CaseHistory]]] = {
+        cut = _cut(None, now)
+        order = OutOfOrder(self.tz, datetime.min.replace(tzinfo=UTC), cut)
+        groups: dict[str, dict[str, list[_Tally]]] = {
             "month": defaultdict(list), "province": defaultdict(list), "category": defaultdict(list)}
-        for h in cases:
-            if h.merged_at is not None:
+        async for h in self.histories(None):
+            order.add(h)
+            state = h.at(cut) or h.states[-1]
+            if state.status == "merged":
                 continue
-            groups["month"][h.received_at.astimezone(self.tz).strftime("%Y-%m")].append(h)
-            groups["province"][province(h)].append(h)
-            groups["category"][category(h)].append(h)
-        far = datetime.max.replace(tzinfo=UTC)
-        out_of_order = self.out_of_order(cases, datetime.min.replace(tzinfo=UTC), far)
+            days = _days(h.received_at, h.closed[-1][0]) if state.status == "closed" and h.closed else None
+            tally = _Tally(h.id, days, state.in_progress, state.overdue(cut),
+                           state.status in ("forwarded", "acknowledged"))
+            groups["month"][h.received_at.astimezone(self.tz).strftime("%Y-%m")].append(tally)
+            groups["province"][province(h)].append(tally)
+            groups["category"][category(h)].append(tally)
+        flagged = order.flagged()
         result: dict[str, list[dict[str, object]]] = {}
         for dimension, by_key in groups.items():
-            ranked = sorted(by_key.items()) if dimension == "month" else self._pooled(by_key)
-            fairness = dimension != "month"
-            rows = [{dimension: key, **self._figures(members, now, out_of_order, fairness=fairness)}
-                    for key, members in ranked]
+            ranked = sorted(by_key.items()) if dimension == "month" else _pooled(by_key)
+            rows = [{dimension: key, **self._figures(tallies, flagged, fairness=dimension != "month")}
+                    for key, tallies in ranked]
             protect(rows, ("received", "closed", "in_progress", "forwarded", "out_of_order_closes"))
             result[dimension] = rows
         return result
 
     @staticmethod
-    def _figures(cases: list[CaseHistory], now: datetime, out_of_order: set[int], *,
-                 fairness: bool) -> dict[str, object]:
-        states = [(h, h.at(now) or h.states[-1]) for h in cases if h.states]
-        closed = [(h, h.closed[-1][0]) for h, s in states if s.status == "closed" and h.closed]
-        forwarded = [h for h, s in states if s.status in ("forwarded", "acknowledged")]
-        open_ = [s for _h, s in states if s.in_progress]
-        days = [_days(h.received_at, when) for h, when in closed]
+    def _figures(tallies: list[_Tally], flagged: set[int], *, fairness: bool) -> dict[str, object]:
+        days = [t.days for t in tallies if t.days is not None]
+        open_ = [t for t in tallies if t.in_progress]
         figures: dict[str, object] = {
-            "received": len(cases), "closed": len(closed), "in_progress": len(open_),
-            "forwarded": len(forwarded),
+            "received": len(tallies), "closed": len(days), "in_progress": len(open_),
+            "forwarded": sum(t.forwarded for t in tallies),
             "median_days_to_close": round(statistics.median(days), 1) if len(days) >= SMALL else None,
         }
         if fairness:
-            figures["share_overdue"] = (round(sum(s.overdue(now) for s in open_) / len(open_), 2)
+            figures["share_overdue"] = (round(sum(t.overdue for t in open_) / len(open_), 2)
                                         if len(open_) >= SMALL else None)
-            figures["out_of_order_closes"] = sum(1 for h, _w in closed if h.id in out_of_order)
+            figures["out_of_order_closes"] = sum(1 for t in tallies if t.days is not None and t.id in flagged)
         return figures
 
     # --- exports -----------------------------------------------------------------------------
@@ -440,9 +503,9 @@ class ReportService:
                     yield row
 
     def _local(self, text: str | None) -> datetime | None:
-        """A stored UTC time as the local date and time (a date cell in a spreadsheet)."""
-        when = from_db(text)
-        return None if when is None else when.astimezone(self.tz).replace(tzinfo=None)
+        """A stored UTC time as the local date and time (a date cell in a spreadsheet: its wall
+        time is written)."""
+        return None if text is None else datetime.fromisoformat(text).astimezone(self.tz)
 
     async def export_cases(self, period: Period | None, scope: set[int] | None, personal: bool,
                            now: datetime | None = None) -> AsyncGenerator[list[object], None]:

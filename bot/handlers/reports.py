@@ -80,11 +80,10 @@ async def report(update: Update, context: Context) -> None:
         await refuse(update, exc)
         return
     reports = _reports(context)
-    result = await reports.report(period, scope, now(context))
+    result = await reports.report(period, scope, now(context), fairness=period.kind == "month")
     text = render_report(result)
-    if period.kind == "month":
-        fairness = await reports.fairness(period, scope, now(context))
-        text += "\n\n" + "\n".join(fairness_lines(fairness, period))
+    if result.fairness is not None:
+        text += "\n\n" + "\n".join(fairness_lines(result.fairness, period))
     await reply(update, text)
     chat = update.effective_chat
     if period.kind == "month" and chat is not None:
