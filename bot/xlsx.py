@@ -114,9 +114,7 @@ class XlsxStream:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # zlib's default level: level 1 saves 15% of the time but makes the file 25% larger,
-        # and a file sent by Telegram may be at most 50 MB (100k cases with their events: 35 MB).
-        self._zip = zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=6)
+        self._zip: zipfile.ZipFile | None = None  # created with the first sheet
         self._titles: list[str] = []
         self._part: IO[bytes] | None = None
         self._rows: list[str] = []
@@ -129,6 +127,10 @@ class XlsxStream:
         (None: an empty cell; str, int, float, bool, date or datetime: a cell of that kind)."""
         self._end_sheet()
         title = re.sub(r"[\[\]:*?/\\]", "_", title)[:31] or f"Sheet{len(self._titles) + 1}"
+        if self._zip is None:
+            # zlib's default level: level 1 saves 15% of the time but makes the file 25% larger,
+            # and Telegram sends files of at most 50 MB (100k cases with their events: 35 MB).
+            self._zip = zipfile.ZipFile(self.path, "w", zipfile.ZIP_DEFLATED, compresslevel=6)
         self._titles.append(title)
         self._part = self._zip.open(f"xl/worksheets/sheet{len(self._titles)}.xml", "w", force_zip64=True)
         self._part.write(_SHEET_START.encode())
@@ -215,6 +217,7 @@ class XlsxStream:
         sheets = "".join(f'<sheet name="{name}" sheetId="{i}" r:id="rId{i}"/>'
                          for i, name in enumerate(names, 1))
         z = self._zip
+        assert z is not None  # a sheet was started above
         z.writestr("[Content_Types].xml", (
             f'{_XML}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
             '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
@@ -239,10 +242,13 @@ class XlsxStream:
 
     def abort(self) -> None:
         """Stop on an error: the half-written file is removed."""
+        if self._zip is None:
+            return  # nothing written
         try:
             if self._part is not None:
                 self._part.close()
                 self._part = None
             self._zip.close()
         finally:
+            self._zip = None
             self.path.unlink(missing_ok=True)

@@ -96,3 +96,17 @@ def test_only_text_is_escaped_numbers_and_dates_stay(tmp_path: Path) -> None:
     out.sheet("t", ["n", "text", "when"])([-5, "-5", when])
     out.close()
     assert csv_path.read_text(encoding="utf-8-sig").splitlines()[1] == "-5,'-5,2026-04-01 09:30"
+
+
+def test_an_aborted_xlsx_leaves_no_file(tmp_path: Path) -> None:
+    """An export that fails half-way leaves nothing that looks like a workbook."""
+    path = tmp_path / "half.xlsx"
+    out = TableWriter(path)
+    append = out.sheet("cases", ["n"])
+    for n in range(1000):
+        append([n])
+    assert path.exists()
+    out.abort()
+    assert not path.exists()
+    TableWriter(tmp_path / "never.xlsx").abort()  # nothing started: nothing to remove
+    assert not (tmp_path / "never.xlsx").exists()
