@@ -39,7 +39,8 @@ COLUMNS = (
     "external_ref", "received_date", "source", "category", "unit", "summary", "description",
     "citizen_name", "contact", "status", "resolved_date",
 )
-OPTIONAL_COLUMNS = frozenset({"resolved_date"})
+# The columns a file may leave out (README: "required: no"); a missing one reads as empty cells.
+OPTIONAL_COLUMNS = frozenset({"source", "description", "contact", "status", "resolved_date"})
 # Columns whose cells are never quoted in a problem (nor any value that holds one of them).
 PERSONAL_COLUMNS = ("citizen_name", "contact", "summary", "description")
 PERSONAL_MIN = 3  # a shorter personal-data cell ("-", "x") is looked for as the whole value only

@@ -8,14 +8,15 @@ import csv
 import io
 import json
 import sys
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import aclosing
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import IO, Any
 
-from babel.dates import format_date
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from babel.dates import format_skeleton
 
 from bot.config import Settings
 from bot.db import Database
@@ -24,8 +25,25 @@ from bot.domain.errors import DomainError
 from bot.domain.reports import Period, Report, ReportService, parse_period
 from bot.domain.rules import OUTCOME_LABELS
 from bot.domain.units import UnitService
-from bot.i18n import _, current_locale, label, ngettext, use_locale
+from bot.i18n import N_, _, current_locale, label, ngettext, use_locale
 from bot.inputs import plain_text
+from bot.xlsx import XlsxStream, looks_like_formula
+
+
+def period_name(period: Period) -> str:
+    """The period in the reader's language: "April 2026" / "មេសា 2026", "Q2 2026", "2026"."""
+    first = period.start.date()
+    if period.kind == "month":
+        return format_skeleton("yMMMM", first, locale=current_locale())
+    if period.kind == "quarter":
+        return format_skeleton("yQQQ", first, locale=current_locale())
+    return str(first.year)
+
+
+def month_name(key: str) -> str:
+    """A month of the public figures ("2026-04") in the reader's language."""
+    year, month = key.split("-")
+    return format_skeleton("yMMMM", date(int(year), int(month), 1), locale=current_locale())
 
 
 def cohort_sentence(report: Report) -> list[str]:
@@ -47,16 +65,15 @@ def render_report(report: Report, *, html: bool = True) -> str:
         return f"<b>{text}</b>" if html else text
 
     def esc(text: str) -> str:
-        from html import escape
-
         return escape(text) if html else text
 
+    name = period_name(report.period)
     closed_total = sum(report.closed.values())
     lines = [
-        b(_("Report for {period}").format(period=report.period.label)),
+        b(_("Report for {period}").format(period=name)),
         _("Of the {received} requests received in {period}, {resolved} have been resolved and "
           "{open} are still in progress.").format(
-            received=report.received, period=report.period.label, resolved=report.intake_resolved,
+            received=report.received, period=name, resolved=report.intake_resolved,
             open=report.intake_open),
         *cohort_sentence(report),
         "",
@@ -69,7 +86,7 @@ def render_report(report: Report, *, html: bool = True) -> str:
         _("Overdue at the end: {n}").format(n=report.overdue_at_end),
         _("Reopened: {n}").format(n=report.reopened),
         _("Returned (not ours, declined): {n}").format(n=report.returned),
-        _("Bouncing now: {n}").format(n=report.bouncing),
+        _("Bouncing at the end: {n}").format(n=report.bouncing),
         _("Merged as duplicates: {n}").format(n=report.merged),
     ]
     if report.median_days_to_close is not None:
@@ -77,18 +94,22 @@ def render_report(report: Report, *, html: bool = True) -> str:
             median=report.median_days_to_close, p90=report.p90_days_to_close))
     if report.forwarded:
         lines.append(_("Forwarded to other institutions:"))
-        for name, (sent, acked) in sorted(report.forwarded.items()):
+        for institution, (sent, acked) in sorted(report.forwarded.items()):
             lines.append("  • " + _("{name}: {sent} forwarded, {acked} acknowledged").format(
-                name=esc(name), sent=sent, acked=acked))
+                name=esc(institution), sent=sent, acked=acked))
     return "\n".join(lines)
 
 
-def fairness_lines(stats: dict[str, list[dict[str, object]]], *, html: bool = True) -> list[str]:
+def fairness_lines(stats: dict[str, list[dict[str, object]]], period: Period | None, *,
+                   html: bool = True) -> list[str]:
     """The rights group's figures, per province and per category: median days to close, share
-    overdue, closes out of order."""
-    from html import escape
-
-    lines = [_("Fairness, per province and per category:")]
+    overdue, closes out of order; for a period (``ReportService.fairness``) or all time."""
+    if period is not None:
+        title = _("Fairness in {period}, per province and per category (the cases open at some "
+                  "time in it; overdue: at its end; closes: in it):").format(period=period_name(period))
+    else:
+        title = _("Fairness, all time, per province and per category (overdue: now):")
+    lines = [title]
     for dimension in ("province", "category"):
         for row in stats.get(dimension, []):
             name = str(row[dimension])
@@ -102,7 +123,21 @@ def fairness_lines(stats: dict[str, list[dict[str, object]]], *, html: bool = Tr
     return lines
 
 
-KHMER_FONTS = ("Khmer OS", "Khmer OS System", "Noto Sans Khmer", "Noto Serif Khmer", "Hanuman")
+DIMENSION_TITLES = {"month": N_("By month"), "province": N_("By province"), "category": N_("By category")}
+
+
+def row_name(dimension: str, row: dict[str, object]) -> str:
+    """A row's name as read: a month in the reader's language, a province or category as it is."""
+    key = str(row[dimension])
+    return month_name(key) if dimension == "month" else key
+
+
+# --- charts ----------------------------------------------------------------------------------------
+
+KHMER_FONTS = ("Khmer OS System", "Khmer OS", "Noto Sans Khmer", "Noto Serif Khmer", "Hanuman")
+AGE_LIMITS = (7, 28, 91, 365, 10**9)  # days: the buckets of the age chart
+AGE_LABELS = {7: N_("< 1 week"), 28: N_("1–4 weeks"), 91: N_("1–3 months"), 365: N_("3–12 months"),
+              10**9: N_("over a year")}
 
 
 def _khmer_font() -> str | None:
@@ -113,9 +148,9 @@ def _khmer_font() -> str | None:
 
 
 def charts(report: Report) -> list[tuple[str, bytes]]:
-    """PNG charts: received vs closed per week, and the age of open cases at the end. In Khmer
-    when a Khmer font is installed (the Docker image has fonts-khmeros), else in English rather
-    than as empty boxes."""
+    """PNG charts: received and closed per week, and the age of the cases not closed at the end.
+    In Khmer when a Khmer font is installed (the Docker image has fonts-khmeros), else in
+    English rather than as empty boxes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,36 +161,83 @@ def charts(report: Report) -> list[tuple[str, bytes]]:
     return _draw(report, font)
 
 
+def partial_weeks(report: Report) -> list[bool]:
+    """For each week of ``report.weekly``: whether part of it lies outside the period (a week
+    that starts before its first day or ends after its last)."""
+    first, last = report.first_day, report.last_day
+    return [first is not None and last is not None and (w < first or w + timedelta(days=6) > last)
+            for w, _r, _c in report.weekly]
+
+
 def _draw(report: Report, font: str | None) -> list[tuple[str, bytes]]:
     from matplotlib import pyplot as plt
 
-    if font:
-        plt.rcParams["font.family"] = [font, "DejaVu Sans"]
+    # Khmer script needs a larger size than Latin to be read on a phone (the chart is shrunk
+    # to the screen's width): every text at least 12 pt on a 1200-pixel-wide image.
+    size = 13 if font else 12
+    name = period_name(report.period)
     out = []
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
-    weeks = [format_date(w, "d MMM", locale=current_locale()) for w, _r, _c in report.weekly]
-    x = range(len(weeks))
-    ax.bar([i - 0.2 for i in x], [r for _w, r, _c in report.weekly], width=0.4, label=_("received"))
-    ax.bar([i + 0.2 for i in x], [c for _w, _r, c in report.weekly], width=0.4, label=_("closed"))
-    ax.set_xticks(list(x), weeks, rotation=45, fontsize=8)
-    ax.set_title(_("Received and closed per week, {period}").format(period=report.period.label))
-    ax.legend()
-    fig.tight_layout()
-    out.append(("received-closed.png", _png(fig)))
-    plt.close(fig)
+    with plt.rc_context({"font.size": size, "axes.titlesize": size + 2, "axes.labelsize": size,
+                         "xtick.labelsize": size, "ytick.labelsize": size, "legend.fontsize": size,
+                         "font.family": [font, "DejaVu Sans"] if font else ["DejaVu Sans"]}):
+        partial = partial_weeks(report)
+        weeks = [format_skeleton("MMMd", w, locale=current_locale()) + (" *" if p else "")
+                 for (w, _r, _c), p in zip(report.weekly, partial, strict=True)]
+        fig, ax = plt.subplots(figsize=(8, 4.5), dpi=150)
+        _pairs(ax, [r for _w, r, _c in report.weekly], [c for _w, _r, c in report.weekly],
+               (_("received"), _("closed")), ("#4f81bd", "#9bbb59"), ["//" if p else "" for p in partial],
+               size)
+        step = max(1, -(-len(weeks) // 12))  # at most 12 tick labels
+        ax.set_xticks(list(range(len(weeks)))[::step], weeks[::step], rotation=0 if len(weeks) <= 6 else 45,
+                      ha="center" if len(weeks) <= 6 else "right")
+        _frame(ax, _("Received and closed per week, {period}").format(period=name),
+               _("week beginning"), size)
+        if any(partial):
+            fig.text(0.01, 0.01, _("* partial week: only its days in {period} are counted").format(
+                period=name), fontsize=size - 2, color="#444444")
+        fig.tight_layout(rect=(0, 0.04 if any(partial) else 0, 1, 1))
+        out.append(("received-closed.png", _png(fig)))
+        plt.close(fig)
 
-    buckets = [(_("< 1 week"), 7), (_("1–4 weeks"), 28), (_("1–3 months"), 91),
-               (_("3–12 months"), 365), (_("over a year"), 10**9)]
-    counts = [0] * len(buckets)
-    for age in report.open_ages:
-        counts[next(i for i, (_label, limit) in enumerate(buckets) if age < limit)] += 1
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
-    ax.bar([label for label, _limit in buckets], counts, color="#c0504d")
-    ax.set_title(_("Age of open cases at the end of {period}").format(period=report.period.label))
-    fig.tight_layout()
-    out.append(("open-ages.png", _png(fig)))
-    plt.close(fig)
+        in_progress, awaiting = [0] * len(AGE_LIMITS), [0] * len(AGE_LIMITS)
+        for ages, counts in ((report.open_ages, in_progress), (report.awaiting_ages, awaiting)):
+            for age in ages:
+                counts[next(i for i, limit in enumerate(AGE_LIMITS) if age < limit)] += 1
+        fig, ax = plt.subplots(figsize=(8, 4.5), dpi=150)
+        _pairs(ax, in_progress, awaiting, (_("in progress"), _("awaiting verification")),
+               ("#c0504d", "#f2c314"), [""] * len(AGE_LIMITS), size)
+        ax.set_xticks(list(range(len(AGE_LIMITS))), [label(AGE_LABELS, limit) for limit in AGE_LIMITS])
+        _frame(ax, _("Cases not closed at the end of {period}, by age").format(period=name),
+               _("time since the request was received"), size)
+        fig.tight_layout()
+        out.append(("open-ages.png", _png(fig)))
+        plt.close(fig)
     return out
+
+
+def _pairs(ax: Any, first: list[int], second: list[int], names: tuple[str, str], colors: tuple[str, str],
+           hatch: list[str], size: int) -> None:
+    """Two bars per tick, each with its number on it: a small bar stays readable beside one that
+    dwarfs it."""
+    x = range(len(first))
+    for offset, values, name, color in ((-0.2, first, names[0], colors[0]),
+                                        (0.2, second, names[1], colors[1])):
+        bars = ax.bar([i + offset for i in x], values, width=0.4, label=name, color=color, hatch=hatch,
+                      edgecolor="white")
+        if len(first) <= 14:  # while the numbers fit
+            ax.bar_label(bars, padding=2, fontsize=size - 1)
+    ax.set_ylim(0, max([*first, *second, 1]) * 1.15)
+
+
+def _frame(ax: Any, title: str, xlabel: str, size: int) -> None:
+    """Title, legend under it (clear of the bars), the axes' names; the y axis named across,
+    above it (a rotated Khmer word is hard to read)."""
+    ax.set_title(title, pad=size * 2.6)
+    ax.legend(loc="lower right", bbox_to_anchor=(1, 1.0), ncols=2, frameon=False, borderaxespad=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(_("cases"), rotation=0, ha="right", va="bottom")
+    ax.yaxis.set_label_coords(-0.01, 1.0)
+    ax.spines[["top", "right"]].set_visible(False)
 
 
 def _png(fig: object) -> bytes:
@@ -164,61 +246,50 @@ def _png(fig: object) -> bytes:
     return buf.getvalue()
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheet apps may run as a formula
-CONTROL = "".join(chr(c) for c in range(32) if chr(c) not in "\t\n\r")  # what XLSX cannot hold
+def spreadsheet_text(value: str) -> str:
+    """Text as safe to open from a CSV file in a spreadsheet app: text that would start with
+    ``= + - @``, a tab or a carriage return gets a leading ``'`` so that it is shown, never run as
+    a formula (OWASP "CSV injection"), also when control characters come first. (An XLSX cell
+    holds text as text: there such text is marked with a quote prefix instead, which is not
+    shown; see bot/xlsx.py.)"""
+    return "'" + value if looks_like_formula(value) else value
 
 
-def spreadsheet_text(value: str, *, xlsx: bool) -> str:
-    """Text as safe to open in a spreadsheet app. Text that would start with ``= + - @``, a tab or
-    a carriage return gets a leading ``'`` so that it is shown, never run as a formula (OWASP
-    "CSV injection"), also when control characters come first. For XLSX, control characters
-    (which the format cannot hold) are dropped; line breaks and tabs are kept."""
-    if xlsx:
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-    if value.lstrip(CONTROL).startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def spreadsheet_row(row: Sequence[object], *, xlsx: bool) -> list[object]:
-    """A row with its text made safe (``spreadsheet_text``); numbers and dates as they are."""
-    return [spreadsheet_text(v, xlsx=xlsx) if isinstance(v, str) else v for v in row]
+def spreadsheet_row(row: Sequence[object]) -> list[object]:
+    """A CSV row with its text made safe (``spreadsheet_text``); numbers as they are, dates and
+    times as ``YYYY-MM-DD HH:MM`` (local, like the XLSX cells)."""
+    return [spreadsheet_text(v) if isinstance(v, str)
+            else v.strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime)
+            else v for v in row]
 
 
 class TableWriter:
     """Sheets written one row at a time: CSV (one file per sheet: the first at ``path``, the
-    others beside it) or XLSX (one file, a sheet each, openpyxl's write-only mode). No cap, and
-    nothing held but the row being written. Every text cell goes through ``spreadsheet_text``:
-    citizens' text never becomes a formula, and control characters never break an XLSX."""
+    others beside it) or XLSX (one file, a sheet each: bot/xlsx.py). No cap, and nothing held but
+    the rows being written. Citizens' text never becomes a formula (CSV: a leading ``'``; XLSX: a
+    text cell with a quote prefix, no visible apostrophe), and control characters never break an
+    XLSX. Dates and times are local: date cells in XLSX."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.xlsx = path.suffix.lower() == ".xlsx"
         self.written: list[Path] = []
         self._file: IO[str] | None = None
-        self._workbook: Any = None
-        if self.xlsx:
-            from openpyxl import Workbook
-
-            self._workbook = Workbook(write_only=True)
+        self._workbook: XlsxStream | None = XlsxStream(path) if self.xlsx else None
 
     def sheet(self, title: str, header: list[str]) -> Callable[[Sequence[object]], None]:
         """Start the next sheet with its header; returns the function that appends a row."""
-        put: Callable[[Sequence[object]], object]
         if self._workbook is not None:
-            ws = self._workbook.create_sheet(title)
-            put = ws.append
-        else:
-            self._close_file()
-            target = self.path if not self.written else self.path.with_name(
-                f"{self.path.stem}-{title}{self.path.suffix}")
-            self._file = target.open("w", newline="", encoding="utf-8-sig")
-            self.written.append(target)
-            put = csv.writer(self._file).writerow
-        xlsx = self.xlsx
+            return self._workbook.sheet(title, header)
+        self._close_file()
+        target = self.path if not self.written else self.path.with_name(
+            f"{self.path.stem}-{title}{self.path.suffix}")
+        self._file = target.open("w", newline="", encoding="utf-8-sig")
+        self.written.append(target)
+        put = csv.writer(self._file).writerow
 
         def append(row: Sequence[object]) -> None:
-            put(spreadsheet_row(row, xlsx=xlsx))
+            put(spreadsheet_row(row))
 
         append(header)
         return append
@@ -226,15 +297,17 @@ class TableWriter:
     def close(self) -> list[Path]:
         """Finish the file(s); the paths written."""
         if self._workbook is not None:
-            self._workbook.save(self.path)
+            self._workbook.close()
             self._workbook = None
             self.written = [self.path]
         self._close_file()
         return self.written
 
     def abort(self) -> None:
-        """Stop on an error: no XLSX is saved (a half-written sheet would be corrupt)."""
-        self._workbook = None
+        """Stop on an error: no XLSX is left (a half-written one would be corrupt)."""
+        if self._workbook is not None:
+            self._workbook.abort()
+            self._workbook = None
         self._close_file()
 
     def _close_file(self) -> None:
@@ -261,19 +334,28 @@ def write_table(path: Path, sheets: Sequence[Sheet]) -> list[Path]:
     return out.close()
 
 
+def stats_legend() -> str:
+    """What the public figures hold and how small counts are hidden (bot/domain/disclosure.py)."""
+    return _("All cases since the start, by the month they were received, by province and by "
+             "category; \"in progress\", \"forwarded\" and \"overdue\" as of now. No personal data. "
+             "Counts under 5 are shown as <5, and as many other counts as it takes are hidden too (<5, "
+             "or x) so that none can be worked out from the totals; provinces and categories with "
+             "fewer than 10 cases are pooled, with the smallest others when one would stand alone.")
+
+
 def stats_markdown(stats: dict[str, list[dict[str, object]]]) -> str:
-    lines = ["# " + _("Public figures"), "",
-             _("No personal data. Counts under 5 are shown as <5; units with fewer than 10 cases "
-               "are grouped."), ""]
+    lines = ["# " + _("Public figures, all time"), "", stats_legend(), ""]
     for dimension, rows in stats.items():
         if not rows:
             continue
-        lines.append(f"## {dimension}")
+        lines.append("## " + label(DIMENSION_TITLES, dimension))
         header = list(rows[0].keys())
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + " --- |" * len(header))
         for row in rows:
-            lines.append("| " + " | ".join("—" if row[h] is None else str(row[h]) for h in header) + " |")
+            cells = [row_name(dimension, row) if h == dimension else "—" if row[h] is None else str(row[h])
+                     for h in header]
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -296,10 +378,11 @@ async def cli_report(settings: Settings, args: argparse.Namespace) -> int:
     db, reports = await _open(settings)
     try:
         with use_locale(settings.default_language):
-            report = await reports.report(period, None, datetime.now(UTC))
+            now = datetime.now(UTC)
+            report = await reports.report(period, None, now, fairness=period.kind == "month")
             print(render_report(report, html=False))
-            if period.kind == "month":
-                print("\n".join(fairness_lines(await reports.public(datetime.now(UTC)), html=False)))
+            if report.fairness is not None:
+                print("\n".join(fairness_lines(report.fairness, period, html=False)))
             if args.charts:
                 folder = Path(args.charts)
                 folder.mkdir(parents=True, exist_ok=True)
@@ -324,7 +407,8 @@ async def cli_export(settings: Settings, args: argparse.Namespace) -> int:
     db, reports = await _open(settings)
     shown: list[int] = []
     try:
-        out, counts = await stream_export(reports, path, period, None, personal, shown=shown)
+        out, counts = await stream_export(reports, path, period, None, personal, now=datetime.now(UTC),
+                                          shown=shown)
         await access.record(db, access.CLI, shown, access.VIA_EXPORT, datetime.now(UTC))
     finally:
         await db.close()
@@ -335,25 +419,35 @@ async def cli_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def stream_export(reports: ReportService, path: Path, period: Period | None,
-                        scope: set[int] | None, personal: bool, *, shown: list[int] | None = None,
-                        ) -> tuple[TableWriter, dict[str, int]]:
+                        scope: set[int] | None, personal: bool, *, now: datetime,
+                        shown: list[int] | None = None) -> tuple[TableWriter, dict[str, int]]:
     """The cases sheet and the events sheet, written as read, a batch at a time: exports of any
-    size in little memory. Returns the writer, still to be closed (``close`` saves an XLSX), and
-    the rows written per sheet. On an error nothing is saved. With personal data, ``shown``
-    gets the number of each case written (for the access log: bot/domain/access.py)."""
+    size in little memory. With a period, the cases its report counts (``export_cases``) and
+    their events. Returns the writer, still to be closed (``close`` saves an XLSX), and the rows
+    written per sheet. On an error nothing is saved. With personal data, ``shown`` gets the
+    number of each case written (for the access log: bot/domain/access.py)."""
     counts = {"cases": 0, "events": 0}
+    exported = array("q")  # the numbers of the cases written, ascending: 8 bytes a case
     out = TableWriter(path)
     try:
-        case_header, event_header = reports.export_headers(personal)
-        for title, header, rows in (("cases", case_header, reports.export_cases(period, scope, personal)),
-                                    ("events", event_header, reports.export_events(period, scope, personal))):
-            append = out.sheet(title, header)
-            async with aclosing(rows):  # on an error, its cursor is closed before the database
-                async for row in rows:
-                    append(row)
-                    counts[title] += 1
-                    if personal and shown is not None and title == "cases":
-                        shown.append(int(str(row[0])))
+        case_header, event_header = reports.export_headers(personal, period)
+        append = out.sheet("cases", case_header)
+        cases = reports.export_cases(period, scope, personal, now)
+        async with aclosing(cases):  # on an error, its cursors are closed before the database
+            async for row in cases:
+                append(row)
+                counts["cases"] += 1
+                number = int(str(row[0]))
+                if period is not None:
+                    exported.append(number)
+                if personal and shown is not None:
+                    shown.append(number)
+        append = out.sheet("events", event_header)
+        events = reports.export_events(exported if period is not None else None, scope, personal)
+        async with aclosing(events):
+            async for row in events:
+                append(row)
+                counts["events"] += 1
     except BaseException:
         out.abort()
         raise

@@ -253,7 +253,7 @@ async def test_khmer_digits_work_as_ascii_ones(world: Bot) -> None:
     m = await world.say(world.admin, chat, "/case #១")
     assert world.texts_since(m)[0].startswith("<b>#1</b>")
     m = await world.say(world.admin, chat, "/report ២០២៦-q៤")  # a quarter: no charts to draw
-    assert world.texts_since(m)[0].startswith("<b>Report for 2026-Q4</b>")
+    assert world.texts_since(m)[0].startswith("<b>Report for Q4 2026</b>")
     m = await world.say(world.admin, chat, "/due ១ ២០២៦-១២-៣១")
     assert "New deadline for #1: 31 Dec 2026." in " ".join(world.texts_since(m))
 

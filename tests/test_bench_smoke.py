@@ -81,18 +81,20 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
 
     report, report_rss = named("Report for")
     export, export_rss = named("Export --format xlsx")
+    period_export, period_rss = named("Export --period")
     for n in (400, 800):  # the reference (the smallest size) and the measured size, both run
         assert report.data["report"][n]["seconds"] > 0 and report.data["report"][n]["maxrss_kib"] > 0
         assert report.data["report"][n]["charts"] == ["open-ages.png", "received-closed.png"]
         assert report.data["report"][n]["chart_bytes"] > 0 and report.data["report"][n]["received"] > 0
         assert export.data["export"][n]["cases"] == n and export.data["export"][n]["events"] > n
         assert export.data["export"][n]["bytes"] > 0 and export.data["export"][n]["maxrss_kib"] > 0
+        assert 0 < period_export.data["period_export"][n]["cases"] < n  # the year's, not everything
     assert report.reference.endswith("at 400") and report_rss.value.endswith("MB")
-    assert export.ratio != "—" and export_rss.value.endswith("MB")
+    assert export.ratio != "—" and export_rss.value.endswith("MB") and period_rss.value.endswith("MB")
     backlog_run, none_due = named("Reminder run")
     assert backlog_run.data["messages"] == backlog_run.data["chats"] and none_due.data["handled"] == 30
 
-    assert len(figures) == 2 + 2 + 1 + 6 + 6 + 4 + 3 + 4 + 4 and len(BENCHMARKS) == 8
+    assert len(figures) == 2 + 2 + 1 + 6 + 6 + 4 + 3 + 4 + 6 and len(BENCHMARKS) == 8
 
 
 def test_the_backlog_reminder_run_at_a_tiny_size(tmp_path: Path) -> None:

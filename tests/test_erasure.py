@@ -71,7 +71,18 @@ async def figures(domain: Domain, clock: Clock) -> tuple[Any, ...]:
     reports = ReportService(domain.db, domain.units, domain.settings.tz)
     at = clock().replace(year=2027, month=1, day=1)
     return (await reports.report(parse_period("2026-11", domain.settings.tz), None, at),
-            await reports.public(at), list(await reports.facts(None)))
+            await reports.public(at), [facts(h) async for h in reports.histories(None)])
+
+
+def facts(h: Any) -> tuple[Any, ...]:
+    """A case's facts for the figures: where, what, when, and its states as they changed (an
+    erasure is an event, but changes no status, deadline or unit)."""
+    changes = []
+    for state in h.states:
+        key = (state.status, state.due, state.unit_id, state.bouncing)
+        if not changes or changes[-1][1:] != key:
+            changes.append((state.since, *key))
+    return (h.id, h.unit_id, h.place_unit_id, h.category, h.received_at, tuple(changes))
 
 
 def everything(path: Path) -> str:

@@ -235,7 +235,8 @@ async def test_reports_and_public_figures_carry_no_case_text(domain: Domain, clo
     now = clock()
     month = parse_period(now.astimezone(domain.settings.tz).strftime("%Y-%m"), domain.settings.tz)
     public = await reports.public(now)
-    texts = [render_report(await reports.report(month, None, now)), *fairness_lines(public),
+    texts = [render_report(await reports.report(month, None, now)), *fairness_lines(public, None),
+             *fairness_lines(await reports.fairness(month, None, now), month),
              stats_markdown(public), json.dumps(public, ensure_ascii=False)]
     assert await cli_stats(domain.settings, argparse.Namespace(format="json")) == 0
     assert await cli_stats(domain.settings, argparse.Namespace(format="md")) == 0
@@ -251,6 +252,6 @@ async def test_stats_and_report_in_telegram_carry_no_case_text(bot: Bot) -> None
     m = await bot.say(bot.stranger, bot.private(bot.stranger), "/stats")
     m2 = await bot.say(bot.wg, bot.private(bot.wg), "/report 2026-11")
     text = "\n".join([*bot.texts_since(m), *bot.texts_since(m2)])
-    assert "Public figures" in text and "Of the 1 requests" in text
+    assert "Public figures" in text and "Of the 1 requests" in text, text
     for secret in ("Chan", "Lina", "099", "Bridge"):
         assert secret not in text

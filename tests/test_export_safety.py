@@ -1,5 +1,7 @@
 """Exports are opened in spreadsheet apps: citizens' text must never become a live formula (OWASP
-"CSV injection"), and no character in it may break the XLSX."""
+"CSV injection"), and no character in it may break the XLSX. In XLSX, text is a text cell marked
+"quote prefix" (shown as written, no visible apostrophe, still text when edited); in CSV it gets a
+leading apostrophe."""
 
 from __future__ import annotations
 
@@ -46,15 +48,17 @@ async def test_xlsx_export_has_no_formulas_and_no_control_characters(
                 assert cell.data_type != "f", (ws.title, cell.coordinate, cell.value)
     header, case = ([c for c in row] for row in wb["cases"].iter_rows(max_row=2))
     cell = dict(zip((h.value for h in header), case, strict=True))
-    assert cell["summary"].data_type == "s" and cell["summary"].value == "'" + SUMMARY
-    assert cell["citizen_name"].value == "'" + NAME
+    # As written, text cells, marked so that an app keeps them text when they are edited.
+    for column, value in (("summary", SUMMARY), ("citizen_name", NAME), ("citizen_contact", "=1+1")):
+        assert (cell[column].value, cell[column].data_type, cell[column].quotePrefix) == (value, "s", True)
     assert cell["description"].value == "ring bell and stop\nnext\tline"  # line breaks, tabs kept
-    assert cell["citizen_contact"].value == "'=1+1"  # control characters first: still escaped
+    assert not cell["description"].quotePrefix  # only what could be read as a formula is marked
     assert cell["case"].data_type == "n" and cell["reopen_count"].value == 0  # our numbers stay numbers
+    assert cell["received_at"].is_date and cell["received_at"].number_format == "yyyy-mm-dd hh:mm"
     events = [dict(zip(next(wb["events"].iter_rows(values_only=True)), r, strict=True))
               for r in wb["events"].iter_rows(min_row=2, values_only=True)]
     note = next(e for e in events if e["action"] == "note")
-    assert note["note"] == "'" + NOTE and note["actor"] == "'" + ACTOR
+    assert note["note"] == NOTE and note["actor"] == ACTOR
 
 
 async def test_csv_export_escapes_formulas(domain: Domain, clock: Clock, tmp_path: Path) -> None:
@@ -75,19 +79,34 @@ async def test_csv_export_escapes_formulas(domain: Domain, clock: Clock, tmp_pat
 def test_only_text_is_escaped_numbers_and_dates_stay(tmp_path: Path) -> None:
     when = datetime(2026, 4, 1, 9, 30, tzinfo=UTC).replace(tzinfo=None)
     for starts in "=+-@\t\r":
-        assert spreadsheet_text(starts + "1", xlsx=False) == "'" + starts + "1"
-    assert spreadsheet_text("Road flooded", xlsx=True) == "Road flooded"
-    assert spreadsheet_text("a = b - c", xlsx=False) == "a = b - c"  # only the first character counts
-    assert spreadsheet_text("\x1b[31m", xlsx=True) == "[31m"
+        assert spreadsheet_text(starts + "1") == "'" + starts + "1"
+    assert spreadsheet_text("Road flooded") == "Road flooded"
+    assert spreadsheet_text("a = b - c") == "a = b - c"  # only the first character counts
+    assert spreadsheet_text("\x1b=1") == "'\x1b=1"  # control characters first: still escaped
     path = tmp_path / "t.xlsx"
     out = TableWriter(path)
-    out.sheet("t", ["n", "x", "when", "text"])([-5, -1.5, when, "-5"])
+    out.sheet("t", ["n", "x", "when", "text", "flag"])([-5, -1.5, when, "-5", True])
     out.close()
     [row] = load_workbook(path)["t"].iter_rows(min_row=2)
-    assert [c.value for c in row] == [-5, -1.5, when, "'-5"]
-    assert [c.data_type for c in row] == ["n", "n", "d", "s"]
+    assert [c.value for c in row] == [-5, -1.5, when, "-5", True]
+    assert [c.data_type for c in row] == ["n", "n", "d", "s", "b"]
+    assert [c.quotePrefix for c in row] == [False, False, False, True, False]
     csv_path = tmp_path / "t.csv"
     out = TableWriter(csv_path)
-    out.sheet("t", ["n", "text"])([-5, "-5"])
+    out.sheet("t", ["n", "text", "when"])([-5, "-5", when])
     out.close()
-    assert csv_path.read_text(encoding="utf-8-sig").splitlines()[1] == "-5,'-5"
+    assert csv_path.read_text(encoding="utf-8-sig").splitlines()[1] == "-5,'-5,2026-04-01 09:30"
+
+
+def test_an_aborted_xlsx_leaves_no_file(tmp_path: Path) -> None:
+    """An export that fails half-way leaves nothing that looks like a workbook."""
+    path = tmp_path / "half.xlsx"
+    out = TableWriter(path)
+    append = out.sheet("cases", ["n"])
+    for n in range(1000):
+        append([n])
+    assert path.exists()
+    out.abort()
+    assert not path.exists()
+    TableWriter(tmp_path / "never.xlsx").abort()  # nothing started: nothing to remove
+    assert not (tmp_path / "never.xlsx").exists()

@@ -32,7 +32,9 @@ def files_sent(bot: Bot, m: int, chat_id: int | None = MLM_CHAT) -> list[str]:
 
 
 async def forward_events(bot: Bot, n: int) -> list[dict[str, Any]]:
-    return [e.data for e in await bot.services.cases.history(n) if e.action == "forward"]
+    """What each forward recorded (less the deadline it set, which every step records)."""
+    return [{k: v for k, v in e.data.items() if k != "due"}
+            for e in await bot.services.cases.history(n) if e.action == "forward"]
 
 
 async def decline(bot: Bot, liaison_chat: dict, n: int) -> None:

@@ -97,9 +97,8 @@ async def test_bad_files_get_their_problems(bot: Bot) -> None:
     assert bot.texts_since(m) == ["I cannot read old.csv: the file is not UTF-8 (first at line 2): in Excel, "
                                   "save it as “CSV UTF-8 (Comma delimited)”."]
     m = await send_file(bot, wg, chat, "short.csv", csv_file(row(), header="external_ref,summary"))
-    assert bot.texts_since(m) == ["I cannot read short.csv: missing columns: received_date, source, "
-                                  "category, unit, description, citizen_name, contact, status (in the "
-                                  "header, line 1)."]
+    assert bot.texts_since(m) == ["I cannot read short.csv: missing columns: received_date, category, "
+                                  "unit, citizen_name (in the header, line 1)."]
 
     # Some rows rejected: listed by line, the valid ones offered.
     data = csv_file(row(), row(external_ref="R-2", unit="pp-xx"), row(external_ref="R-3", received_date="<b>"))

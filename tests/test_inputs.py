@@ -179,10 +179,10 @@ def test_excerpt_is_always_valid_html_of_at_most_the_limit(text: str, limit: int
 def test_small_counts_in_the_fairness_lines_are_escaped() -> None:
     row = {"province": "Kep & <Kampot>", "median_days_to_close": None, "share_overdue": None,
            "out_of_order_closes": "<5"}
-    lines = fairness_lines({"province": [row]})
+    lines = fairness_lines({"province": [row]}, None)
     plain, _entities = parse_html("\n".join(lines))
     assert "Kep & <Kampot>: median — days to close, — overdue, <5 closed out of order" in plain
-    assert "<5 closed out of order" in fairness_lines({"province": [row]}, html=False)[1]
+    assert "<5 closed out of order" in fairness_lines({"province": [row]}, None, html=False)[1]
 
 
 def test_plain_text() -> None:

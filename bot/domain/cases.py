@@ -317,6 +317,10 @@ class CaseService(Deadlines, Telling):
                                       category_keys.get(row.category_id), unit_id is not None)
                 step_deadline = due if status in LADDER_STATUSES else None
                 look = self._first_look(step_deadline, now) if step_deadline else None
+                # The deadline it was under while open (for the figures: bot/domain/history.py).
+                finished = status in (Status.RESOLVED, Status.CLOSED)
+                open_due = None if unit_id is None else self.policy.resolve_due(
+                    row.received_at, "normal", category_keys.get(row.category_id))
                 cur = await conn.execute(
                     "INSERT INTO cases(status, source, received_at, created_at, updated_at, category_id,"
                     " place_unit_id, unit_id, summary, description, citizen_name, citizen_contact,"
@@ -334,8 +338,11 @@ class CaseService(Deadlines, Telling):
                      to_db(look) if look else None))
                 case_id = cur.lastrowid
                 assert case_id is not None
+                # Its past, for the figures (bot/domain/history.py): the deadline it was under
+                # while open, counted from its receipt, and when it was resolved.
                 self._event(conn, case_id, actor, Action.IMPORT, None, status, "", now,
-                            {"external_ref": row.external_ref})
+                            {"external_ref": row.external_ref, "due": to_db(open_due) if open_due else None,
+                             "resolved": to_db(row.resolved_at) if finished and row.resolved_at else None})
                 created.append(case_id)
         return created, skipped
 
@@ -403,6 +410,9 @@ class CaseService(Deadlines, Telling):
             if action not in KEEPS_VERSION:
                 step.updates["version"] = case.version + 1
                 self._reschedule(step)
+                # The deadline in force from now on: the figures of past periods read it
+                # (bot/domain/history.py), since a case's deadline changes and is cleared.
+                step.data["due"] = step.updates.get("due_at", to_db(case.due_at) if case.due_at else None)
             step.updates["updated_at"] = to_db(now)
             sets = ", ".join(f"{k} = ?" for k in step.updates)
             conn.add(f"UPDATE cases SET {sets} WHERE id = ?", [*step.updates.values(), case_id])

@@ -18,8 +18,17 @@ from bot.domain.errors import DomainError, Forbidden, Invalid
 from bot.domain.reports import Period, ReportService, parse_period
 from bot.domain.rules import GLOBAL_ROLES, Role
 from bot.handlers.common import Context, UsageError, access_log, actor, now, refuse, reply, svc
-from bot.i18n import N_, _
-from bot.reporting import charts, fairness_lines, render_report, stream_export
+from bot.i18n import N_, _, label
+from bot.reporting import (
+    DIMENSION_TITLES,
+    charts,
+    fairness_lines,
+    period_name,
+    render_report,
+    row_name,
+    stats_legend,
+    stream_export,
+)
 
 REPORT_USAGE = N_("/report [YYYY-MM | YYYY-Qn | YYYY]")
 EXPORT_USAGE = N_("/export [YYYY-MM | YYYY-Qn | YYYY] [nopd]")
@@ -71,15 +80,15 @@ async def report(update: Update, context: Context) -> None:
         await refuse(update, exc)
         return
     reports = _reports(context)
-    result = await reports.report(period, scope, now(context))
+    result = await reports.report(period, scope, now(context), fairness=period.kind == "month")
     text = render_report(result)
-    if period.kind == "month":
-        text += "\n\n" + "\n".join(fairness_lines(await reports.public(now(context))))
+    if result.fairness is not None:
+        text += "\n\n" + "\n".join(fairness_lines(result.fairness, period))
     await reply(update, text)
     chat = update.effective_chat
     if period.kind == "month" and chat is not None:
         for name, png in charts(result):
-            await chat.send_photo(InputFile(io.BytesIO(png), filename=name), caption=period.label)
+            await chat.send_photo(InputFile(io.BytesIO(png), filename=name), caption=period_name(period))
 
 
 async def export(update: Update, context: Context) -> None:
@@ -106,7 +115,7 @@ async def export(update: Update, context: Context) -> None:
         path = Path(tmp) / f"casebot-{label}.xlsx"
         shown: list[int] = []
         out, counts = await stream_export(_reports(context), path, period, scope, personal,
-                                          shown=shown)
+                                          now=now(context), shown=shown)
         await asyncio.to_thread(out.close)  # saving a large workbook takes a while: not on the loop
         # Each case with personal data in the file: recorded before the file is handed over.
         services = svc(context)
@@ -123,13 +132,12 @@ async def export(update: Update, context: Context) -> None:
 async def stats(update: Update, context: Context) -> None:
     """The public view: anyone may ask, nothing in it identifies a citizen."""
     figures = await _reports(context).public(now(context))
-    titles = {"month": _("By month"), "province": _("By province"), "category": _("By category")}
-    lines = [_("<b>Public figures</b> (counts under 5 shown as &lt;5)")]
+    lines = ["<b>" + _("Public figures, all time") + "</b>", escape(stats_legend())]
     for dimension, rows in figures.items():
         lines.append("")
-        lines.append("<b>" + titles[dimension] + "</b>")
+        lines.append("<b>" + label(DIMENSION_TITLES, dimension) + "</b>")
         for row in rows:
-            line = escape(str(row[dimension])) + ": " + _(
+            line = escape(row_name(dimension, row)) + ": " + _(
                 "received {received} · closed {closed} · in progress {in_progress} · "
                 "forwarded {forwarded}").format(**{k: escape(str(row[k])) for k in (  # "<5"
                     "received", "closed", "in_progress", "forwarded")})
