@@ -16,16 +16,16 @@ from bot.handlers.common import (
     access_log,
     actor,
     case_arg,
-    edit_text,
     now,
+    page_buttons,
     refuse,
-    reply,
+    show_page,
     stale_button,
     svc,
 )
 from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _, label
-from bot.render import cut, keyboard, when
+from bot.render import cut, when
 
 ACCESSLOG_USAGE = N_("/accesslog <case>")
 NAME_MAX = 60
@@ -65,19 +65,9 @@ async def _show(update: Update, context: Context, case_id: int, page: int) -> No
         lines = [head + " — " + _("page {p}/{n}, {total} in all").format(
             p=page + 1, n=pages, total=total)]
         lines += [access_line(a, services.settings.tz) for a in rows]
-        nav = []
-        if page > 0:
-            nav.append((_("‹ Prev"), f"al:{case_id}:{page - 1}"))
-        if page < pages - 1:
-            nav.append((_("Next ›"), f"al:{case_id}:{page + 1}"))
-        buttons = [nav] if nav else None
+        buttons = page_buttons(lambda n: f"al:{case_id}:{n}", page, pages)
         text = "\n".join(lines)
-    query = update.callback_query
-    if query is not None:
-        await query.answer()
-        await edit_text(query, text, reply_markup=keyboard(buttons))
-    else:
-        await reply(update, text, buttons)
+    await show_page(update, text, buttons)
 
 
 async def accesslog(update: Update, context: Context) -> None:

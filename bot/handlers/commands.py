@@ -22,18 +22,19 @@ from bot.handlers.common import (
     access_log,
     actor,
     case_arg,
-    edit_text,
     now,
+    page_buttons,
     person_arg,
     refuse,
     reply,
+    show_page,
     stale_button,
     svc,
 )
 from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _
 from bot.inputs import excerpt, parse_date
-from bot.render import card_action_data, card_text, history_lines, keyboard, list_line, status_label
+from bot.render import card_action_data, card_text, history_lines, list_line, status_label
 
 ASSIGN_USAGE = N_("/assign <case> <unit-key> [@official]")
 STATUS_USAGE = N_("/status <case> <in_progress|waiting_info> [note]")
@@ -335,18 +336,8 @@ async def _list(update: Update, context: Context, page: int, overdue: bool) -> N
         lines.append(_("/case &lt;number&gt; shows one."))
         text = "\n".join(lines)
         prefix = "od" if overdue else "mc"
-        nav = []
-        if page > 0:
-            nav.append((_("‹ Prev"), f"{prefix}:{page - 1}"))
-        if page < pages - 1:
-            nav.append((_("Next ›"), f"{prefix}:{page + 1}"))
-        buttons = [nav] if nav else None
-    query = update.callback_query
-    if query is not None:
-        await query.answer()
-        await edit_text(query, text, reply_markup=keyboard(buttons))
-    else:
-        await reply(update, text, buttons)
+        buttons = page_buttons(lambda n: f"{prefix}:{n}", page, pages)
+    await show_page(update, text, buttons)
 
 
 async def mycases(update: Update, context: Context) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from html import escape
 
@@ -131,3 +132,23 @@ async def drop_buttons(query: CallbackQuery) -> None:
     except BadRequest as exc:
         if not _not_modified(exc):
             raise
+
+
+def page_buttons(data: Callable[[int], str], page: int, pages: int) -> Buttons | None:
+    """‹ Prev / Next › under a page of a list; ``data(n)``: the callback data of page n."""
+    nav = []
+    if page > 0:
+        nav.append((_("‹ Prev"), data(page - 1)))
+    if page < pages - 1:
+        nav.append((_("Next ›"), data(page + 1)))
+    return [nav] if nav else None
+
+
+async def show_page(update: Update, text: str, buttons: Buttons | None) -> None:
+    """A page of a list: edited in place under a pressed ‹ › button, else sent as a reply."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer()
+        await edit_text(query, text, reply_markup=keyboard(buttons))
+    else:
+        await reply(update, text, buttons)
