@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import logging
 import math
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.config import (
     TOKEN_ENV,
@@ -176,8 +179,7 @@ async def _inbox(settings: Settings, retry: int | None) -> int:
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
-    settings = _offline(args)
-    return 2 if settings is None else asyncio.run(_inbox(settings, args.retry))
+    return _offline_run(args, lambda settings: _inbox(settings, args.retry))
 
 
 def _offline(args: argparse.Namespace) -> Settings | None:
@@ -189,34 +191,40 @@ def _offline(args: argparse.Namespace) -> Settings | None:
         return None
 
 
+def _offline_run(args: argparse.Namespace, call: Callable[[Settings], Any]) -> int:
+    """A command that works on the database without Telegram: ``call`` with the settings (a
+    coroutine is run to its end); 2 when the config is bad (one line says why)."""
+    settings = _offline(args)
+    if settings is None:
+        return 2
+    result = call(settings)
+    return int(asyncio.run(result) if inspect.iscoroutine(result) else result)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from bot.importer import cli_import, write_template
 
     if args.template:
         return write_template(args.file)
-    settings = _offline(args)
-    return 2 if settings is None else asyncio.run(cli_import(settings, args))
+    return _offline_run(args, lambda settings: cli_import(settings, args))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bot.reporting import cli_report
 
-    settings = _offline(args)
-    return 2 if settings is None else asyncio.run(cli_report(settings, args))
+    return _offline_run(args, lambda settings: cli_report(settings, args))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from bot.reporting import cli_export
 
-    settings = _offline(args)
-    return 2 if settings is None else asyncio.run(cli_export(settings, args))
+    return _offline_run(args, lambda settings: cli_export(settings, args))
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from bot.reporting import cli_stats
 
-    settings = _offline(args)
-    return 2 if settings is None else asyncio.run(cli_stats(settings, args))
+    return _offline_run(args, lambda settings: cli_stats(settings, args))
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -224,8 +232,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     from bot.backup import cli_backup
 
-    settings = _offline(args)
-    return 2 if settings is None else cli_backup(settings, Path(args.dest))
+    return _offline_run(args, lambda settings: cli_backup(settings, Path(args.dest)))
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -233,29 +240,25 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     from bot.backup import cli_restore
 
-    settings = _offline(args)
-    return 2 if settings is None else cli_restore(settings, Path(args.backup), force=args.force)
+    return _offline_run(args, lambda settings: cli_restore(settings, Path(args.backup), force=args.force))
 
 
 def cmd_accesslog(args: argparse.Namespace) -> int:
     from bot.accesslog import cli_accesslog
 
-    settings = _offline(args)
-    return 2 if settings is None else asyncio.run(cli_accesslog(settings, args))
+    return _offline_run(args, lambda settings: cli_accesslog(settings, args))
 
 
 def cmd_verify_audit(args: argparse.Namespace) -> int:
     from bot.audit_cli import cli_verify_audit
 
-    settings = _offline(args)
-    return 2 if settings is None else asyncio.run(cli_verify_audit(settings, args))
+    return _offline_run(args, lambda settings: cli_verify_audit(settings, args))
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
     from bot.audit_cli import cli_erase
 
-    settings = _offline(args)
-    return 2 if settings is None else asyncio.run(cli_erase(settings, args))
+    return _offline_run(args, lambda settings: cli_erase(settings, args))
 
 
 def _seconds(text: str) -> float:
