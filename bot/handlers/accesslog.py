@@ -15,15 +15,14 @@ from bot.handlers.common import (
     UsageError,
     access_log,
     actor,
+    button_ids,
     case_arg,
     now,
     page_buttons,
     refuse,
     show_page,
-    stale_button,
     svc,
 )
-from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _, label
 from bot.render import cut, when
 
@@ -82,11 +81,8 @@ async def accesslog(update: Update, context: Context) -> None:
 
 async def page(update: Update, context: Context) -> None:
     """``al:<case>:<page>``: another page (the rights are checked again)."""
-    query = update.callback_query
-    assert query is not None
-    ids = parse_ids(query.data or "", 2)
+    ids = await button_ids(update, 2)
     if ids is None:
-        await stale_button(update)
         return
     try:
         await _show(update, context, ids[0], ids[1])

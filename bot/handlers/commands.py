@@ -21,6 +21,7 @@ from bot.handlers.common import (
     UsageError,
     access_log,
     actor,
+    button_ids,
     case_arg,
     now,
     page_buttons,
@@ -28,10 +29,8 @@ from bot.handlers.common import (
     refuse,
     reply,
     show_page,
-    stale_button,
     svc,
 )
-from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _
 from bot.inputs import excerpt, parse_date
 from bot.render import card_action_data, card_text, history_lines, list_line, status_label
@@ -351,9 +350,8 @@ async def overdue(update: Update, context: Context) -> None:
 async def page(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
-    ids = parse_ids(query.data or "", 1)
+    ids = await button_ids(update, 1)
     if ids is None:
-        await stale_button(update)
         return
     await _list(update, context, ids[0], overdue=(query.data or "").startswith("od:"))
 

@@ -102,6 +102,18 @@ def is_private(update: Update) -> bool:
     return chat is not None and chat.type == "private"
 
 
+async def button_ids(update: Update, count: int) -> list[int] | None:
+    """The ids a pressed button carries (bot/handlers/pickers.py ``parse_ids``); None, the press
+    answered as a stale button, when the data is forged or malformed."""
+    from bot.handlers.pickers import parse_ids
+
+    query = update.callback_query
+    ids = parse_ids(query.data or "", count) if query is not None else None
+    if ids is None:
+        await stale_button(update)
+    return ids
+
+
 async def stale_button(update: Update) -> None:
     """A press on an old, expired or forged button: one sentence, nothing changes."""
     if update.callback_query is not None:

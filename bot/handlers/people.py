@@ -16,16 +16,15 @@ from bot.handlers.common import (
     Context,
     UsageError,
     actor,
+    button_ids,
     drop_buttons,
     is_private,
     now,
     person_arg,
     refuse,
     reply,
-    stale_button,
     svc,
 )
-from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _, label
 from bot.render import when
 
@@ -84,9 +83,8 @@ async def invites(update: Update, context: Context) -> None:
 async def withdraw(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
-    ids = parse_ids(query.data or "", 1)
+    ids = await button_ids(update, 1)
     if ids is None:
-        await stale_button(update)
         return
     try:
         await svc(context).people.withdraw_invitation(actor(update).tg_id, ids[0], now(context))

@@ -17,13 +17,12 @@ from bot.handlers.common import (
     UsageError,
     access_log,
     actor,
+    button_ids,
     now,
     refuse,
     reply,
-    stale_button,
     svc,
 )
-from bot.handlers.pickers import parse_ids
 from bot.i18n import N_, _
 from bot.inputs import excerpt
 from bot.render import list_line
@@ -80,11 +79,8 @@ async def search(update: Update, context: Context) -> None:
 
 async def open_case(update: Update, context: Context) -> None:
     """``sc:<case>``: a search result's button: the case as /case shows it (rights re-checked)."""
-    query = update.callback_query
-    assert query is not None
-    ids = parse_ids(query.data or "", 1)
+    ids = await button_ids(update, 1)
     if ids is None:
-        await stale_button(update)
         return
     try:
         await show_case(update, context, ids[0])
