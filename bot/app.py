@@ -20,9 +20,11 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaul
 from bot.config import Settings
 from bot.db import Database
 from bot.domain.cases import CaseService
+from bot.domain.citizens import CitizenStore
 from bot.domain.digest import DigestService
 from bot.domain.outbox import OutboxStore
 from bot.domain.people import PeopleService
+from bot.domain.requests import RequestService
 from bot.domain.rules import Role
 from bot.domain.units import UnitService
 from bot.i18n import _, use_locale
@@ -50,6 +52,8 @@ class Services:
     sender: OutboxSender
     clock: Clock
     digests: DigestService
+    citizens: CitizenStore
+    requests: RequestService
 
 
 def bot_api_request(settings: Settings, connections: int = 256) -> AiohttpRequest:
@@ -113,7 +117,9 @@ async def open_services(settings: Settings, app: Application, clock: Clock, db: 
     sender = OutboxSender(app.bot, store, cases, clock, settings.outbox_interval_seconds)
     cases.on_commit = sender.wake
     digests = DigestService(db, settings, units, people, on_commit=sender.wake)
-    return Services(settings, db, units, people, cases, store, sender, clock, digests)
+    requests = RequestService(db, cases.tell_requests_waiting)
+    return Services(settings, db, units, people, cases, store, sender, clock, digests,
+                    CitizenStore(db), requests)
 
 
 async def _post_init(app: Application) -> None:

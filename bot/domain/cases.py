@@ -113,6 +113,9 @@ class CaseService(Deadlines, Telling):
 
     async def roles(self, actor: Actor, case: CaseView | None) -> frozenset[Role]:
         """The actor's roles relative to a case (None: no case, e.g. creating one)."""
+        if actor.citizen_id is not None:  # a citizen: on their own case, and nothing else
+            own = case is not None and case.citizen_id == actor.citizen_id
+            return frozenset({Role.CITIZEN}) if own else frozenset()
         if actor.tg_id == SYSTEM.tg_id:
             return frozenset({Role.SYSTEM})
         roles: set[Role] = set()
@@ -276,11 +279,13 @@ class CaseService(Deadlines, Telling):
             cur = await conn.execute(
                 "INSERT INTO cases(status, source, received_at, created_at, updated_at,"
                 " category_id, place_unit_id, summary, description, citizen_name,"
-                " citizen_contact, priority, created_by) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " citizen_contact, priority, created_by, citizen_id, request_id)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (Status.NEW, draft.source, to_db(min(received, now)), to_db(now), to_db(now),
                  draft.category_id, draft.place_unit_id, clean(draft.summary, SUMMARY_MAX),
                  clean(draft.description), clean(draft.citizen_name, 200),
-                 clean(draft.citizen_contact, 200), draft.priority, actor.tg_id),
+                 clean(draft.citizen_contact, 200), draft.priority, actor.tg_id,
+                 draft.citizen_id, draft.request_id),
             )
             case_id = cur.lastrowid
             assert case_id is not None
@@ -490,6 +495,15 @@ class CaseService(Deadlines, Telling):
             raise Invalid(_("Say how it ended: confirmed or unreachable."))
         st.updates.update(outcome=st.change.outcome, closed_at=to_db(st.now), due_at=None)
         st.data["outcome"] = st.change.outcome
+        if st.change.outcome == "confirmed":  # by the citizen's own word, or by phone
+            via = "citizen" if Role.CITIZEN in st.roles else "phone"
+            st.updates["confirmed_via"] = via
+            st.data["via"] = via
+
+    async def _do_withdraw(self, st: Step) -> None:
+        st.updates.update(outcome="withdrawn", closed_at=to_db(st.now), due_at=None,
+                          accept_due_at=None, paused_at=None)
+        st.data["outcome"] = "withdrawn"
 
     async def _do_reopen(self, st: Step) -> None:
         case = st.case
@@ -497,7 +511,7 @@ class CaseService(Deadlines, Telling):
         if case.unit_id is None:
             to = Status.NEW
         st.updates.update(status=to, resolved_at=None, resolved_by=None, closed_at=None,
-                          outcome=None, reopen_count=case.reopen_count + 1,
+                          outcome=None, confirmed_via=None, reopen_count=case.reopen_count + 1,
                           due_at=to_db(self._resolve_due(case, st.now)),
                           accept_due_at=to_db(self.policy.accept_due(st.now)) if to is Status.ASSIGNED
                           else None)
@@ -537,6 +551,7 @@ class CaseService(Deadlines, Telling):
         Action.RESOLVE: _do_resolve,
         Action.OUTCOME: _do_resolve,
         Action.VERIFY: _do_verify,
+        Action.WITHDRAW: _do_withdraw,
         Action.REOPEN: _do_reopen,
         Action.MERGE: _do_merge,
         Action.NEED_INFO: Deadlines._do_pause,

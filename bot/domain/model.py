@@ -29,9 +29,18 @@ class Actor:
     tg_id: int
     name: str
     chat_id: int | None = None  # the chat the action came from
+    citizen_id: int | None = None  # a citizen acting on their own case (``citizen_actor``)
 
 
 SYSTEM = Actor(0, "casebot")  # the bot's own jobs act under this name
+# A citizen's events carry this actor id and the name "citizen": no personal data goes into the
+# immutable history, whatever channel they came by.
+CITIZEN_ACTOR_ID = -1
+
+
+def citizen_actor(citizen_id: int) -> Actor:
+    """The citizen ``citizen_id`` acting on their own case (confirming, disputing, answering)."""
+    return Actor(CITIZEN_ACTOR_ID, "citizen", None, citizen_id)
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class Draft:
     citizen_contact: str = ""
     priority: str = "normal"
     attachments: list[AttachmentIn] = field(default_factory=list)
+    citizen_id: int | None = None  # the citizen who asked (a request from Facebook or Telegram)
+    request_id: int | None = None  # the incoming request the case is made of
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,9 @@ class CaseView:
     snoozes: int = 0
     erased_at: datetime | None = None  # the citizen's personal data was erased then
     external_ref: str | None = None  # the old register's reference (imported backlog)
+    citizen_id: int | None = None  # the citizen in the loop (told of milestones, asked to confirm)
+    request_id: int | None = None  # the incoming request it was made of
+    confirmed_via: str | None = None  # citizen | phone: how a confirmed case was verified
 
     @property
     def is_open(self) -> bool:
@@ -243,6 +257,7 @@ def case_view(r: Row) -> CaseView:
         accept_due_at=from_db(r["accept_due_at"]), paused_at=from_db(r["paused_at"]),
         next_action_at=from_db(r["next_action_at"]), reminder_level=r["reminder_level"],
         snoozes=r["snoozes"], erased_at=from_db(r["erased_at"]), external_ref=r["external_ref"],
+        citizen_id=r["citizen_id"], request_id=r["request_id"], confirmed_via=r["confirmed_via"],
     )
 
 

@@ -59,6 +59,8 @@ class Action(StrEnum):
     SNOOZE = "snooze"              # "Snooze 1 day" under a reminder (reason required)
     HELP = "help"                  # "Ask for help": to the supervisors
     ERASE = "erase"                # the citizen's personal data removed (on request, or retention)
+    ASK_CITIZEN = "ask_citizen"    # the working group passes the unit's question to the citizen
+    WITHDRAW = "withdraw"          # the citizen no longer wants it: closed, outcome "withdrawn"
 
 
 class Role(StrEnum):
@@ -68,6 +70,7 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"        # of that unit or a unit above it
     LIAISON = "liaison"              # of the external institution the case is with
     SYSTEM = "system"                # the bot's own jobs (reminders, escalations)
+    CITIZEN = "citizen"              # the person who asked, on their own case only
 
 
 GLOBAL_ROLES = frozenset({Role.ADMIN, Role.WORKING_GROUP})  # held without a unit
@@ -102,10 +105,12 @@ TRANSITIONS: dict[Action, tuple[frozenset[Status], Status | None]] = {
     Action.SNOOZE:       (UNFINISHED_STATUSES,                         None),
     Action.HELP:         (UNFINISHED_STATUSES,                         None),
     Action.ERASE:        (ALL_STATUSES,                                None),
+    Action.ASK_CITIZEN:  (frozenset({S.WAITING_INFO}),                 None),
+    Action.WITHDRAW:     (OPEN_STATUSES | {S.RESOLVED},                S.CLOSED),
 }
 # Actions that leave the card's buttons valid (they change no status).
 KEEPS_VERSION = frozenset({Action.NOTE, Action.WARN, Action.REMIND, Action.ESCALATE, Action.SNOOZE,
-                           Action.HELP, Action.ERASE})
+                           Action.HELP, Action.ERASE, Action.ASK_CITIZEN})
 HANDOFFS = frozenset({Action.FORWARD, Action.DECLINE, Action.RETURN})  # counted towards "bouncing"
 
 R = Role
@@ -116,7 +121,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.ASSIGN:       frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR}),  # supervisor: own subtree
     Action.ACCEPT:       frozenset({R.ADMIN, R.OFFICIAL}),
     Action.NEED_INFO:    frozenset({R.ADMIN, R.OFFICIAL}),
-    Action.PROVIDE_INFO: frozenset({R.ADMIN, R.WORKING_GROUP}),
+    Action.PROVIDE_INFO: frozenset({R.ADMIN, R.WORKING_GROUP, R.CITIZEN}),
     Action.RESUME:       frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL}),
     Action.RETURN:       frozenset({R.ADMIN, R.OFFICIAL}),
     Action.FORWARD:      frozenset({R.ADMIN, R.WORKING_GROUP}),
@@ -124,8 +129,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.DECLINE:      frozenset({R.ADMIN, R.LIAISON}),
     Action.OUTCOME:      frozenset({R.ADMIN, R.WORKING_GROUP}),
     Action.RESOLVE:      frozenset({R.ADMIN, R.OFFICIAL, R.LIAISON}),
-    Action.VERIFY:       frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR}),  # never the resolver
-    Action.REOPEN:       frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR}),  # never the resolver
+    Action.VERIFY:       frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR, R.CITIZEN}),  # never the resolver
+    Action.REOPEN:       frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR, R.CITIZEN}),  # never the resolver
     Action.MERGE:        frozenset({R.ADMIN, R.WORKING_GROUP}),
     Action.NOTE:         frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVISOR, R.LIAISON}),
     Action.SET_DUE:      frozenset({R.ADMIN, R.WORKING_GROUP}),
@@ -134,7 +139,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.ESCALATE:     frozenset({R.SYSTEM}),
     Action.SNOOZE:       frozenset({R.ADMIN, R.OFFICIAL, R.LIAISON}),
     Action.HELP:         frozenset({R.ADMIN, R.OFFICIAL, R.LIAISON}),
-    Action.ERASE:        frozenset({R.ADMIN, R.SYSTEM}),  # SYSTEM: the command line, the retention period
+    Action.ERASE:        frozenset({R.ADMIN, R.SYSTEM, R.CITIZEN}),  # SYSTEM: the CLI, retention
+    Action.ASK_CITIZEN:  frozenset({R.ADMIN, R.WORKING_GROUP}),
+    Action.WITHDRAW:     frozenset({R.ADMIN, R.WORKING_GROUP, R.CITIZEN}),  # WG: said by phone
 }
 NOT_BY_RESOLVER = frozenset({Action.VERIFY, Action.REOPEN})  # a second person verifies
 # Reading a case (/case, lists, exports) and seeing the citizen's name and contact.
@@ -144,7 +151,7 @@ SEES_PERSONAL_DATA = frozenset({R.ADMIN, R.WORKING_GROUP, R.OFFICIAL, R.SUPERVIS
 # People: which roles a role may hand out by invitation (and take back), and where.
 #   "any": any unit (or none); "subtree": only at or below a unit the inviter supervises.
 INVITES: dict[Role, tuple[frozenset[Role], str]] = {
-    R.ADMIN:      (frozenset(Role) - {R.SYSTEM}, "any"),
+    R.ADMIN:      (frozenset(Role) - {R.SYSTEM, R.CITIZEN}, "any"),
     R.SUPERVISOR: (frozenset({R.OFFICIAL}), "subtree"),
 }
 SEES_PEOPLE = frozenset({R.ADMIN, R.WORKING_GROUP, R.SUPERVISOR})  # /people (supervisors: subtree)
@@ -168,6 +175,7 @@ REQUIRED_TEXT: dict[Action, int] = {
 }
 
 OUTCOMES = ("confirmed", "unreachable")              # how a verified case is closed
+CONFIRMED_VIA = ("citizen", "phone")                 # confirmed by the citizen themself, or by phone
 FORWARD_CHANNELS = ("telegram", "letter", "phone", "email", "in_person")
 
 # The Khmer words typed for a command's keywords (a Khmer keyboard has no "in_progress"): the
@@ -368,6 +376,7 @@ ROLE_LABELS: dict[Role, str] = {
     R.SUPERVISOR: N_("supervisor"),
     R.LIAISON: N_("liaison"),
     R.SYSTEM: N_("casebot"),
+    R.CITIZEN: N_("citizen"),
 }
 
 STATUS_LABELS: dict[Status, str] = {
@@ -386,6 +395,7 @@ OUTCOME_LABELS: dict[str, str] = {
     "confirmed": N_("closed, citizen confirmed"),
     "unreachable": N_("closed, citizen could not be reached"),
     "merged": N_("merged as a duplicate"),
+    "withdrawn": N_("withdrawn by the citizen"),
 }
 
 ACTION_LABELS: dict[Action, str] = {
@@ -413,6 +423,8 @@ ACTION_LABELS: dict[Action, str] = {
     Action.SNOOZE: N_("reminders snoozed for a day"),
     Action.HELP: N_("asked the supervisors for help"),
     Action.ERASE: N_("personal data erased"),
+    Action.ASK_CITIZEN: N_("question passed to the citizen"),
+    Action.WITHDRAW: N_("withdrawn by the citizen"),
 }
 
 # What someone tried, in /refusals (the codes recorded with a refused attempt).
@@ -439,6 +451,8 @@ ATTEMPT_LABELS: dict[str, str] = {
     Action.ESCALATE: N_("escalate"),
     Action.SNOOZE: N_("snooze reminders"),
     Action.HELP: N_("ask for help"),
+    Action.ASK_CITIZEN: N_("pass a question to the citizen"),
+    Action.WITHDRAW: N_("withdraw a request"),
     "read": N_("read a case"),
     "digest": N_("see a digest"),
     "accesslog": N_("see who saw personal data"),

@@ -7,6 +7,7 @@ A part of ``CaseService`` (bot/domain/cases.py), which calls ``_notify`` inside 
 
 
 import html
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 from babel.dates import format_date
 
 from bot.config import Settings
-from bot.db import Database, Tx
+from bot.db import Database, Tx, to_db
 from bot.domain import access, outbox
 from bot.domain.model import (
     SYSTEM,
@@ -28,6 +29,7 @@ from bot.domain.model import (
     files_label,
 )
 from bot.domain.people import PeopleService
+from bot.domain.requests import PING_PAYLOAD
 from bot.domain.rules import (
     ACTION_LABELS,
     CHANNEL_LABELS,
@@ -119,6 +121,16 @@ class Telling:
         self, conn: Tx, make: Callable[[], Message], now: datetime, case_id: int,
     ) -> None:
         await self._send(conn, await self.working_group_chats(), make, now, case_id)
+
+    async def tell_requests_waiting(self, conn: Tx, now: datetime) -> None:
+        """The working group's ping for new requests from citizens (bot/domain/requests.py): one
+        message, marked so that a burst of requests sends no second one while it waits."""
+        for chat in await self.working_group_chats():
+            with use_locale(await self.units.language_of(chat)):
+                text = _("📥 New requests from citizens are waiting. /inbox lists them.")
+            conn.add("INSERT INTO outbox(created_at, kind, chat_id, text, payload, next_attempt_at)"
+                     " VALUES(?, 'text', ?, ?, ?, ?)",
+                     (to_db(now), chat, text, json.dumps(PING_PAYLOAD), to_db(now)))
 
     async def _notify(self, st: Step) -> None:
         """Queue what follows the change: cards, the unit's notices, the working group's line,
