@@ -60,10 +60,15 @@ def test_expected_matrix_agrees_with_the_permission_table() -> None:
     for name, action in as_action.items():
         roles = set(PERMISSIONS[action])
         roles -= {Role.OFFICIAL} if name in ("ack", "decline", "resolve_away", "outcome") else {Role.LIAISON}
+        roles -= {Role.CITIZEN}  # a citizen's rights on their own case: below
         assert {role_of[p] for p in EXPECTED[name]} == roles, name
     assert {role_of[p] for p in EXPECTED["view"]} == set(READ_ROLES) - {Role.LIAISON}
     assert {role_of[p] for p in EXPECTED["view_away"]} == set(READ_ROLES) - {Role.OFFICIAL}
     assert set(EXPECTED) == set(ATTEMPTS)
+    # A citizen, on their own case only: answer a question passed on, confirm or dispute the
+    # resolution, withdraw, have their data erased. Nothing else (tests/test_citizens_domain.py).
+    assert {a for a, roles in PERMISSIONS.items() if Role.CITIZEN in roles} == {
+        Action.PROVIDE_INFO, Action.VERIFY, Action.REOPEN, Action.WITHDRAW, Action.ERASE}
 
 
 @dataclass
