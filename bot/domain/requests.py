@@ -266,8 +266,7 @@ class RequestDecisions:
     async def _rights(self, actor: Actor, what: str, now: datetime) -> None:
         """The working group and admins only; a refusal is recorded."""
         if not await self.cases.is_staff(actor):
-            await self.cases.people.log_refusal(actor.tg_id, f"request:{what}", None,
-                                                actor.chat_id, now)
+            await self.cases.people.log_refusal(actor.tg_id, what, None, actor.chat_id, now)
             raise Forbidden()
 
     async def may_see(self, actor: Actor, now: datetime) -> None:
@@ -277,7 +276,7 @@ class RequestDecisions:
     async def check(self, actor: Actor, request_id: int, now: datetime) -> IncomingRequest:
         """The request, if the actor may decide it and it is still pending (before a question
         is asked: which case it duplicates, why it is abusive); changes nothing."""
-        await self._rights(actor, "decide", now)
+        await self._rights(actor, "decide_request", now)
         request = await self.store.get(request_id)
         if request is None:
             raise RequestNotFound(request_id)
