@@ -181,6 +181,13 @@ async def test_stale_and_forged_presses_change_nothing(bot: Bot) -> None:
         assert bot.answers_since(m) == ["That button is not valid any more."], data
     m = await bot.press(bot.wg, WG_CHAT, queue["message_id"], "rq:no:999")
     assert bot.answers_since(m) == ["There is no request #999."]
+    # The queue's buttons pressed in a unit's chat (forged there): no request shown, none decided.
+    card_mark = await bot.say(bot.wg, bot.dp_chat, "/units")
+    unit_message = bot.last_bot_message(bot.dp_chat["id"])
+    for data in (f"rq:no:{ids[1]}", "rq:pg:0", f"rq:ab:{ids[1]}"):
+        m = await bot.press(bot.wg, bot.dp_chat["id"], unit_message["message_id"], data)
+        assert bot.answers_since(m) == ["That button is not valid any more."], data
+    assert not any("Request #" in t for t in bot.texts_since(card_mark))
     assert await bot.services.db.all("SELECT id, status, decided_by FROM requests ORDER BY id") == before
     assert await bot.services.db.all("SELECT id FROM cases") == []
     # A question asked, then cancelled: nothing changed.

@@ -164,8 +164,11 @@ async def press(update: Update, context: Context) -> None:
     who, t = actor(update), now(context)
     queue = decisions(context)
     try:
+        await queue.may_see(who, t)  # rights first
+        if not await _where_allowed(update, context):  # an /inbox button where none was sent
+            await stale_button(update)
+            return
         if action == "pg":
-            await queue.may_see(who, t)
             text, buttons = await page_of(context, number)
             await query.answer()
             await edit_text(query, text, reply_markup=keyboard(buttons))
@@ -209,6 +212,10 @@ async def start_question(update: Update, context: Context) -> int:
     action, number = parsed
     queue = decisions(context)
     try:
+        await queue.may_see(actor(update), now(context))  # rights first
+        if not await _where_allowed(update, context):  # an /inbox button where none was sent
+            await stale_button(update)
+            return END
         request = await queue.check(actor(update), number, now(context))
         page = await queue.position(request)
     except DomainError as exc:
