@@ -174,7 +174,8 @@ def command_list(private: bool, admin: bool = False) -> list[tuple[str, str]]:
     out = [("new", _("Create a case")), *common, ("stats", _("Public figures")),
            ("cancel", _("Stop what you are doing"))]
     if admin:
-        out += [("report", _("The period report")), ("export", _("Cases and events as a file")),
+        out += [("inbox", _("Requests from citizens")),
+                ("report", _("The period report")), ("export", _("Cases and events as a file")),
                 ("invite", _("An invitation link")), ("people", _("Who holds which role")),
                 ("revoke", _("Take rights away")), ("refusals", _("Refused attempts")),
                 ("accesslog", _("Who saw a case's personal data")),

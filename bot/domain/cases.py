@@ -51,6 +51,7 @@ from bot.domain.model import (
     clean,
 )
 from bot.domain.people import PeopleService
+from bot.domain.requests import take_for_case
 from bot.domain.rules import (
     FORWARD_CHANNELS,
     GLOBAL_ROLES,
@@ -289,9 +290,12 @@ class CaseService(Deadlines, Telling):
             )
             case_id = cur.lastrowid
             assert case_id is not None
+            if draft.request_id is not None:  # the citizen's request: made into this case, once
+                await take_for_case(conn, draft, case_id, actor, now)
             self._add_attachments(conn, case_id, draft.attachments, "intake", actor, now)
             self._event(conn, case_id, actor, Action.CREATE, None, Status.NEW, "", now,
-                        {"source": draft.source})
+                        {"source": draft.source, **(
+                            {"request": draft.request_id} if draft.request_id is not None else {})})
             await self._tell_working_group(conn, lambda: _("#{n} created by {who}: {summary}").format(
                 n=case_id, who=html.escape(actor.name), summary=html.escape(draft.summary)), now, case_id)
         self.on_commit()

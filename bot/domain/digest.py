@@ -32,7 +32,7 @@ from bot.domain.model import days_between, days_label
 from bot.domain.people import PeopleService
 from bot.domain.rules import OUTCOMES, STATUS_LABELS, UNFINISHED_STATUSES, Role, Status
 from bot.domain.units import Unit, UnitService
-from bot.i18n import _, label, use_locale
+from bot.i18n import _, label, ngettext, use_locale
 from bot.render import when
 
 DEFAULT_TIME = "07:30"
@@ -93,6 +93,7 @@ class Snapshot:
     late: dict[int, list[Late]]     # by unit: its oldest overdue cases, at most OVERDUE_LISTED
     units: dict[int, Unit]          # active units
     children: dict[int | None, list[int]]
+    requests_waiting: int = 0       # citizens' requests in the working group's /inbox
 
     def total(self, unit_ids: Iterable[int] | None) -> Tally:
         out = Tally()
@@ -277,7 +278,8 @@ class DigestService:
         children: dict[int | None, list[int]] = {}
         for u in units.values():
             children.setdefault(u.parent_id, []).append(u.id)
-        return Snapshot(now, tallies, late, units, children)
+        waiting = await self.db.one("SELECT COUNT(*) FROM requests WHERE status = 'pending'")
+        return Snapshot(now, tallies, late, units, children, int(waiting[0]) if waiting else 0)
 
     async def _units(self) -> dict[int, Unit]:
         return {u.id: u for u in await self.units.all()}
@@ -300,6 +302,11 @@ class DigestService:
             title=escape(title), when=when(now, tz))]
         lines.append(_("Last 24 hours: {new} new · {resolved} resolved · {closed} closed").format(
             new=total.new, resolved=total.resolved, closed=total.closed))
+        if scope is None and snap.requests_waiting:  # the working group's: its queue of requests
+            lines.append("📥 " + ngettext(
+                "{n} request from citizens is waiting: /inbox",
+                "{n} requests from citizens are waiting: /inbox",
+                snap.requests_waiting).format(n=snap.requests_waiting))
         lines.append("")
         lines.append(_("<b>Open: {n}</b>").format(n=total.unfinished))
         for status in STATUS_ORDER:  # the statuses some case has, not a column of zeros

@@ -456,6 +456,8 @@ ATTEMPT_LABELS: dict[str, str] = {
     "read": N_("read a case"),
     "digest": N_("see a digest"),
     "accesslog": N_("see who saw personal data"),
+    "inbox": N_("see the requests from citizens"),
+    "decide_request": N_("decide on a request from a citizen"),
 }
 
 CHANNEL_LABELS: dict[str, str] = {

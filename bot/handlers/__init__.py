@@ -19,6 +19,7 @@ from bot.handlers import (
     importing,
     intake,
     people,
+    queue,
     replies,
     reports,
     search,
@@ -39,7 +40,8 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         # Our conversations follow a person in a chat across several messages on purpose
         # (per_message=False); PTB warns about that choice.
         warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
-        conversations = [intake.conversation(), cards.prompt_conversation()]
+        conversations = [intake.conversation(), cards.prompt_conversation(),
+                         queue.conversation()]
     for handler in [
         *conversations,
         intake.forward_handler(),
@@ -59,6 +61,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         *reports.handlers(),
         *digest.handlers(),
         *erasure.handlers(),
+        *queue.handlers(),
         CommandHandler("cancel", basics.nothing_to_cancel),
         CallbackQueryHandler(cards.dead_button),
     ]:

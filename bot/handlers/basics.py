@@ -121,6 +121,7 @@ async def help_text(update: Update, context: Context, *, full: bool = False) -> 
     if roles & {Role.ADMIN, Role.WORKING_GROUP}:
         lines += [
             _("/new — create a case (in a private chat with me)"),
+            _("/inbox — requests from citizens waiting for a decision"),
             _("Forward me a citizen's message — create a case from it"),
             _("Send me a CSV or XLSX file — import the backlog (the columns are in the README)"),
             _("/assign &lt;case&gt; &lt;unit-key&gt; [@official] — assign a case to a unit"),

@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from telegram import Message, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
@@ -19,6 +20,7 @@ from telegram.ext import (
 from bot.domain.cases import AttachmentIn, Draft
 from bot.domain.errors import DomainError, Forbidden, Invalid
 from bot.domain.model import CaseView, Change
+from bot.domain.requests import RequestDecided, RequestDecisions
 from bot.domain.rules import PRIORITIES, SOURCES, UNFINISHED_STATUSES, Action
 from bot.domain.search import CaseSearch
 from bot.handlers.common import (
@@ -44,6 +46,7 @@ ORDER = [SOURCE, CATEGORY, UNIT, SUMMARY, NAME, CONTACT, DESCRIPTION, ATTACH, CO
 
 DRAFT = "draft"
 EDITING = "editing"
+PREFILLED = "prefilled"  # a draft from a citizen's request: only what it lacks is asked
 FORWARDS = "forwards"
 MAX_ATTACHMENTS = 10
 END = ConversationHandler.END
@@ -148,6 +151,8 @@ async def show_confirm(update: Update, context: Context) -> int:
         _("Description: {v}").format(v=escape(cut(d.description, 1500) or "—")),
         _("Attachments: {n}").format(n=len(d.attachments)),
     ]
+    if d.request_id is not None:
+        lines.append(_("From the citizen's request #{r}.").format(r=d.request_id))
     toggle = _("Mark normal") if d.priority == "urgent" else _("Mark urgent")
     first: list[tuple[str, str]] = [(_("✅ Create"), "nf:create")]
     duplicates = await CaseSearch(services.cases).duplicates(d)
@@ -182,7 +187,22 @@ async def advance(update: Update, context: Context, done: int) -> int:
         context.user_data[EDITING] = False
         return await show_confirm(update, context)
     nxt = ORDER[ORDER.index(done) + 1]
+    if context.user_data.get(PREFILLED):
+        nxt = _first_missing(_draft(context), nxt)
     return await ASKERS[nxt](update, context)
+
+
+def _first_missing(draft: Draft, start: int) -> int:
+    """From ``start`` on, the first question a request's draft has no answer to; the confirm
+    screen when it has them all (contact, description and files are the request's own, perhaps
+    none: Edit… changes them)."""
+    filled = {SOURCE: True, CATEGORY: draft.category_id is not None,
+              UNIT: draft.place_unit_id is not None, SUMMARY: bool(draft.summary),
+              NAME: bool(draft.citizen_name)}
+    for state in ORDER[ORDER.index(start):]:
+        if not filled.get(state, True) or state == CONFIRM:
+            return state
+    return CONFIRM
 
 
 async def _chosen(update: Update, label: str, value: str) -> None:
@@ -205,6 +225,7 @@ async def new(update: Update, context: Context) -> int:
     assert context.user_data is not None
     context.user_data[DRAFT] = Draft()
     context.user_data[EDITING] = False
+    context.user_data[PREFILLED] = False
     return await ask_source(update, context)
 
 
@@ -249,9 +270,58 @@ async def new_from_forward(update: Update, context: Context) -> int:
         attachments=list(offer["attachments"]),
     )
     context.user_data[EDITING] = False
+    context.user_data[PREFILLED] = False
     await reply(update, _("New case from the forwarded message (received {when}).").format(
         when=when(date, svc(context).settings.tz)))
     return await ask_category(update, context)
+
+
+async def new_from_request(update: Update, context: Context) -> int:
+    """``rq:new:<request>`` (Create case, under a request in /inbox): the intake, filled from the
+    request; only what it lacks is asked, then the confirm screen. Rights first, then the
+    request still pending. In the working group's chat the intake goes on privately."""
+    query = update.callback_query
+    assert query is not None and context.user_data is not None
+    ids = parse_ids((query.data or "").removeprefix("rq:"), 1)
+    if ids is None:
+        await stale_button(update)
+        return END
+    services = svc(context)
+    decisions = RequestDecisions(services.db, services.cases, services.citizens)
+    who = actor(update)
+    try:
+        if not is_private(update):
+            await decisions.check(who, ids[0], now(context))
+            await _continue_privately(update, context, ids[0])
+            return END
+        draft = await decisions.draft(who, ids[0], now(context))
+    except DomainError as exc:
+        await refuse(update, exc)
+        return END
+    await query.answer()
+    context.user_data[DRAFT] = draft
+    context.user_data[EDITING] = False
+    context.user_data[PREFILLED] = True
+    await reply(update, _("New case from request #{r} ({source}, received {when}).").format(
+        r=ids[0], source=label(SOURCES, draft.source),
+        when=when(draft.received_at, services.settings.tz)))
+    return await ASKERS[_first_missing(draft, CATEGORY)](update, context)
+
+
+async def _continue_privately(update: Update, context: Context, request_id: int) -> None:
+    """A case holds personal data and its intake asks questions: it is written in a private
+    chat. The presser gets the Create case button there."""
+    query = update.callback_query
+    assert query is not None
+    try:
+        await context.bot.send_message(
+            query.from_user.id, _("Request #{r}: create the case here.").format(r=request_id),
+            reply_markup=_markup([[(_("📝 Create case"), f"rq:new:{request_id}")]]))
+    except TelegramError:  # they never wrote to the bot privately
+        await query.answer(_("Write to me privately first (/start), then press again."),
+                           show_alert=True)
+        return
+    await query.answer(_("I wrote to you privately: create the case there."))
 
 
 def _attachments_of(message: Message) -> list[AttachmentIn]:
@@ -445,6 +515,11 @@ async def confirm_action(update: Update, context: Context) -> int:
         return await _bad_button(update, context, CONFIRM)
     try:
         case = await services.cases.create(actor(update), draft, now(context))
+    except RequestDecided as exc:  # decided meanwhile (another member, another press)
+        await refuse(update, exc)
+        await drop_buttons(query)
+        context.user_data.pop(DRAFT, None)
+        return END
     except DomainError as exc:
         await refuse(update, exc)
         return CONFIRM
@@ -516,6 +591,7 @@ async def cancel(update: Update, context: Context) -> int:
     assert context.user_data is not None
     context.user_data.pop(DRAFT, None)
     context.user_data[EDITING] = False
+    context.user_data[PREFILLED] = False
     await reply(update, _("Cancelled. Nothing was saved."))
     return END
 
@@ -548,6 +624,7 @@ def conversation() -> ConversationHandler[Context]:
         entry_points=[
             CommandHandler("new", new),
             CallbackQueryHandler(new_from_forward, pattern=r"^fwd:"),
+            CallbackQueryHandler(new_from_request, pattern=r"^rq:new:"),
         ],
         states=states,
         fallbacks=[CommandHandler("cancel", cancel)],
