@@ -4,9 +4,13 @@ abusive requests, small counts hidden in public."""
 
 from __future__ import annotations
 
+import argparse
 from datetime import timedelta
 
+import pytest
+
 from bot import audit
+from bot.audit_cli import cli_erase
 from bot.config import Settings
 from bot.domain.cases import Change
 from bot.domain.citizen_figures import citizen_figures, public
@@ -79,3 +83,15 @@ async def test_figures_by_channel_and_who_confirmed(domain: Domain, clock: Clock
     clock.advance(days=1)
     await domain.cases.apply(by_citizen[0], Action.REOPEN, wg, Change(text="Came back"), clock())
     assert await citizen_figures(domain.db, start, start + timedelta(minutes=1)) == figures
+
+
+async def test_the_command_line_erases_a_citizen(domain: Domain, clock: Clock, settings: Settings,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    cid = await new_citizen(domain, clock, "7300")
+    n = await domain.new_case(clock, citizen_id=cid)
+    assert await cli_erase(settings, argparse.Namespace(cases=[], citizen=None, reason="Their request")) == 2
+    assert await cli_erase(settings, argparse.Namespace(cases=[], citizen=cid, reason="Their request")) == 0
+    assert capsys.readouterr().out.splitlines() == [f"#{n}: personal data erased"]
+    who = await CitizenStore(domain.db).get(cid)
+    assert who is not None and who.erased_at is not None and who.name == ""
+    assert (await domain.cases.history(n))[-1].note == "Their request"
