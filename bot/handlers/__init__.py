@@ -13,6 +13,7 @@ from bot.handlers import (
     accesslog,
     basics,
     cards,
+    citizen_buttons,
     commands,
     digest,
     erasure,
@@ -62,8 +63,10 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         *digest.handlers(),
         *erasure.handlers(),
         *queue.handlers(),
+        *citizen_buttons.handlers(),
         CommandHandler("cancel", basics.nothing_to_cancel),
         CallbackQueryHandler(cards.dead_button),
     ]:
         app.add_handler(handler)
+    app.add_handler(citizen_buttons.words_handler(), group=1)  # a citizen's words, after the rest
     app.add_error_handler(on_error)
