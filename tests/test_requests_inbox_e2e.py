@@ -155,7 +155,7 @@ async def test_the_working_group_works_through_its_queue(bot: Bot) -> None:
     # Nothing went to the citizens but the duplicate's note (the case's news is the loop's).
     sent = await bot.services.db.all("SELECT COUNT(*) FROM outbox WHERE citizen_id IS NOT NULL"
                                      " OR chat_id = 7001")
-    assert sent[0][0] == 1
+    assert sent[0][0] == 2
 
 
 async def test_stale_and_forged_presses_change_nothing(bot: Bot) -> None:
