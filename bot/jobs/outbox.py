@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -53,6 +53,12 @@ JOIN_LIMIT = MESSAGE_LIMIT - 596  # texts joined into one message: room for what
 STOP_GRACE = 1.5     # seconds a stop waits for the messages being sent
 REFILL_EVERY = 0.25  # seconds between reading the outbox while lanes are ready to go anyway
 AHEAD = 2  # deliveries started ahead of their slot, their row in hand (see ``_Ticket``)
+
+
+class Lane(Protocol):
+    """Another channel's deliveries, drained with the outbox's (the Messenger sender)."""
+
+    async def drain(self) -> int: ...
 
 
 class _Ticket:
@@ -105,6 +111,8 @@ class OutboxSender:
         self.tz = cases.settings.tz
         self.heartbeat = Heartbeat(heartbeat_path(cases.settings.database_path), clock)  # casebot health
         self.access = access.AccessLog(cases.db, cases.units, cases.people)  # who saw personal data
+        # Messages to citizens on Messenger (bot/messenger/sender.py), sent after each drain's own.
+        self.messenger: Lane | None = None
 
     def wake(self) -> None:
         """Rows were queued (a change committed: the services' ``on_commit``)."""
@@ -168,7 +176,10 @@ class OutboxSender:
         async with self._draining:
             if not self._recovered:
                 await self._recover()
-            return await _Drain(self).run()
+            handled = await _Drain(self).run()
+            if self.messenger is not None:
+                handled += await self.messenger.drain()
+            return handled
 
     async def _recover(self) -> None:
         resent, turned = await self.store.recover(self.clock())

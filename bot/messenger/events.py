@@ -125,7 +125,7 @@ def parse(body: bytes, page_id: str, now: datetime) -> list[Inbound]:
 
 
 def _messaging(event: dict[str, Any], page_id: str, now: datetime) -> Inbound | None:
-    sender = _id((event.get("sender") or {}).get("id")) if isinstance(event.get("sender"), dict) else ""
+    sender = _id(event["sender"].get("id")) if isinstance(event.get("sender"), dict) else ""
     if not sender or sender == page_id:
         return None
     at = min(_when(event.get("timestamp"), millis=True) or now, now)
@@ -142,7 +142,7 @@ def _messaging(event: dict[str, Any], page_id: str, now: datetime) -> Inbound | 
         for att in message.get("attachments") or ():
             if not isinstance(att, dict):
                 continue
-            inner = att.get("payload") if isinstance(att.get("payload"), dict) else {}
+            inner: dict[str, Any] = att["payload"] if isinstance(att.get("payload"), dict) else {}
             url = _text(inner.get("url")) or _text(att.get("url"))
             attachments.append(Attachment(_text(att.get("type")) or "file", url))
         return Inbound(MESSAGE, mid, sender, at, _text(message.get("text")), payload,
@@ -161,7 +161,7 @@ def _comment(change: dict[str, Any], page_id: str, now: datetime) -> Inbound | N
         return None
     if value.get("item") != "comment" or value.get("verb") != "add":
         return None
-    author = value.get("from") if isinstance(value.get("from"), dict) else {}
+    author: dict[str, Any] = value["from"] if isinstance(value.get("from"), dict) else {}
     sender = _id(author.get("id"))
     comment_id = _id(value.get("comment_id"))
     if not sender or not comment_id or sender == page_id:  # the page's own comment

@@ -7,7 +7,6 @@ that names the URL cannot show it. Graph's error messages do not repeat it eithe
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -115,7 +114,7 @@ class Graph:
                                           headers=headers) as response:
                 status = response.status
                 raw = await response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # no answer: its type only
+        except (TimeoutError, aiohttp.ClientError) as exc:  # no answer: its type only
             raise GraphError(0, message=type(exc).__name__) from None
         try:
             data = json.loads(raw) if raw else {}
@@ -125,7 +124,7 @@ class Graph:
             data = {}
         if status == 200 and "error" not in data:
             return Sent(str(data.get("recipient_id", "")), str(data.get("message_id", "")))
-        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        error: dict[str, Any] = data["error"] if isinstance(data.get("error"), dict) else {}
         code, subcode = error.get("code"), error.get("error_subcode")
         raise GraphError(status, code if isinstance(code, int) else 0,
                          subcode if isinstance(subcode, int) else 0,
