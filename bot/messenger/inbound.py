@@ -20,10 +20,12 @@ changes nothing twice.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import datetime
 from typing import Any
 
 from bot.app import Services
+from bot.domain import origin
 from bot.domain.citizens import Citizen, citizen, queue_to_citizen
 from bot.domain.conversation import Reply, Route
 from bot.domain.errors import AlreadyDone
@@ -100,11 +102,18 @@ class MessengerInbound:
         self.s.sender.wake()
 
     async def _reply(self, who: Citizen, reply: Reply | None, now: datetime) -> None:
-        """An answer given at once (nothing was changed: a status, a stale choice)."""
+        """An answer given at once (nothing was changed: a status, a stale choice), recorded as
+        the event's change: the event handled again (after a crash) does not answer twice."""
         if reply is None:
             return
-        async with self.s.db.transaction() as tx:
-            queue_to_citizen(tx, who, reply.text, now, choices=reply.choices)
+        try:
+            async with self.s.db.transaction() as tx:
+                origin.record(tx, now)
+                queue_to_citizen(tx, who, reply.text, now, choices=reply.choices)
+        except sqlite3.IntegrityError as exc:
+            if not origin.already_done(exc):
+                raise
+            return
         self.s.sender.wake()
 
     @staticmethod
