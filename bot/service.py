@@ -335,21 +335,20 @@ class Runner:
             assert isinstance(self._web, WebServer)
             await self._web.stop()
             self._web = None
-        if self._started and self.services.sender.messenger is not None:
-            from bot.messenger.sender import MessengerSender
 
-            messenger = self.services.sender.messenger
-            self.services.sender.messenger = None
-            assert isinstance(messenger, MessengerSender)
-            await self.services.sender.stop()  # not mid-call while its session closes
-            await messenger.close()
         await self.scheduler.stop(STOP_SECONDS)
         self._fresh.clear()  # still in the inbox: read back at the next start
         if self._started:
             self._started = False
             await self.app.stop()
             if self.app.post_stop:
-                await self.app.post_stop(self.app)
+                await self.app.post_stop(self.app)  # the sender stops: no Send API call after
+            messenger = self.services.sender.messenger
+            if messenger is not None:
+                from bot.messenger.sender import MessengerSender
+
+                assert isinstance(messenger, MessengerSender)
+                await messenger.close()
         if self.app._initialized:  # start may have failed half-way
             await self.app.shutdown()
         if self.app.post_shutdown:
