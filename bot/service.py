@@ -172,7 +172,8 @@ class Runner:
         services.sender.messenger = MessengerSender(
             Graph(fb, secrets.page_token), services.outbox, services.cases, services.citizens,
             self.clock, fb.per_second, self.settings.delivery.per_chat_per_second,
-            on_queued=services.sender.wake)
+            on_queued=services.sender.wake, interval=self.settings.outbox_interval_seconds)
+        services.sender.messenger.start()
         self.messenger = MessengerInbound(services)
 
     # --- sources ----------------------------------------------------------------------------
@@ -342,13 +343,13 @@ class Runner:
             self._started = False
             await self.app.stop()
             if self.app.post_stop:
-                await self.app.post_stop(self.app)  # the sender stops: no Send API call after
+                await self.app.post_stop(self.app)  # the outbox's sender, then the Messenger one
             messenger = self.services.sender.messenger
             if messenger is not None:
                 from bot.messenger.sender import MessengerSender
 
                 assert isinstance(messenger, MessengerSender)
-                await messenger.close()
+                await messenger.stop()
         if self.app._initialized:  # start may have failed half-way
             await self.app.shutdown()
         if self.app.post_shutdown:

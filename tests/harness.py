@@ -103,7 +103,8 @@ class Bot:
                 missing = [i for i in injected if i not in handled]
                 raise AssertionError(f"updates not handled: {missing}\n{self.api.dump_calls()}")
             await asyncio.sleep(0.005)
-        while await self.services.sender.drain():
+        messenger = self.services.sender.messenger
+        while await self.services.sender.drain() + (await messenger.drain() if messenger else 0):
             pass
 
     def sent_since(self, mark: int, chat_id: int | None = None, method: str = "sendMessage") -> list[Call]:

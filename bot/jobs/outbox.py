@@ -56,7 +56,10 @@ AHEAD = 2  # deliveries started ahead of their slot, their row in hand (see ``_T
 
 
 class Lane(Protocol):
-    """Another channel's deliveries, drained with the outbox's (the Messenger sender)."""
+    """Another channel's deliveries, woken with the outbox's (the Messenger sender): it runs on
+    its own, so that its pace never holds up Telegram's chats."""
+
+    def wake(self) -> None: ...
 
     async def drain(self) -> int: ...
 
@@ -111,12 +114,14 @@ class OutboxSender:
         self.tz = cases.settings.tz
         self.heartbeat = Heartbeat(heartbeat_path(cases.settings.database_path), clock)  # casebot health
         self.access = access.AccessLog(cases.db, cases.units, cases.people)  # who saw personal data
-        # Messages to citizens on Messenger (bot/messenger/sender.py), sent after each drain's own.
+        # Messages to citizens on Messenger (bot/messenger/sender.py): woken with this sender.
         self.messenger: Lane | None = None
 
     def wake(self) -> None:
         """Rows were queued (a change committed: the services' ``on_commit``)."""
         note_change()  # for the error handler: this update changed something
+        if self.messenger is not None:
+            self.messenger.wake()
         self._dirty = True
         self._wake.set()
         self._kick.set()
@@ -176,10 +181,7 @@ class OutboxSender:
         async with self._draining:
             if not self._recovered:
                 await self._recover()
-            handled = await _Drain(self).run()
-            if self.messenger is not None:
-                handled += await self.messenger.drain()
-            return handled
+            return await _Drain(self).run()
 
     async def _recover(self) -> None:
         resent, turned = await self.store.recover(self.clock())

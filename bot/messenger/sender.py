@@ -2,8 +2,9 @@
 
 Each citizen is a lane: their rows go one after the other, in order, at most
 ``delivery.per_chat_per_second`` a second; all lanes together at most ``facebook.per_second``.
-The outbox sender (bot/jobs/outbox.py) runs ``drain`` after its own, so rows are sent when a
-change commits and every ``outbox.interval_seconds``, and a restart carries on.
+It runs beside the outbox's sender (bot/jobs/outbox.py), which wakes it when a change commits;
+it also looks every ``outbox.interval_seconds``, and a restart carries on. Its pace never holds
+up Telegram's chats, nor theirs it.
 
 - Meta's 24-hour window: a row goes (``messaging_type`` RESPONSE) only while ``now`` is within
   24 hours of the citizen's last message; otherwise it is held until they write again, and the
@@ -21,6 +22,7 @@ change commits and every ``outbox.interval_seconds``, and a restart carries on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -39,13 +41,14 @@ MAX_ATTEMPTS = 6
 PAGE = 50               # rows taken in at a time
 RATE_PAUSE = 60         # seconds the page waits after a rate limit, doubling while it lasts
 RATE_PAUSE_MAX = 3600
+STOP_GRACE = 1.5        # seconds a stop waits for the messages being sent
 
 
 class MessengerSender:
     def __init__(
         self, graph: Graph, store: OutboxStore, cases: CaseService, citizens: CitizenStore,
         clock: Callable[[], datetime], per_second: float, per_citizen_per_second: float,
-        on_queued: Callable[[], None] = lambda: None,
+        on_queued: Callable[[], None] = lambda: None, interval: float = 5.0,
     ) -> None:
         self.graph = graph
         self.store = store
@@ -63,16 +66,55 @@ class MessengerSender:
         self._rate_hits = 0
         self._token_told = False               # admins told of a refused token (this run)
         self._draining = asyncio.Lock()
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
-    async def close(self) -> None:
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="casebot-messenger")
+
+    async def stop(self) -> None:
+        """Let the message being sent finish (up to ``STOP_GRACE`` seconds), then close the
+        connection; what is left stays in the outbox for the next start."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping = True
+            self._wake.set()
+            await asyncio.wait({task}, timeout=STOP_GRACE)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self._stopping = False
         await self.graph.close()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("messenger drain failed; will retry")
+            if self._stopping:
+                return
+            timeout = self.interval
+            if self._paused_until is not None:
+                timeout = min(timeout, max(0.0, (self._paused_until - self.clock()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.05))
+            self._wake.clear()
 
     async def drain(self) -> int:
         """Send every row due now, lanes side by side; returns how many rows were handled."""
         async with self._draining:
             handled = 0
             seen: set[int] = set()
-            while not self._paused():
+            while not self._paused() and not self._stopping:
                 rows = await self.rows.due(self.clock(), PAGE, seen)
                 if not rows:
                     break
