@@ -14,10 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import (
+    FB_APP_SECRET_ENV,
+    FB_PAGE_TOKEN_ENV,
     TOKEN_ENV,
     ConfigError,
     Settings,
     config_warnings,
+    facebook_secrets,
     load_settings,
     missing_khmer_names,
     resolve_config_path,
@@ -61,9 +64,12 @@ def setup_logging(token: str = "") -> None:
     # itself is debugged.
     for name in ("telegram", "aiosqlite"):
         logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
-    if token:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(TokenFilter(token))
+    # The Facebook page's secrets, from the environment like the bot token: never in a log.
+    secrets = [os.environ.get(name, "").strip() for name in (FB_APP_SECRET_ENV, FB_PAGE_TOKEN_ENV)]
+    for secret in (token, *secrets):
+        if secret:
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(TokenFilter(secret))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -95,6 +101,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"Holidays in {today.year} ({calendar}, with deadlines.holidays and deadlines.not_holidays):")
         for line in holidays:
             print("  " + line)
+    if settings.facebook is not None:
+        fb, http = settings.facebook, settings.http_server
+        print(f"Facebook page {fb.page_id}: its webhook at {fb.path} (listening on {http.listen}:"
+              f"{http.port}), replies through {fb.graph_url}/{fb.api_version}")
+        try:
+            facebook_secrets()
+        except ConfigError as exc:
+            print(f"warning: {exc}; `casebot run` needs it", file=sys.stderr)
     for warning in config_warnings(settings, today):
         print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -139,6 +153,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("config error: webhook: `casebot run --webhook` needs a [webhook] table "
               "(url, secret_token; see config/casebot.example.toml)", file=sys.stderr)
         return 2
+    if settings.facebook is not None:
+        try:
+            facebook_secrets()
+        except ConfigError as exc:
+            print(f"config error: {exc}", file=sys.stderr)
+            return 2
     from bot.db import open_problem
 
     problem = open_problem(settings.database_path)

@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 UNIT_KINDS = ("ministry", "department", "province", "district", "commune", "external")
 DEFAULT_CONFIG_ENV = "CASEBOT_CONFIG"
 TOKEN_ENV = "BOT_TOKEN"
+FB_APP_SECRET_ENV = "CASEBOT_FB_APP_SECRET"  # the Meta app's secret: checks the webhook's signature
+FB_PAGE_TOKEN_ENV = "CASEBOT_FB_PAGE_TOKEN"  # the page's access token: the Send API
 
 
 class ConfigError(ValueError):
@@ -94,6 +96,67 @@ class WebhookSettings:
         from urllib.parse import urlsplit
 
         return urlsplit(self.url).path or "/"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Where the one HTTP server listens (Telegram's webhook, the Facebook page's, /healthz)."""
+
+    listen: str = "127.0.0.1"
+    port: int = 8080  # 0: any free port (tests)
+
+
+@dataclass(frozen=True)
+class FacebookSettings:
+    """The minister's Facebook page (bot/messenger/): Meta posts its messages and comments to
+    ``path`` on the HTTP server; replies go through the Graph API's Send API at
+    ``graph_url``/``api_version``. The app secret and the page token are never here: they come
+    from the environment only (``FB_APP_SECRET_ENV``, ``FB_PAGE_TOKEN_ENV``)."""
+
+    page_id: str
+    verify_token: str = field(repr=False)
+    graph_url: str = "https://graph.facebook.com"
+    api_version: str = "v21.0"
+    path: str = "/facebook"
+    per_second: float = 10.0  # Send API calls, all citizens together
+
+
+class Secret:
+    """A secret from the environment: shown as ``***`` by ``str`` and ``repr`` (so never in a
+    log line or an error); ``reveal()`` only where it is used."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class FacebookSecrets:
+    app_secret: Secret
+    page_token: Secret
+
+
+def facebook_secrets(env: dict[str, str] | None = None) -> FacebookSecrets:
+    """The page's secrets from the environment, or a ``ConfigError`` naming the missing one."""
+    env = dict(os.environ) if env is None else env
+    values = []
+    for name, what in ((FB_APP_SECRET_ENV, "the Meta app's secret (App settings → Basic)"),
+                       (FB_PAGE_TOKEN_ENV, "the page's access token")):
+        value = env.get(name, "").strip()
+        if not value:
+            raise ConfigError(f"facebook: set {name} in the environment to {what} "
+                              "(it is never read from a file)")
+        values.append(Secret(value))
+    return FacebookSecrets(*values)
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -183,6 +246,8 @@ class Settings:
     working_group_chat_id: int | None = None
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     webhook: WebhookSettings | None = None
+    http: HttpSettings | None = None       # where the HTTP server listens (else [webhook]'s)
+    facebook: FacebookSettings | None = None  # no [facebook] table: no Facebook page
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
@@ -198,6 +263,15 @@ class Settings:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def http_server(self) -> HttpSettings:
+        """Where the HTTP server listens: ``[http]``, else ``[webhook]``'s listen and port."""
+        if self.http is not None:
+            return self.http
+        if self.webhook is not None:
+            return HttpSettings(self.webhook.listen, self.webhook.port)
+        return HttpSettings()
 
 
 def _expect(value: Any, typ: type | tuple[type, ...], key: str, what: str) -> Any:
@@ -249,6 +323,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
             "timezone", "default_language", "admins", "working_group", "working_group_chat_id",
             "telegram", "database", "deadlines", "reminders", "digest", "delivery", "outbox",
             "invitations", "flood", "categories", "units", "webhook", "backup", "privacy",
+            "http", "facebook",
         },
         "",
     )
@@ -380,8 +455,12 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         if wg_chat is not None and unit.chat_id == wg_chat:
             raise ConfigError(f"units[{i}].chat_id: chat {wg_chat} is the working group's chat")
 
+    webhook = _webhook(data.get("webhook"))
+    http = _http(data.get("http"), data.get("webhook"))
     return Settings(
-        webhook=_webhook(data.get("webhook")),
+        webhook=webhook,
+        http=http,
+        facebook=_facebook(data.get("facebook"), webhook),
         backup=_backup(data.get("backup"), base_dir),
         timezone=tz,
         default_language=lang,
@@ -668,3 +747,49 @@ def _webhook(raw: Any) -> WebhookSettings | None:
     return WebhookSettings(url=url, secret_token=secret,
                            listen=_text(raw.get("listen", "127.0.0.1"), "webhook.listen"),
                            port=port, max_connections=connections)
+
+
+def _http(raw: Any, webhook: Any) -> HttpSettings | None:
+    if raw is None:
+        return None
+    _expect(raw, dict, "http", "a table")
+    _unknown(raw, {"listen", "port"}, "http.")
+    port = _expect(raw.get("port", 8080), int, "http.port", "a port number")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"http.port: must be from 1 to 65535 (0: any free port), got {port}")
+    if isinstance(webhook, dict) and (both := sorted({"listen", "port"} & webhook.keys())):
+        raise ConfigError(f"webhook.{both[0]}: the one HTTP server listens where [http] says; "
+                          "give listen and port in [http] only")
+    return HttpSettings(listen=_text(raw.get("listen", "127.0.0.1"), "http.listen"), port=port)
+
+
+def _facebook(raw: Any, webhook: WebhookSettings | None) -> FacebookSettings | None:
+    if raw is None:
+        return None
+    _expect(raw, dict, "facebook", "a table")
+    _unknown(raw, {"page_id", "verify_token", "graph_url", "api_version", "path", "per_second"},
+             "facebook.")
+    if "page_id" not in raw:
+        raise ConfigError("facebook.page_id: required: the page's id (its About page, or "
+                          "Meta Business Suite's page settings)")
+    page_id = str(_expect(raw["page_id"], (str, int), "facebook.page_id", "the page's id")).strip()
+    if not page_id.isdigit() or not page_id.isascii():
+        raise ConfigError(f"facebook.page_id: {page_id!r} is not a page id (digits only)")
+    if "verify_token" not in raw:
+        raise ConfigError("facebook.verify_token: required: the word you give Meta with the "
+                          "callback URL, so that only your app subscribes the webhook")
+    verify = _text(raw["verify_token"], "facebook.verify_token")
+    version = _text(raw.get("api_version", FacebookSettings.api_version), "facebook.api_version")
+    if not (version.startswith("v") and version[1:].replace(".", "", 1).isdigit()):
+        raise ConfigError(f"facebook.api_version: {version!r} is not a Graph API version like v21.0")
+    path = _text(raw.get("path", FacebookSettings.path), "facebook.path")
+    if not path.startswith("/") or any(c.isspace() for c in path):
+        raise ConfigError(f"facebook.path: must be a URL path like /facebook, got {path!r}")
+    if path == "/healthz" or (webhook is not None and webhook.path == path):
+        raise ConfigError(f"facebook.path: {path} is already served (/healthz, Telegram's webhook)")
+    return FacebookSettings(
+        page_id=page_id, verify_token=verify,
+        graph_url=_url(raw.get("graph_url", FacebookSettings.graph_url), "facebook.graph_url").rstrip("/"),
+        api_version=version, path=path,
+        per_second=_positive_number(raw.get("per_second", FacebookSettings.per_second),
+                                    "facebook.per_second"))

@@ -23,7 +23,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, Tel
 
 from bot.app import SERVICES, Clock, Services, bot_api_request, build_application, utcnow
 from bot.attempts import Attempt, current_attempt, describe
-from bot.config import Settings
+from bot.config import FacebookSecrets, Settings, facebook_secrets
 from bot.db import Database
 from bot.domain import origin
 from bot.inbox import MAX_ATTEMPTS, Inbox, Item
@@ -74,7 +74,7 @@ class Runner:
     def __init__(
         self, settings: Settings, token: str, *, clock: Clock = utcnow, rate_limiter: bool = True,
         jobs: bool = True, webhook: bool = False, poll_seconds: int = POLL_SECONDS,
-        workers: int = WORKERS,
+        workers: int = WORKERS, facebook: FacebookSecrets | None = None,
     ) -> None:
         self.settings = settings
         self.token = token
@@ -92,6 +92,10 @@ class Runner:
         self._source: asyncio.Task[None] | None = None
         self._web: object | None = None
         self._started = False
+        # The Facebook page ([facebook]): its secrets from the environment only.
+        self.facebook_secrets = facebook if facebook is not None or settings.facebook is None \
+            else facebook_secrets()
+        self.messenger: object | None = None  # bot.messenger.inbound.MessengerInbound, once started
 
     @property
     def services(self) -> Services:
@@ -141,17 +145,36 @@ class Runner:
         self.scheduler.start()
         await self.app.start()
         self._started = True
-        if self.webhook:
+        if self.settings.facebook is not None:
+            self._start_messenger()
+        if self.webhook or self.settings.facebook is not None:
             from bot.web import WebServer
 
-            web = WebServer(self)
+            web = WebServer(self, telegram=self.webhook)
             await web.start()
             self._web = web
-        else:
+        if not self.webhook:
             await self.app.bot.delete_webhook(drop_pending_updates=False)
             self._source = asyncio.create_task(self._poll(), name="polling")
-        log.info("casebot started: %d units, database %s, updates by %s", len(self.settings.units),
-                 self.settings.database_path, "webhook" if self.webhook else "long polling")
+        log.info("casebot started: %d units, database %s, updates by %s%s", len(self.settings.units),
+                 self.settings.database_path, "webhook" if self.webhook else "long polling",
+                 ", the Facebook page's by its webhook" if self.settings.facebook else "")
+
+    def _start_messenger(self) -> None:
+        """The page's processor, and its sender beside the outbox's (bot/messenger/)."""
+        from bot.messenger.graph import Graph
+        from bot.messenger.inbound import MessengerInbound
+        from bot.messenger.sender import MessengerSender
+
+        fb, secrets = self.settings.facebook, self.facebook_secrets
+        assert fb is not None and secrets is not None
+        services = self.services
+        services.sender.messenger = MessengerSender(
+            Graph(fb, secrets.page_token), services.outbox, services.cases, services.citizens,
+            self.clock, fb.per_second, self.settings.delivery.per_chat_per_second,
+            on_queued=services.sender.wake, interval=self.settings.outbox_interval_seconds)
+        services.sender.messenger.start()
+        self.messenger = MessengerInbound(services)
 
     # --- sources ----------------------------------------------------------------------------
 
@@ -168,6 +191,13 @@ class Runner:
         for row in rows:
             if len(self._fresh) < FRESH and not self.scheduler.knows(row.id) and row.key in given:
                 self._fresh[row.id] = (row.key, given[row.key], row.attempts)
+        self.scheduler.push([(row.id, row.chat_key) for row in rows])
+
+    async def store_items(self, items: list[Item]) -> None:
+        """Other sources' events (the Facebook page's webhook) into the inbox, committed; the
+        caller confirms to the source only after this."""
+        assert self.inbox is not None
+        rows = await self.inbox.add(items, self.clock())
         self.scheduler.push([(row.id, row.chat_key) for row in rows])
 
     async def _poll(self) -> None:
@@ -211,6 +241,9 @@ class Runner:
             stored = await self.inbox.take(row_id)
             if stored is None:
                 return
+            if stored.key.startswith("fb:"):
+                await self._handle_page_event(row_id, stored.key, stored.payload, stored.attempts)
+                return
             key, attempts = stored.key, stored.attempts
             update = Update.de_json(json.loads(stored.payload), self.app.bot)
         waits = 0
@@ -247,6 +280,35 @@ class Runner:
                 return
             await asyncio.sleep(min(0.5 * 2 ** attempts, 5.0))
 
+    async def _handle_page_event(self, row_id: int, key: str, payload: str, attempts: int) -> None:
+        """A Facebook page's event: to the Messenger processor (not to python-telegram-bot),
+        under its key so that its changes happen once; done, or tried again, or parked, as an
+        update is."""
+        assert self.inbox is not None
+        from bot.messenger.events import Inbound
+        from bot.messenger.inbound import MessengerInbound
+
+        while True:
+            error: BaseException | None = None
+            try:
+                if not isinstance(self.messenger, MessengerInbound):
+                    raise RuntimeError("no [facebook] table: the page's events wait")
+                with origin.handling(key):
+                    await self.messenger.handle(Inbound.from_json(payload), self.clock())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = exc
+            if error is None:
+                await self.inbox.done(row_id, self.clock())
+                return
+            attempts += 1
+            if await self.inbox.failed(row_id, describe(error), self.clock()):
+                log.error("page event %s parked after %d attempts (%s): `casebot inbox` lists it",
+                          key, attempts, describe(error))
+                return
+            await asyncio.sleep(min(0.5 * 2 ** attempts, 5.0))
+
     async def health(self) -> dict[str, object]:
         """For ``/healthz``: the database answers, the inbox's backlog, the sender runs."""
         report: dict[str, object] = {"database": "ok", "inbox_backlog": None,
@@ -274,13 +336,20 @@ class Runner:
             assert isinstance(self._web, WebServer)
             await self._web.stop()
             self._web = None
+
         await self.scheduler.stop(STOP_SECONDS)
         self._fresh.clear()  # still in the inbox: read back at the next start
         if self._started:
             self._started = False
             await self.app.stop()
             if self.app.post_stop:
-                await self.app.post_stop(self.app)
+                await self.app.post_stop(self.app)  # the outbox's sender, then the Messenger one
+            messenger = self.services.sender.messenger
+            if messenger is not None:
+                from bot.messenger.sender import MessengerSender
+
+                assert isinstance(messenger, MessengerSender)
+                await messenger.stop()
         if self.app._initialized:  # start may have failed half-way
             await self.app.shutdown()
         if self.app.post_shutdown:

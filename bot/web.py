@@ -1,5 +1,7 @@
-"""The project's one HTTP entry point: Telegram's webhook and ``/healthz`` (later the Facebook
-webhook and the public figures), on aiohttp's web server.
+"""The project's one HTTP entry point: Telegram's webhook (``casebot run --webhook``), the
+Facebook page's webhook (``[facebook]``: bot/messenger/webhook.py) and ``/healthz`` (later the
+public figures), on aiohttp's web server. It runs when either webhook is configured, and listens
+where ``[http]`` says (else ``[webhook]``'s ``listen`` and ``port``).
 
 A webhook request is answered 200 only once its update is committed to the inbox; without
 Telegram's secret token (``X-Telegram-Bot-Api-Secret-Token``, compared in constant time) it gets
@@ -28,27 +30,39 @@ MAX_BODY = 1 << 20  # an update is a few kB; a file is sent by id, never in the 
 
 
 class WebServer:
-    def __init__(self, runner: Runner) -> None:
-        webhook = runner.settings.webhook
-        assert webhook is not None
+    def __init__(self, runner: Runner, *, telegram: bool = True) -> None:
         self.runner = runner
-        self.settings = webhook
+        self.webhook = runner.settings.webhook if telegram else None
+        assert self.webhook is not None or not telegram
+        self.bind = runner.settings.http_server
         self.app = web.Application(client_max_size=MAX_BODY)
-        self.app.router.add_post(webhook.path, self.telegram)
+        if self.webhook is not None:
+            self.app.router.add_post(self.webhook.path, self.telegram)
+        facebook = runner.settings.facebook
+        if facebook is not None:
+            from bot.messenger.webhook import PageWebhook
+
+            assert runner.facebook_secrets is not None
+            PageWebhook(facebook, runner.facebook_secrets.app_secret, runner.store_items,
+                        runner.clock).routes(self.app)
         self.app.router.add_get("/healthz", self.health)
         self._site_runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         self._site_runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         await self._site_runner.setup()
-        site = web.TCPSite(self._site_runner, self.settings.listen, self.settings.port)
+        site = web.TCPSite(self._site_runner, self.bind.listen, self.bind.port)
         await site.start()
-        await self.runner.app.bot.set_webhook(
-            self.settings.url, secret_token=self.settings.secret_token,
-            max_connections=self.settings.max_connections,
-            allowed_updates=_allowed_updates(), drop_pending_updates=False)
-        log.info("webhook: listening on %s:%d for %s", self.settings.listen, self.settings.port,
-                 self.settings.path)
+        paths = []
+        if self.webhook is not None:
+            await self.runner.app.bot.set_webhook(
+                self.webhook.url, secret_token=self.webhook.secret_token,
+                max_connections=self.webhook.max_connections,
+                allowed_updates=_allowed_updates(), drop_pending_updates=False)
+            paths.append(self.webhook.path)
+        if self.runner.settings.facebook is not None:
+            paths.append(self.runner.settings.facebook.path)
+        log.info("http: listening on %s:%d for %s", self.bind.listen, self.port, ", ".join(paths))
 
     @property
     def port(self) -> int:
@@ -56,7 +70,7 @@ class WebServer:
         assert self._site_runner is not None
         for address in self._site_runner.addresses:
             return int(address[1])
-        return self.settings.port
+        return self.bind.port
 
     async def stop(self) -> None:
         # The webhook stays set: Telegram keeps the updates that come meanwhile for the next start.
@@ -65,8 +79,9 @@ class WebServer:
             self._site_runner = None
 
     async def telegram(self, request: web.Request) -> web.Response:
+        assert self.webhook is not None
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self.settings.secret_token.encode()):
+        if not hmac.compare_digest(given.encode(), self.webhook.secret_token.encode()):
             return web.Response(status=403, text="forbidden")
         try:
             data = json.loads(await request.read())

@@ -13,7 +13,7 @@ from typing import Any
 from telegram.ext import Application
 
 from bot.app import SERVICES, Services
-from bot.config import Settings, parse_settings
+from bot.config import FacebookSecrets, Settings, parse_settings
 from bot.service import Runner
 from tests.conftest import (
     ADMIN,
@@ -31,6 +31,7 @@ from tests.conftest import (
     register_people,
 )
 from tests.fakebotapi import Call, FakeBotAPI
+from tests.fakegraph import FakeGraph
 
 JSON = dict[str, Any]
 _FIRST_UPDATE_IDS = itertools.count(1, 1_000_000)  # each fake a run starts its own ids
@@ -85,7 +86,8 @@ class Bot:
 
     async def handled(self) -> set[int]:
         """The update ids the inbox holds as handled (done, or parked after its last try)."""
-        rows = await self.services.db.all("SELECT key FROM inbox WHERE state != 'pending'")
+        rows = await self.services.db.all("SELECT key FROM inbox WHERE state != 'pending'"
+                                          " AND key LIKE 'tg:%'")
         return {int(str(r[0]).removeprefix("tg:")) for r in rows}
 
     async def settle(self, timeout: float = 10.0) -> None:
@@ -101,7 +103,8 @@ class Bot:
                 missing = [i for i in injected if i not in handled]
                 raise AssertionError(f"updates not handled: {missing}\n{self.api.dump_calls()}")
             await asyncio.sleep(0.005)
-        while await self.services.sender.drain():
+        messenger = self.services.sender.messenger
+        while await self.services.sender.drain() + (await messenger.drain() if messenger else 0):
             pass
 
     def sent_since(self, mark: int, chat_id: int | None = None, method: str = "sendMessage") -> list[Call]:
@@ -143,10 +146,13 @@ class Bot:
         raise AssertionError(f"no card for #{case_id} in chat {chat_id}")
 
 
-async def start_app(api: FakeBotAPI, settings: Settings, clock: Clock) -> Runner:
+async def start_app(api: FakeBotAPI, settings: Settings, clock: Clock,
+                    facebook: FacebookSecrets | None = None) -> Runner:
     """The bot as ``casebot run`` starts it (bot/service.py), polling the fake Bot API, without
-    the rate limiter and the repeating jobs (tests run the jobs by hand, with their own clock)."""
-    runner = Runner(settings, api.token, clock=clock, rate_limiter=False, jobs=False, poll_seconds=1)
+    the rate limiter and the repeating jobs (tests run the jobs by hand, with their own clock);
+    with ``facebook``, the page's secrets ([facebook] in the settings)."""
+    runner = Runner(settings, api.token, clock=clock, rate_limiter=False, jobs=False, poll_seconds=1,
+                    facebook=facebook)
     await runner.start()
     return runner
 
@@ -171,11 +177,20 @@ def e2e_settings(api: FakeBotAPI, tmp_path: Path, **overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def running_bot(tmp_path: Path, clock: Clock, api: FakeBotAPI | None = None,
-                      **overrides: Any) -> AsyncIterator[Bot]:
+                      graph: FakeGraph | None = None, **overrides: Any) -> AsyncIterator[Bot]:
+    """``graph``: the Facebook page too ([facebook] pointing at the fake Graph API, the HTTP
+    server on a free port, the fake's webhook sender pointing at it)."""
     own = api is None
     api = api or FakeBotAPI(first_update_id=next(_FIRST_UPDATE_IDS)).start()
+    if graph is not None:
+        overrides = {**graph.config(), **overrides}
     settings = e2e_settings(api, tmp_path, **overrides)
-    runner = await start_app(api, settings, clock)
+    runner = await start_app(api, settings, clock, graph.secrets() if graph is not None else None)
+    if graph is not None:
+        from bot.web import WebServer
+
+        assert isinstance(runner._web, WebServer) and settings.facebook is not None
+        graph.attach(runner._web.port, settings.facebook.path)
     try:
         bot = Bot(api, runner.app, settings, clock, runner)
         if await bot.services.people.is_registered(OFFICIAL) is False:

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -53,6 +53,15 @@ JOIN_LIMIT = MESSAGE_LIMIT - 596  # texts joined into one message: room for what
 STOP_GRACE = 1.5     # seconds a stop waits for the messages being sent
 REFILL_EVERY = 0.25  # seconds between reading the outbox while lanes are ready to go anyway
 AHEAD = 2  # deliveries started ahead of their slot, their row in hand (see ``_Ticket``)
+
+
+class Lane(Protocol):
+    """Another channel's deliveries, woken with the outbox's (the Messenger sender): it runs on
+    its own, so that its pace never holds up Telegram's chats."""
+
+    def wake(self) -> None: ...
+
+    async def drain(self) -> int: ...
 
 
 class _Ticket:
@@ -105,10 +114,14 @@ class OutboxSender:
         self.tz = cases.settings.tz
         self.heartbeat = Heartbeat(heartbeat_path(cases.settings.database_path), clock)  # casebot health
         self.access = access.AccessLog(cases.db, cases.units, cases.people)  # who saw personal data
+        # Messages to citizens on Messenger (bot/messenger/sender.py): woken with this sender.
+        self.messenger: Lane | None = None
 
     def wake(self) -> None:
         """Rows were queued (a change committed: the services' ``on_commit``)."""
         note_change()  # for the error handler: this update changed something
+        if self.messenger is not None:
+            self.messenger.wake()
         self._dirty = True
         self._wake.set()
         self._kick.set()
