@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.db import Database
 from bot.domain.cases import CaseService
 from bot.domain.citizens import CitizenStore
+from bot.domain.conversation import Conversation
 from bot.domain.digest import DigestService
 from bot.domain.outbox import OutboxStore
 from bot.domain.people import PeopleService
@@ -54,6 +55,7 @@ class Services:
     digests: DigestService
     citizens: CitizenStore
     requests: RequestService
+    conversation: Conversation
 
 
 def bot_api_request(settings: Settings, connections: int = 256) -> AiohttpRequest:
@@ -118,8 +120,10 @@ async def open_services(settings: Settings, app: Application, clock: Clock, db: 
     cases.on_commit = sender.wake
     digests = DigestService(db, settings, units, people, on_commit=sender.wake)
     requests = RequestService(db, cases.tell_requests_waiting)
+    citizens = CitizenStore(db)
+    conversation = Conversation(db, cases, citizens, requests, settings)
     return Services(settings, db, units, people, cases, store, sender, clock, digests,
-                    CitizenStore(db), requests)
+                    citizens, requests, conversation)
 
 
 async def _post_init(app: Application) -> None:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from bot import audit
 from bot.config import Settings
 from bot.db import Database, Row, Tx, from_db, to_db
-from bot.domain import erasure, origin, outbox
+from bot.domain import citizen_news, erasure, origin, outbox
 from bot.domain.deadlines import Deadlines
 from bot.domain.errors import (
     CaseNotFound,
@@ -294,6 +294,7 @@ class CaseService(Deadlines, Telling):
                         {"source": draft.source})
             await self._tell_working_group(conn, lambda: _("#{n} created by {who}: {summary}").format(
                 n=case_id, who=html.escape(actor.name), summary=html.escape(draft.summary)), now, case_id)
+            await citizen_news.received(self, conn, case_id, draft.citizen_id, draft.request_id, now)
         self.on_commit()
         return await self.get(case_id)
 
@@ -428,6 +429,7 @@ class CaseService(Deadlines, Telling):
             to = step.updates["status"]
             self._event(conn, case_id, actor, action, case.status, to, text, now, step.data)
             await self._notify(step)
+            await citizen_news.after_change(self, step)
             if tx is not None:
                 return case_view((await conn.all(CASE_BY_ID, (case_id,)))[0])
             rows = await conn.commit(CASE_BY_ID, (case_id,))  # as committed
@@ -563,6 +565,7 @@ class CaseService(Deadlines, Telling):
         Action.REMIND: Deadlines._do_remind,
         Action.ESCALATE: Deadlines._do_escalate,
         Action.ERASE: erasure.do_erase,
+        Action.ASK_CITIZEN: citizen_news.do_ask_citizen,
     }
 
     def _count_handoff(self, st: Step) -> None:

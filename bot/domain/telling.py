@@ -151,6 +151,8 @@ class Telling:
             return format_date(value.astimezone(self.settings.tz), "d MMM y", locale=current_locale())
 
         def to_unit() -> str:
+            if action is Action.PROVIDE_INFO and st.actor.citizen_id is not None:
+                return _("Answer from the citizen on #{n}: {text}").format(n=n, text=note)
             if action is Action.PROVIDE_INFO:
                 return _("Answer from the working group on #{n}: {text}").format(n=n, text=note)
             if action is Action.REOPEN:
