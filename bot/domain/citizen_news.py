@@ -145,6 +145,10 @@ async def do_ask_citizen(_cases: object, st: Step) -> None:
     who = await citizen_in(st.conn, case.citizen_id)
     if who is None or not who.reachable:
         raise Invalid(_("Case #{n} has no citizen who can be asked here: call them.").format(n=case.id))
+    asked = await st.conn.one("SELECT 1 FROM citizen_asks WHERE case_id = ? AND kind = 'question'"
+                              " AND version = ?", (case.id, case.version))
+    if asked is not None:
+        raise Invalid(_("The question on #{n} already went to the citizen.").format(n=case.id))
     if not st.text:
         row = await st.conn.one(
             "SELECT t.text FROM events e JOIN event_texts t ON t.event_id = e.id"

@@ -161,6 +161,8 @@ class Telling:
                     n=n, reason=note)
             if action is Action.VERIFY:
                 return _("#{n} is {outcome}.").format(n=n, outcome=label(OUTCOME_LABELS, st.data["outcome"]))
+            if action is Action.ASK_CITIZEN:
+                return _("The working group passed your question on #{n} to the citizen.").format(n=n)
             if action is Action.SET_DUE and st.change.due is not None:
                 return _("New deadline for #{n}: {when}.").format(n=n, when=when(st.change.due))
             if staff_note:
@@ -195,6 +197,8 @@ class Telling:
             if action is Action.NEED_INFO:
                 line += "\n" + _("Needed: {what}").format(what=note)
                 buttons = [[(_("Answer…"), f"ans:{n}")]]
+                if st.case.citizen_id is not None:  # a citizen in the loop: they may answer
+                    buttons[0].append((_("📨 Ask the citizen"), f"ask:{n}"))
             elif action in (Action.RESOLVE, Action.OUTCOME):
                 # What the working group needs to call: the citizen's name and phone (they may
                 # see them; recorded as a view below).

@@ -13,6 +13,7 @@ from bot.handlers import (
     accesslog,
     basics,
     cards,
+    citizen_buttons,
     commands,
     digest,
     erasure,
@@ -59,8 +60,10 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         *reports.handlers(),
         *digest.handlers(),
         *erasure.handlers(),
+        *citizen_buttons.handlers(),
         CommandHandler("cancel", basics.nothing_to_cancel),
         CallbackQueryHandler(cards.dead_button),
     ]:
         app.add_handler(handler)
+    app.add_handler(citizen_buttons.words_handler(), group=1)  # a citizen's words, after the rest
     app.add_error_handler(on_error)

@@ -42,6 +42,12 @@ async def every_update(update: Update, context: Context) -> None:
         return  # /start may carry an invitation
     if _command(update) == "stats":
         return  # the public figures are for anyone
+    if private and user is not None:  # a citizen in the loop, in their own chat with the bot
+        who = await services.citizens.by_address("telegram", str(user.id))
+        if who is not None and who.erased_at is None:
+            if who.language:
+                set_locale(who.language)
+            return
     if update.callback_query is not None:
         await update.callback_query.answer(access_hint(user.id, html=False), show_alert=True)
     elif chat is not None:

@@ -599,6 +599,25 @@ async def forward_picker(update: Update, context: Context) -> None:
                     reply_markup=keyboard(rows))
 
 
+async def ask_citizen(update: Update, context: Context) -> None:
+    """``ask:<case>``: under the unit's question, the working group passes it to the case's
+    citizen (their answer comes back to the unit as the answer); Answer… stays."""
+    query = update.callback_query
+    assert query is not None
+    ids = parse_ids(query.data or "", 1)
+    if ids is None:
+        await stale_button(update)
+        return
+    try:
+        await svc(context).cases.apply(ids[0], Action.ASK_CITIZEN, actor(update), Change(), now(context))
+    except DomainError as exc:
+        await refuse(update, exc)
+        return
+    await query.answer(_("#{n}: the question went to the citizen.").format(n=ids[0]))
+    with contextlib.suppress(BadRequest):  # the Answer… button stays; this one has done its work
+        await query.edit_message_reply_markup(keyboard([[(_("Answer…"), f"ans:{ids[0]}")]]))
+
+
 async def update_status(update: Update, context: Context) -> None:
     """"Update status" under a reminder: the case card, with its buttons, in this chat."""
     query = update.callback_query
@@ -620,6 +639,7 @@ def handlers() -> list[Any]:
         CallbackQueryHandler(update_status, pattern=r"^c:[0-9]+:[0-9]+:upd$"),
         CallbackQueryHandler(direct, pattern=r"^c:[0-9]+:[0-9]+:(acc|cfm|unr|rsm)$"),
         CallbackQueryHandler(forward_picker, pattern=r"^fp:"),
+        CallbackQueryHandler(ask_citizen, pattern=r"^ask:"),
         CallbackQueryHandler(share_choice, pattern=r"^fs:"),
         CallbackQueryHandler(assign_button, pattern=r"^as:"),
         CallbackQueryHandler(assign_picker, pattern=r"^ap:"),

@@ -44,6 +44,8 @@ async def reply_note(update: Update, context: Context) -> None:
     if target is None or target.from_user is None or target.from_user.id != context.bot.id:
         return  # people talking among themselves
     services = svc(context)
+    if not await services.people.is_registered(message.from_user.id if message.from_user else 0):
+        return  # a citizen replying to the bot: their words are the conversation's (citizen_buttons)
     about = await services.outbox.about(chat.id, target.message_id)
     if about is None:
         return  # not a message about a case: not a note
