@@ -440,12 +440,12 @@ async def use_the_buttons(update: Update, context: Context) -> int | None:
 # --- helpers ---------------------------------------------------------------------------------
 
 async def _ids(update: Update, count: int) -> list[int] | None:
+    """The ids in ``ct:<what>:<id>…``, or None (the press answered as stale)."""
     query = update.callback_query
-    ids = parse_ids(query.data or "", count + 1) if query is not None else None
+    ids = parse_ids((query.data or "").removeprefix("ct:"), count) if query is not None else None
     if ids is None:
         await stale_button(update)
-        return None
-    return ids[1:]
+    return ids
 
 
 async def _chosen(update: Update, label: str, value: str) -> None:

@@ -19,18 +19,19 @@ conversation checks on every press that the case or request is the presser's own
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
 from telegram import Update
-from telegram.ext import ApplicationHandlerStop, BaseHandler
+from telegram.ext import BaseHandler, CommandHandler
 
 from bot.domain.conversation import Reply, Route
 from bot.domain.errors import DomainError
 from bot.domain.model import AttachmentIn
 from bot.domain.outbox import Buttons
 from bot.handlers import citizen_intake
-from bot.handlers.citizen_gate import CitizenButton, CitizenUpdate, is_citizens
+from bot.handlers.citizen_gate import CITIZEN, CitizenButton, CitizenUpdate
 from bot.handlers.citizen_intake import menu_buttons, submissions
 from bot.handlers.common import Context, drop_buttons, edit_text, now, reply, stale_button, svc
 from bot.handlers.pickers import parse_ids
@@ -208,9 +209,9 @@ async def other(update: Update, context: Context) -> None:
 # --- helpers ------------------------------------------------------------------------------------
 
 async def _ids(update: Update) -> list[int] | None:
+    """The id in ``ct:<what>:<id>``, or None (forged, malformed)."""
     query = update.callback_query
-    ids = parse_ids(query.data or "", 2) if query is not None else None
-    return ids[1:] if ids is not None else None
+    return parse_ids((query.data or "").removeprefix("ct:"), 1) if query is not None else None
 
 
 async def _citizen_or_stale(update: Update, context: Context, ids: list[int] | None) -> int | None:
@@ -229,31 +230,19 @@ async def _say(update: Update, said: Reply) -> None:
     await reply(update, escape(said.text, quote=False), said.choices)
 
 
-class _Stop(BaseHandler[Update, Context, Any]):
-    """After a citizen's update is handled in its group, no later group sees it."""
-
-    def check_update(self, update: object) -> bool:
-        return is_citizens(update)
-
-    async def handle_update(self, update: Any, application: Any, check_result: object,
-                            context: Any) -> Any:
-        raise ApplicationHandlerStop
-
-
-def handlers() -> list[BaseHandler[Any, Any, Any]]:
+def handlers(case_buttons: Sequence[Any] = ()) -> list[BaseHandler[Any, Any, Any]]:
     """The citizen's handlers, first in their group; each matches citizens' updates only, and the
-    last one takes whatever else a citizen sends (the ``cz:`` buttons of their cases' news are
-    bot/handlers/citizen_buttons.py's)."""
+    last one takes whatever else a citizen sends. ``case_buttons``: the ``cz:`` buttons of their
+    cases' news (bot/handlers/citizen_buttons.py), before that last one."""
     return [
         citizen_intake.conversation(welcome),
-        _CitizenCommand("start", welcome),
-        _CitizenCommand("help", welcome),
+        CommandHandler(["start", "help"], welcome, filters=CITIZEN),
         CitizenButton(switch_language, pattern=r"^ct:lang:"),
         CitizenButton(my_requests, pattern=r"^ct:mine$"),
         CitizenButton(status, pattern=r"^ct:s:"),
         CitizenButton(ask_withdraw, pattern=r"^ct:wr?:"),
         CitizenButton(withdraw, pattern=r"^ct:wr?y:"),
         CitizenButton(keep, pattern=r"^ct:keep$"),
-        *erase_handlers(),
-        CitizenUpdate(other, not_data=r"^cz:"),
+        *case_buttons,
+        CitizenUpdate(other),
     ]
