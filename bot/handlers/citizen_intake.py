@@ -147,7 +147,7 @@ async def got_category(update: Update, context: Context) -> int:
         await stale_button(update)
         return CATEGORY
     _draft(context).category_id = cat.id if cat else None
-    await _chosen(update, _("About"), cat.name if cat else _("Something else"))
+    await _chosen(update, _("About: {v}").format(v=escape(cat.name if cat else _("Something else"))))
     return await ask_province(update, context)
 
 
@@ -197,7 +197,7 @@ async def got_province(update: Update, context: Context) -> int:
         return PROVINCE
     draft = _draft(context)
     draft.province_id = draft.place_unit_id = province.id
-    await _chosen(update, _("Province"), province.name)
+    await _chosen(update, _("Province: {v}").format(v=escape(province.name)))
     districts = await _districts(context, province.id)
     if not districts:
         return await ask_summary(update, context)
@@ -227,7 +227,8 @@ async def got_district(update: Update, context: Context) -> int:
             return DISTRICT
     if district is not None:
         draft.place_unit_id = district.id
-    await _chosen(update, _("District"), district.name if district else _("The whole province / not sure"))
+    await _chosen(update, _("District: {v}").format(
+        v=escape(district.name if district else _("The whole province / not sure"))))
     return await ask_summary(update, context)
 
 
@@ -448,11 +449,12 @@ async def _ids(update: Update, count: int) -> list[int] | None:
     return ids
 
 
-async def _chosen(update: Update, label: str, value: str) -> None:
+async def _chosen(update: Update, text: str) -> None:
+    """The pressed question becomes a record of the answer (no stale buttons left)."""
     query = update.callback_query
     assert query is not None
     await query.answer()
-    await edit_text(query, f"{label}: <b>{escape(value)}</b>")
+    await edit_text(query, text)
 
 
 async def _answered(update: Update) -> None:
