@@ -56,6 +56,10 @@ async def cli_erase(settings: Settings, args: argparse.Namespace) -> int:
         print(f"--reason: say why (at least {REQUIRED_TEXT[Action.ERASE]} characters), e.g. "
               "--reason \"the citizen's request of 2026-05-04\"", file=sys.stderr)
         return 2
+    citizen = getattr(args, "citizen", None)
+    if not args.cases and citizen is None:
+        print("name the cases, or --citizen ID", file=sys.stderr)
+        return 2
     numbers = []
     for arg in args.cases:
         n = parse_case_number(arg)
@@ -76,6 +80,16 @@ async def cli_erase(settings: Settings, args: argparse.Namespace) -> int:
         people = PeopleService(db, settings, units)
         cases = CaseService(db, settings, units, people, lambda: datetime.now(UTC))
         with use_locale(settings.default_language):
+            if citizen is not None:
+                from bot.domain.erasure import erase_citizen
+
+                try:
+                    erased = await erase_citizen(cases, citizen, who, reason, datetime.now(UTC))
+                except DomainError as exc:
+                    print(f"citizen {citizen}: {plain_text(exc.user_message())}", file=sys.stderr)
+                    return 1
+                for n in erased:
+                    print(_("#{n}: personal data erased").format(n=n))
             for n in numbers:
                 try:
                     await cases.apply(n, Action.ERASE, who, Change(text=reason), datetime.now(UTC))

@@ -329,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         "--head", metavar="HASH@DATE",
         help="also check that the chain still holds the head published on that date")
     era = parsers["erase"]
-    era.add_argument("cases", nargs="+", metavar="CASE", help="case numbers")
+    era.add_argument("cases", nargs="*", metavar="CASE", help="case numbers")
+    era.add_argument("--citizen", type=int, metavar="ID",
+                     help="a citizen's id: all their cases, requests and their own record")
     era.add_argument("--reason", required=True, help="why (the citizen's request of …)")
     args = parser.parse_args(argv)
     commands = {"check-config": cmd_check_config, "import": cmd_import, "report": cmd_report,

@@ -21,9 +21,10 @@ from babel.dates import format_skeleton
 from bot.config import Settings
 from bot.db import Database
 from bot.domain import access
+from bot.domain.citizen_figures import CitizenFigures
 from bot.domain.errors import DomainError
 from bot.domain.reports import Period, Report, ReportService, parse_period
-from bot.domain.rules import OUTCOME_LABELS
+from bot.domain.rules import OUTCOME_LABELS, SOURCES
 from bot.domain.units import UnitService
 from bot.i18n import N_, _, current_locale, label, ngettext, use_locale
 from bot.inputs import plain_text
@@ -92,12 +93,46 @@ def render_report(report: Report, *, html: bool = True) -> str:
     if report.median_days_to_close is not None:
         lines.append(_("Days to close: median {median}, 90th percentile {p90}").format(
             median=report.median_days_to_close, p90=report.p90_days_to_close))
+    if report.citizens is not None:
+        lines += citizen_lines(report.citizens)
     if report.forwarded:
         lines.append(_("Forwarded to other institutions:"))
         for institution, (sent, acked) in sorted(report.forwarded.items()):
             lines.append("  • " + _("{name}: {sent} forwarded, {acked} acknowledged").format(
                 name=esc(institution), sent=sent, acked=acked))
     return "\n".join(lines)
+
+
+def citizen_lines(figures: CitizenFigures) -> list[str]:
+    """Cases by channel, how the confirmed ones were confirmed, withdrawals, abusive requests."""
+    def by_source(counts: dict[str, int]) -> str:
+        return " · ".join(f"{label(SOURCES, k, 'other')} {v}" for k, v in sorted(counts.items())) or "0"
+
+    share = figures.share_by_citizen
+    return [
+        _("Received by channel: {counts}").format(counts=by_source(figures.by_source)),
+        _("Confirmed: {n}; by the citizens themselves {citizen} ({share}), by phone {phone}").format(
+            n=figures.confirmed, citizen=figures.confirmed_by_citizen, phone=figures.confirmed_by_phone,
+            share="—" if share is None else f"{round(share * 100)}%"),
+        _("Withdrawn by citizens: {n}").format(n=figures.withdrawn),
+        _("Requests marked abusive: {n}").format(n=sum(figures.abusive.values())) + (
+            f" ({by_source(figures.abusive)})" if figures.abusive else ""),
+    ]
+
+
+def public_citizen_lines(shown: dict[str, Any]) -> list[str]:
+    """The public view of ``citizen_figures.public`` (small counts already hidden), plain text."""
+    def rows(items: list[dict[str, object]], column: str) -> str:
+        return " · ".join(f"{label(SOURCES, str(r['source']), 'other')} {r[column]}" for r in items) or "0"
+
+    share = shown["share_by_citizen"]
+    return [
+        _("Cases by channel: {counts}").format(counts=rows(shown["by_source"], "cases")),
+        _("Confirmed: {n}; confirmed by the citizens themselves: {share}").format(
+            n=shown["confirmed"], share="—" if share is None else f"{round(float(share) * 100)}%"),
+        _("Withdrawn by citizens: {n}").format(n=shown["withdrawn"]),
+        _("Requests marked abusive: {counts}").format(counts=rows(shown["abusive"], "requests")),
+    ]
 
 
 def fairness_lines(stats: dict[str, list[dict[str, object]]], period: Period | None, *,

@@ -148,3 +148,23 @@ async def test_withdrawing_a_case_and_a_waiting_request(domain: Domain, clock: C
     assert request is not None and request.status == "withdrawn"
     mine = await talk.my_requests(cid)
     assert {(m.request_id, m.case_id, m.open) for m in mine} == {(rid, None, False), (None, n, False)}
+
+
+async def test_no_answer_leaves_it_to_the_working_group_and_a_late_yes_changes_nothing(
+        domain: Domain, clock: Clock, settings: Settings) -> None:
+    talk = conversation(domain, settings)
+    cid = await new_citizen(domain, clock)
+    n = await resolved(domain, clock, cid)
+    v = (await domain.cases.get(n)).version
+    clock.advance(days=settings.deadlines.verify_days + 2)
+    await domain.cases.run_ladder(clock())
+    reminded = await domain.db.all("SELECT text FROM outbox WHERE chat_id = ? AND text LIKE ?",
+                                   (WG_CHAT, f"%#{n}%resolved but not verified%"))
+    assert reminded  # the verification deadline passed: the working group is reminded, as before
+    assert (await domain.cases.get(n)).status is Status.RESOLVED
+    await domain.cases.apply(n, Action.VERIFY, wg, Change(outcome="confirmed"), clock())
+    assert await talk.waiting(cid) == []
+    late = await talk.press(cid, f"cz:y:{n}:{v}", clock())
+    assert late is not None and late.text.startswith("Thank you. This was already settled.")
+    case = await domain.cases.get(n)
+    assert case.confirmed_via == "phone" and case.version == v + 1

@@ -30,7 +30,7 @@ from typing import ClassVar
 
 from bot.config import Settings
 from bot.db import Database, Tx, from_db, to_db
-from bot.domain import citizen_news, origin
+from bot.domain import citizen_news, erasure, origin
 from bot.domain.cases import CaseService
 from bot.domain.citizens import Choices, Citizen, CitizenStore, queue_to_citizen
 from bot.domain.errors import CaseNotFound, Forbidden, InvalidTransition, StaleCase
@@ -323,6 +323,20 @@ class Conversation:
                                    "where it stands.")))
             queue_to_citizen(tx, who, text, now)
         self.cases.on_commit()
+
+    async def erase(self, citizen_id: int, now: datetime) -> Reply:
+        """Their "erase my data": every case's personal data, their requests' texts and their
+        own record (bot/domain/erasure.py). The answer is for the front to give at once: nothing
+        can be queued to them afterwards."""
+        who = await self._citizen(citizen_id)
+        with use_locale(self._lang(who)):
+            text = _("Your personal data is erased: your name, your contact and what you wrote to "
+                     "us. The case numbers stay in the ministry's figures, without anything about "
+                     "you.")
+        with use_locale(self.settings.default_language):
+            reason = _("The citizen's own request.")
+        await erasure.erase_citizen(self.cases, who.id, citizen_actor(who.id), reason, now)
+        return Reply(text)
 
     async def press(self, citizen_id: int, data: str, now: datetime) -> Reply | None:
         """A choice pressed (a Telegram button, a Messenger quick reply): ``cz:…`` data, checked

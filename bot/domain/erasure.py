@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.db import to_db
+from bot.domain import origin
 from bot.domain.errors import DomainError, Invalid
-from bot.domain.model import SYSTEM, Change, Step
+from bot.domain.model import SYSTEM, Actor, Change, Step
 from bot.domain.rules import Action, Status
 from bot.i18n import _, use_locale
 
@@ -65,11 +67,11 @@ async def do_erase(_cases: Any, st: Step) -> None:
              " (SELECT id FROM events WHERE case_id = ? AND action != ?)", (n, Action.ERASE))
     # Notices about the case (a note's text, a summary) are kept no longer; those not yet on
     # their way are not sent any more (the erasure's own notice follows).
-    conn.add("UPDATE outbox SET text = '' WHERE case_id = ? AND kind = 'text'"
+    conn.add("UPDATE outbox SET text = '' WHERE case_id = ? AND kind IN ('text', 'messenger')"
              " AND (sent_at IS NOT NULL OR failed_at IS NOT NULL)", (n,))
     conn.add("UPDATE outbox SET text = '', failed_at = ?, last_error = 'erased' WHERE case_id = ?"
-             " AND kind = 'text' AND sent_at IS NULL AND failed_at IS NULL AND sending_at IS NULL",
-             (to_db(st.now), n))
+             " AND kind IN ('text', 'messenger') AND sent_at IS NULL AND failed_at IS NULL"
+             " AND sending_at IS NULL", (to_db(st.now), n))
     st.updates.update(citizen_name="", citizen_contact="", description="", summary=summary,
                       erased_at=to_db(st.now))
     st.data["erased"] = {"attachments": attachments, "texts": texts, "contacts": contacts}
@@ -97,4 +99,49 @@ async def erase_expired(cases: CaseService, now: datetime) -> list[int]:
         erased.append(int(row[0]))
     if erased:
         log.info("retention: personal data of %d closed case(s) erased", len(erased))
+    return erased
+
+
+async def erase_citizen(cases: CaseService, citizen_id: int, actor: Actor, reason: str,
+                        now: datetime) -> list[int]:
+    """A citizen's "erase my data" (on their word, or from the command line): in one transaction,
+    each of their cases' personal data as above (an erasure each, recorded with ``reason``), the
+    texts of their requests, what their cases waited for from them, the texts to them in the
+    outbox (those not sent yet are not sent any more), and their own record: name, contact and
+    address go, ``erased_at`` says when. Counts, sources, statuses and outcomes stay: the figures
+    do not change. Returns the cases erased now (those already without personal data are kept
+    as they are)."""
+    erased: list[int] = []
+    at = to_db(now)
+    try:
+        async with cases.db.transaction() as tx:
+            origin.record(tx, now)
+            who = await tx.one("SELECT channel, address FROM citizens WHERE id = ?", (citizen_id,))
+            if who is None:
+                raise Invalid(_("There is no such citizen."))
+            rows = await tx.all("SELECT id FROM cases WHERE citizen_id = ? ORDER BY id", (citizen_id,))
+            for row in rows:
+                try:
+                    async with tx.savepoint():
+                        await cases._apply(int(row[0]), Action.ERASE, actor, Change(text=reason), now,
+                                           None, tx)
+                except Invalid:  # nothing personal left in it
+                    continue
+                erased.append(int(row[0]))
+            tx.add("UPDATE requests SET text = '', data = '{}' WHERE citizen_id = ?", (citizen_id,))
+            tx.add("DELETE FROM citizen_asks WHERE citizen_id = ?", (citizen_id,))
+            chat = int(who[1]) if who[0] == "telegram" and str(who[1]).isdigit() else None
+            mine = "(citizen_id = ? OR (kind = 'text' AND chat_id = ?))"
+            tx.add(f"UPDATE outbox SET text = '', payload = '{{}}', chat_id = NULL WHERE {mine}"
+                   " AND (sent_at IS NOT NULL OR failed_at IS NOT NULL)", (citizen_id, chat))
+            tx.add(f"UPDATE outbox SET text = '', payload = '{{}}', chat_id = NULL, failed_at = ?,"
+                   f" last_error = 'erased' WHERE {mine} AND sent_at IS NULL AND failed_at IS NULL"
+                   " AND sending_at IS NULL", (at, citizen_id, chat))
+            tx.add("UPDATE citizens SET name = '', contact = '', address = 'erased:' || id,"
+                   " last_inbound_at = NULL, erased_at = ? WHERE id = ?", (at, citizen_id))
+    except sqlite3.IntegrityError as exc:
+        raise origin.translate(exc) from None
+    cases.on_commit()
+    if erased:
+        log.info("erasure: a citizen's personal data erased with %d case(s)", len(erased))
     return erased

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.db import Database, to_db
+from bot.domain.citizen_figures import CitizenFigures, citizen_figures
 from bot.domain.disclosure import SMALL, pool, protect
 from bot.domain.errors import Invalid
 from bot.domain.history import DONE, EVENTS_SQL, CaseHistory, build
@@ -111,6 +112,7 @@ class Report:
     first_day: date | None = None     # the period's first local day, and its last one so far (today
     last_day: date | None = None      # for the current period): weeks beyond are partial or left out
     fairness: dict[str, list[dict[str, object]]] | None = None  # with report(…, fairness=True)
+    citizens: CitizenFigures | None = None  # by channel, confirmed by whom (a ministry-wide report)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -365,6 +367,8 @@ class ReportService:
         if tally is not None:
             rep.fairness = tally.rows()
         await self._events(rep, ids, start, end, cut)
+        if scope is None:
+            rep.citizens = await citizen_figures(self.db, start, cut)
         return rep
 
     async def _events(self, rep: Report, ids: set[int], start: datetime, end: datetime,

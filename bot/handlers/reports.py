@@ -14,6 +14,8 @@ from telegram import InputFile, Update
 from telegram.ext import CommandHandler
 
 from bot.domain import access
+from bot.domain.citizen_figures import citizen_figures
+from bot.domain.citizen_figures import public as public_citizens
 from bot.domain.errors import DomainError, Forbidden, Invalid
 from bot.domain.reports import Period, ReportService, parse_period
 from bot.domain.rules import GLOBAL_ROLES, Role
@@ -24,6 +26,7 @@ from bot.reporting import (
     charts,
     fairness_lines,
     period_name,
+    public_citizen_lines,
     render_report,
     row_name,
     stats_legend,
@@ -148,6 +151,10 @@ async def stats(update: Update, context: Context) -> None:
             if row.get("out_of_order_closes") not in (None, 0):
                 line += " · " + _("{n} closed out of order").format(n=escape(str(row["out_of_order_closes"])))
             lines.append(line)
+    services = svc(context)
+    citizens = await citizen_figures(services.db, None, now(context) + timedelta(microseconds=1))
+    lines += ["", "<b>" + _("Citizens in the loop") + "</b>",
+              *(escape(line) for line in public_citizen_lines(public_citizens(citizens)))]
     await reply(update, "\n".join(lines))
 
 
