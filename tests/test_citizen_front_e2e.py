@@ -357,3 +357,55 @@ async def test_a_khmer_walk(bot: Bot) -> None:
     m = await bot.say(citizen, chat, "hello")
     assert bot.texts_since(m) == ["To send a new request, tap Submit a request. To see where your requests "
                                   "stand, tap My requests, or send a case number."]
+
+
+async def test_erase_my_data(bot: Bot) -> None:
+    citizen = bot.api.user(CITIZEN, "Chan", last_name="Lina")
+    chat = bot.private(citizen)
+    await bot.say(citizen, chat, "/start")
+    await tap(bot, citizen, "Submit a request")
+    await tap(bot, citizen, "I agree")
+    await tap(bot, citizen, "Land dispute")
+    await tap(bot, citizen, "Siem Reap")
+    await bot.say(citizen, chat, "My neighbour took my land")
+    await bot.say(citizen, chat, "The fence moved 3 metres")
+    await tap(bot, citizen, "Skip")
+    bot.api.send_contact(citizen, chat, "+855 12 345 678", "Chan", "Lina", user_id=CITIZEN)
+    await bot.settle()
+    await tap(bot, citizen, "Send")
+    services = bot.services
+    [request] = await requests_of(bot)
+    assert request.citizen_id is not None
+    case = await services.cases.create(Actor(WG, "Sophea", WG_CHAT), Draft(
+        source="telegram", category_id=request.data["category_id"],
+        place_unit_id=request.data["place_unit_id"], summary=request.data["summary"],
+        citizen_name="Chan Lina", citizen_contact="+855 12 345 678", citizen_id=request.citizen_id,
+        request_id=request.id), bot.clock())
+    await services.db.write("UPDATE requests SET status = 'case', case_id = ? WHERE id = ?", (case.id, request.id))
+    await bot.settle()
+
+    await tap(bot, citizen, "My requests")
+    m = await tap(bot, citizen, "Erase my data")
+    [explained] = bot.texts_since(m)
+    assert explained.startswith("Erase your data? I erase your name, your phone number") and "cannot be undone" in explained
+    m = await tap(bot, citizen, "No, keep it")
+    assert bot.answers_since(m) == ["Nothing was changed."]
+    assert await services.citizens.by_address("telegram", str(CITIZEN)) is not None
+    await tap(bot, citizen, "My requests")
+    await tap(bot, citizen, "Erase my data")
+    m = await tap(bot, citizen, "Yes, erase my data")
+    assert bot.texts_since(m, CITIZEN) == [
+        "Your personal data is erased: your name, your contact and what you wrote to us. The case numbers "
+        "stay in the ministry's figures, without anything about you."]
+    who = await services.citizens.get(request.citizen_id)
+    assert who is not None and who.erased_at is not None and (who.name, who.contact) == ("", "")
+    stored = await services.requests.get(request.id)
+    assert stored is not None and stored.text == "" and stored.data == {}
+    erased = await services.cases.get(case.id)
+    assert "Chan" not in erased.citizen_name and "345" not in erased.citizen_contact
+    assert (erased.status, erased.id) == (case.status, case.id)  # the work and the figures go on
+    # The bot knows them no more: a fresh start, nothing of theirs to show.
+    m = await tap(bot, citizen, "My requests")
+    assert bot.texts_since(m) == ["You have not sent any request yet."]
+    m = await bot.say(citizen, chat, f"#{case.id}")
+    assert bot.texts_since(m) == [f"I find no request of yours with the number #{case.id}."]

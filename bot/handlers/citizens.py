@@ -8,7 +8,8 @@ citizen_gate.py), never by the chat they write in. What a citizen gets:
   requests**, a Khmer/English switch, and one line for staff who are not registered yet (their
   Telegram id, for the invitation).
 - **My requests**: their requests and cases, where each stands in plain words (unit or institution
-  names only), with **Status** and **Withdraw** (confirmed first), and **Erase my data**.
+  names only), with **Status** and **Withdraw**, and **Erase my data** (each confirmed first;
+  erasing is bot/domain/erasure.py's, through the conversation).
 - Their words: the answer to a question or the reason of a "No" waiting for them, a case number
   (``#42``, ``42``, ``៤២``: its status when it is theirs), or else the menu
   (bot/domain/conversation.py decides).
@@ -161,6 +162,39 @@ async def withdraw(update: Update, context: Context) -> None:
     # done: "withdrawn, as you asked" comes with the change, through the outbox
 
 
+async def ask_erase(update: Update, context: Context) -> None:
+    """``ct:erase``: what erasing does, and are they sure?"""
+    query = update.callback_query
+    who = await _citizen_or_stale(update, context, [])
+    if who is None or query is None:
+        return
+    await query.answer()
+    await reply(update, _(
+        "Erase your data? I erase your name, your phone number, what you wrote and your photos from "
+        "all your requests and cases, and forget your Telegram account. The work on your open cases "
+        "goes on, but the working group can no longer contact you, and you will not get news about "
+        "them here any more. The case numbers stay in the ministry's figures, without anything about "
+        "you. This cannot be undone."),
+        [[(_("Yes, erase my data"), "ct:erasey"), (_("No, keep it"), "ct:keep")]])
+
+
+async def erase(update: Update, context: Context) -> None:
+    query = update.callback_query
+    who = await _citizen_or_stale(update, context, [])
+    if who is None or query is None:
+        return
+    try:
+        said = await svc(context).conversation.erase(who, now(context))
+    except DomainError as exc:  # e.g. this very press handled before: already done
+        await query.answer(exc.user_message()[:200], show_alert=True)
+        return
+    assert context.user_data is not None
+    context.user_data.clear()  # a half-done request of theirs, if any, goes too
+    await query.answer()
+    await drop_buttons(query)
+    await _say(update, said)
+
+
 async def keep(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None
@@ -242,6 +276,8 @@ def handlers(case_buttons: Sequence[Any] = ()) -> list[BaseHandler[Any, Any, Any
         CitizenButton(status, pattern=r"^ct:s:"),
         CitizenButton(ask_withdraw, pattern=r"^ct:wr?:"),
         CitizenButton(withdraw, pattern=r"^ct:wr?y:"),
+        CitizenButton(ask_erase, pattern=r"^ct:erase$"),
+        CitizenButton(erase, pattern=r"^ct:erasey$"),
         CitizenButton(keep, pattern=r"^ct:keep$"),
         *case_buttons,
         CitizenUpdate(other),
