@@ -46,7 +46,7 @@ class CitizenDraft:
     place_unit_id: int | None = None
     summary: str = ""
     details: str = ""
-    photos: list[str] = field(default_factory=list)  # Telegram file ids
+    files: list[tuple[str, str]] = field(default_factory=list)  # (photo|document, Telegram file id)
     phone: str = ""
     contact_name: str = ""
     contact_asked: bool = False  # the contact keyboard is shown: Cancel takes it away
@@ -275,14 +275,15 @@ async def got_photo(update: Update, context: Context) -> int:
     message = update.effective_message
     assert message is not None
     draft = _draft(context)
-    file_id = message.photo[-1].file_id if message.photo else (
-        message.document.file_id if message.document else None)
-    if file_id is not None and len(draft.photos) < MAX_PHOTOS:
-        draft.photos.append(file_id)
-    if len(draft.photos) >= MAX_PHOTOS:
+    if len(draft.files) < MAX_PHOTOS:
+        if message.photo:
+            draft.files.append(("photo", message.photo[-1].file_id))
+        elif message.document:  # a photo sent as a file
+            draft.files.append(("document", message.document.file_id))
+    if len(draft.files) >= MAX_PHOTOS:
         text = _("That is {n} photos, the most for one request: tap Done.").format(n=MAX_PHOTOS)
     else:
-        text = _("Photo received ({n}). Send more, or tap Done.").format(n=len(draft.photos))
+        text = _("Photo received ({n}). Send more, or tap Done.").format(n=len(draft.files))
     await reply(update, text, [[(_("Done"), "ct:done")], _cancel_row()])
     return PHOTOS
 
@@ -376,7 +377,7 @@ async def show_summary(update: Update, context: Context) -> int:
         _("Where: {v}").format(v=escape(where)),
         _("Problem: {v}").format(v=escape(d.summary)),
         _("Details: {v}").format(v=escape(d.details) if d.details else "—"),
-        _("Photos: {n}").format(n=len(d.photos)),
+        _("Photos: {n}").format(n=len(d.files)),
         _("Phone: {v}").format(v=escape(d.phone) if d.phone else _("not shared")),
     ]
     await reply(update, "\n".join(lines), [[(_("✅ Send"), "ct:send")], _cancel_row()])
@@ -394,7 +395,7 @@ async def send(update: Update, context: Context) -> int:
     text = d.summary + (f"\n\n{d.details}" if d.details else "")
     data: dict[str, Any] = {
         "category_id": d.category_id, "place_unit_id": d.place_unit_id, "summary": d.summary,
-        "details": d.details, "files": [{"kind": "photo", "file_id": f} for f in d.photos],
+        "details": d.details, "files": [{"kind": kind, "file_id": f} for kind, f in d.files],
         "contact": d.phone,
     }
     try:

@@ -211,7 +211,9 @@ async def words(update: Update, context: Context) -> None:
     user = update.effective_user
     assert message is not None and user is not None
     text = (message.text or message.caption or "").strip()
-    attachments = [AttachmentIn("photo", message.photo[-1].file_id)] if message.photo else []
+    attachments = [AttachmentIn("photo", message.photo[-1].file_id)] if message.photo else (
+        [AttachmentIn("document", message.document.file_id, message.document.file_name)]
+        if message.document else [])
     who = await submissions(context).citizen(user.id)
     if who is not None and (text or attachments):
         try:
