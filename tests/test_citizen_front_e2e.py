@@ -288,9 +288,17 @@ async def test_my_requests_status_and_withdraw(bot: Bot) -> None:
     other = bot.api.user(OTHER, "Sok")
     await bot.say(other, bot.private(other), "/start")
     welcome = last(bot, other)
-    for data in (f"ct:w:{second.id}", f"ct:wry:{second.id}", f"ct:wy:{other_case.id}", f"ct:s:{n}"):
+    for data in (f"ct:wr:{second.id}", f"ct:wry:{second.id}", f"ct:wy:{other_case.id}", f"ct:s:{n}"):
         m = await bot.press(other, OTHER, welcome["message_id"], data)
         assert bot.answers_since(m) == ["That button is not valid any more."], data
+    # Nor by a citizen with requests of their own: asked about another's, they are refused first.
+    await submit(bot, other, "Their own problem")
+    for data in (f"ct:wr:{second.id}", f"ct:w:{other_case.id}"):
+        m = await bot.press(other, OTHER, welcome["message_id"], data)
+        assert bot.answers_since(m) == ["That button is not valid any more."], data
+        assert bot.texts_since(m, OTHER) == [], data
+    m = await bot.press(other, OTHER, welcome["message_id"], f"ct:wry:{second.id}")
+    assert bot.texts_since(m, OTHER) == ["I find no request of yours with that number."]
     assert (await requests_of(bot))[0].status == "pending"
 
 

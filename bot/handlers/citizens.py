@@ -89,8 +89,9 @@ async def my_requests(update: Update, context: Context) -> None:
         await update.callback_query.answer()
     who = await submissions(context).citizen(user.id)
     items = await services.conversation.my_requests(who.id) if who is not None else []
-    if not items:
-        await reply(update, _("You have not sent any request yet."), menu_buttons())
+    if not items:  # a citizen who only accepted the notice may still have their record erased
+        erase_row = [[(_("🗑 Erase my data"), "ct:erase")]] if who is not None else []
+        await reply(update, _("You have not sent any request yet."), [*menu_buttons(), *erase_row])
         return
     lines = [_("<b>Your requests</b>")]
     rows: Buttons = []
@@ -129,6 +130,10 @@ async def ask_withdraw(update: Update, context: Context) -> None:
     if who is None or ids is None or query is None:
         return
     request = (query.data or "").startswith("ct:wr:")
+    if not await _theirs(context, who, request_id=ids[0] if request else None,
+                         case_id=None if request else ids[0]):
+        await stale_button(update)
+        return
     await query.answer()
     if request:
         text = _("Withdraw this request? The working group will not work on it. You can send a new "
@@ -156,10 +161,10 @@ async def withdraw(update: Update, context: Context) -> None:
         await query.answer(exc.user_message()[:200], show_alert=True)
         return
     await query.answer()
-    await drop_buttons(query)
     if said is not None:  # nothing changed: why
         await _say(update, said)
-    # done: "withdrawn, as you asked" comes with the change, through the outbox
+        return
+    await drop_buttons(query)  # done: "withdrawn, as you asked" comes with the change (outbox)
 
 
 async def ask_erase(update: Update, context: Context) -> None:
@@ -259,6 +264,19 @@ async def _citizen_or_stale(update: Update, context: Context, ids: list[int] | N
         await stale_button(update)
         return None
     return who.id
+
+
+async def _theirs(context: Context, citizen_id: int, *, request_id: int | None = None,
+                  case_id: int | None = None) -> bool:
+    """Whether the request or case is the citizen's own (rights first, before asking anything)."""
+    services = svc(context)
+    if request_id is not None:
+        request = await services.requests.get(request_id)
+        return request is not None and request.citizen_id == citizen_id
+    try:
+        return case_id is not None and (await services.cases.get(case_id)).citizen_id == citizen_id
+    except DomainError:  # no such case
+        return False
 
 
 async def _say(update: Update, said: Reply) -> None:
