@@ -91,6 +91,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 2
     print(f"OK: {len(settings.units)} units, {len(settings.categories)} categories, "
           f"timezone {settings.timezone}, database {settings.database_path}")
+    limits = settings.citizens
+    print(f"Citizens: at most {limits.max_open_requests} open requests each, "
+          f"{limits.max_requests} in {limits.per_hours} h")
     print("Unit tree:")
     for line in unit_tree_lines(settings):
         print("  " + line)

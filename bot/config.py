@@ -207,6 +207,16 @@ class FloodSettings:
 
 
 @dataclass(frozen=True)
+class CitizenSettings:
+    """Limits on citizens' requests from Telegram, the same for everyone (bot/handlers/citizens.py):
+    no blacklist, only a ceiling on what one person has open and sends in a day."""
+
+    max_open_requests: int = 3  # requests waiting or made into a case still open
+    max_requests: int = 5       # requests sent in the last ``per_hours`` hours
+    per_hours: int = 24
+
+
+@dataclass(frozen=True)
 class BackupSettings:
     """The daily backup (bot/jobs/backup.py): at ``time`` (local) into ``folder``, the ``keep``
     newest kept."""
@@ -252,6 +262,7 @@ class Settings:
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     flood: FloodSettings = field(default_factory=FloodSettings)
+    citizens: CitizenSettings = field(default_factory=CitizenSettings)
     backup: BackupSettings | None = None  # no [backup] table: no scheduled backups
     digest_time: time = time(7, 30)
     outbox_interval_seconds: float = 5.0
@@ -323,7 +334,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
             "timezone", "default_language", "admins", "working_group", "working_group_chat_id",
             "telegram", "database", "deadlines", "reminders", "digest", "delivery", "outbox",
             "invitations", "flood", "categories", "units", "webhook", "backup", "privacy",
-            "http", "facebook",
+            "http", "facebook", "citizens",
         },
         "",
     )
@@ -435,6 +446,8 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
                                        "flood.quiet_seconds"),
     )
 
+    citizens = _citizens(data.get("citizens", {}))
+
     inv_raw = _expect(data.get("invitations", {}), dict, "invitations", "a table")
     _unknown(inv_raw, {"ttl_hours"}, "invitations.")
     invitation_hours = _positive_int(inv_raw.get("ttl_hours", 72), "invitations.ttl_hours")
@@ -473,6 +486,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         reminders=reminders,
         delivery=delivery,
         flood=flood,
+        citizens=citizens,
         digest_time=digest_time,
         outbox_interval_seconds=float(interval),
         invitation_hours=invitation_hours,
@@ -480,6 +494,17 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         categories=categories,
         units=units,
     )
+
+
+def _citizens(raw: Any) -> CitizenSettings:
+    table = _expect(raw, dict, "citizens", "a table")
+    _unknown(table, {"max_open_requests", "max_requests", "per_hours"}, "citizens.")
+    return CitizenSettings(**{
+        key: _positive_int(table.get(key, default), f"citizens.{key}")
+        for key, default in (("max_open_requests", CitizenSettings.max_open_requests),
+                             ("max_requests", CitizenSettings.max_requests),
+                             ("per_hours", CitizenSettings.per_hours))
+    })
 
 
 def _positive_number(raw: Any, key: str) -> float:

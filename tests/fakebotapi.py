@@ -2246,6 +2246,28 @@ class FakeBotAPI:
         msg.update(extra)
         return self._queue_message(msg)
 
+    def send_contact(
+        self,
+        from_user: JSON,
+        chat: JSON | int,
+        phone_number: str,
+        first_name: str,
+        last_name: str | None = None,
+        user_id: int | None = None,
+        **extra: Any,
+    ) -> JSON:
+        """A user shares a contact (``user_id``: whose it is; the keyboard's "share my phone
+        number" button shares the sender's own)."""
+        msg = self._user_message(from_user, chat)
+        contact: JSON = {"phone_number": phone_number, "first_name": first_name}
+        if last_name is not None:
+            contact["last_name"] = last_name
+        if user_id is not None:
+            contact["user_id"] = user_id
+        msg["contact"] = contact
+        msg.update(extra)
+        return self._queue_message(msg)
+
     def forward_message(
         self,
         from_user: JSON,

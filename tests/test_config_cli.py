@@ -270,6 +270,24 @@ MUTATIONS: list[tuple[str, Mutation, str, str]] = [
         "greater than 0",
     ),
     (
+        "citizens-open-zero",
+        lambda t: replace_once(t, "max_open_requests = 3", "max_open_requests = 0"),
+        "citizens.max_open_requests: ",
+        "must be at least 1",
+    ),
+    (
+        "citizens-rate-not-a-number",
+        lambda t: replace_once(t, "max_requests = 5", 'max_requests = "five"'),
+        "citizens.max_requests: ",
+        "must be a whole number",
+    ),
+    (
+        "citizens-unknown-key",
+        lambda t: replace_once(t, "per_hours = 24", "per_hours = 24\nblacklist = []"),
+        "citizens.blacklist: ",
+        "unknown key",
+    ),
+    (
         "invalid-toml",
         lambda t: replace_once(t, 'timezone = "Asia/Phnom_Penh"', 'timezone = = "Asia/Phnom_Penh"'),
         "config: ",
@@ -290,7 +308,8 @@ def test_check_config_example_passes_and_prints_the_unit_tree(capsys: pytest.Cap
     assert lines[0] == (
         "OK: 9 units, 5 categories, timezone Asia/Phnom_Penh, database data/casebot.sqlite3"
     )
-    assert lines[1] == "Unit tree:"
+    assert lines[1] == "Citizens: at most 3 open requests each, 5 in 24 h"
+    assert lines[2] == "Unit tree:"
     assert tree_of(lines) == EXAMPLE_TREE
     # Children are indented deeper than their parent and follow it.
     moi = lines.index("  moi: Ministry of Interior [ministry]")

@@ -443,7 +443,11 @@ def test_dockerfile_and_readme_agree() -> None:
 async def test_a_khmer_newcomer_learns_their_id(tmp_path: Path, clock: Clock) -> None:
     async with running_bot(tmp_path, clock) as bot:
         newcomer = bot.api.user(3999, "Sok", language_code="km")
-        m = await bot.say(newcomer, bot.private(newcomer), "/start")
+        m = await bot.say(newcomer, bot.private(newcomer), "/start")  # the citizen's welcome, with the id
+        assert bot.texts_since(m)[0].endswith(
+            "បុគ្គលិក៖ សូមស្នើសុំការអញ្ជើញពីអ្នកគ្រប់គ្រងរបស់លោកអ្នក។ លេខសម្គាល់ Telegram របស់លោកអ្នកគឺ "
+            "<code>3999</code>។")
+        m = await bot.say(newcomer, bot.private(newcomer), "/new")  # a staff command: the hint
         assert bot.texts_since(m) == [
             "ខ្ញុំមិនទាន់ស្គាល់លោកអ្នកនៅឡើយទេ។ លេខសម្គាល់ Telegram របស់លោកអ្នកគឺ <code>3999</code>៖ "
             "អ្នកគ្រប់គ្រងអាចបន្ថែមលេខនេះទៅក្នុង <code>admins</code> នៃឯកសារកំណត់ (config) "

@@ -60,8 +60,9 @@ async def test_bad_links(bot: Bot) -> None:
     m = await bot.say(stranger, chat, f"/start {withdrawn}")
     assert bot.texts_since(m) == ["This invitation link was withdrawn. Ask for a new one."]
     assert not await bot.services.people.is_registered(stranger["id"])
-    m = await bot.say(stranger, chat, "/start")
-    assert bot.texts_since(m) == [unknown_answer(stranger["id"])]
+    m = await bot.say(stranger, chat, "/start")  # without a link: the citizen's welcome, with their id
+    [welcome] = bot.texts_since(m)
+    assert f"Staff: ask your administrator for an invitation; your Telegram id is <code>{stranger['id']}</code>." in welcome
 
 
 async def test_link_for_a_unit_since_removed(tmp_path: Path, clock: Clock) -> None:

@@ -14,6 +14,7 @@ from bot.handlers import (
     basics,
     cards,
     citizen_buttons,
+    citizens,
     commands,
     digest,
     erasure,
@@ -41,9 +42,13 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         # Our conversations follow a person in a chat across several messages on purpose
         # (per_message=False); PTB warns about that choice.
         warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
+        # A citizen's handlers first: they match only citizens' updates (bot/handlers/citizen_gate.py),
+        # and the last of them takes whatever else a citizen sends, so staff handlers never see one.
+        citizen = citizens.handlers(citizen_buttons.handlers())
         conversations = [intake.conversation(), cards.prompt_conversation(),
                          queue.conversation()]
     for handler in [
+        *citizen,
         *conversations,
         intake.forward_handler(),
         *importing.handlers(),
@@ -63,10 +68,8 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         *digest.handlers(),
         *erasure.handlers(),
         *queue.handlers(),
-        *citizen_buttons.handlers(),
         CommandHandler("cancel", basics.nothing_to_cancel),
         CallbackQueryHandler(cards.dead_button),
     ]:
         app.add_handler(handler)
-    app.add_handler(citizen_buttons.words_handler(), group=1)  # a citizen's words, after the rest
     app.add_error_handler(on_error)

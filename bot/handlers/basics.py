@@ -10,6 +10,7 @@ from telegram.ext import ApplicationHandlerStop
 from bot.app import Services
 from bot.domain.errors import DomainError, Forbidden
 from bot.domain.rules import Role
+from bot.handlers import citizen_gate
 from bot.handlers.common import Context, UsageError, actor, drop_buttons, now, refuse, reply, svc
 from bot.i18n import N_, _, normalize, set_locale
 
@@ -38,16 +39,14 @@ async def every_update(update: Update, context: Context) -> None:
                 await services.people.global_roles(user.id)):
             return
         raise ApplicationHandlerStop
-    if registered or (_command(update) == "start" and chat is not None and chat.type == "private"):
+    if registered:
+        return
+    if private and await citizen_gate.admit(update, context):
+        return  # a citizen, in their own chat with the bot (bot/handlers/citizens.py)
+    if _command(update) == "start" and private:
         return  # /start may carry an invitation
     if _command(update) == "stats":
         return  # the public figures are for anyone
-    if private and user is not None:  # a citizen in the loop, in their own chat with the bot
-        who = await services.citizens.by_address("telegram", str(user.id))
-        if who is not None and who.erased_at is None:
-            if who.language:
-                set_locale(who.language)
-            return
     if update.callback_query is not None:
         await update.callback_query.answer(access_hint(user.id, html=False), show_alert=True)
     elif chat is not None:

@@ -14,10 +14,10 @@ import html
 
 from telegram import Update
 from telegram.error import BadRequest
-from telegram.ext import CallbackQueryHandler, MessageHandler, filters
+from telegram.ext import CallbackQueryHandler
 
 from bot.domain.citizens import Citizen
-from bot.domain.conversation import Route, parse_choice
+from bot.domain.conversation import parse_choice
 from bot.handlers.common import Context, is_private, now, reply, stale_button, svc
 from bot.i18n import _, use_locale
 from bot.render import keyboard
@@ -60,20 +60,6 @@ async def press(update: Update, context: Context) -> None:
             await query.edit_message_reply_markup(keyboard(None))
 
 
-async def words(update: Update, context: Context) -> None:
-    """A citizen's message while one of their cases waits for their words; other messages are
-    left to the citizen's front (a new request, My requests)."""
-    message = update.effective_message
-    who = await citizen_of(update, context)
-    if who is None or message is None or not message.text:
-        return
-    routed = await svc(context).conversation.route_text(who.id, message.text, now(context))
-    if routed.route is Route.NEW:
-        return
-    if routed.reply is not None:
-        await reply(update, _escape(routed.reply.text), routed.reply.choices)
-
-
 def _escape(text: str) -> str:
     """A plain text of the conversation, for Telegram's HTML."""
     return html.escape(text, quote=False)
@@ -81,9 +67,3 @@ def _escape(text: str) -> str:
 
 def handlers() -> list[object]:
     return [CallbackQueryHandler(press, pattern=r"^cz:")]
-
-
-def words_handler() -> MessageHandler[Context, None]:
-    """In a group of its own, after the staff's handlers: it looks at a private text only when
-    its sender is a citizen."""
-    return MessageHandler(filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, words)
