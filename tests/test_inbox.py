@@ -129,6 +129,12 @@ async def test_an_update_handled_again_after_a_crash_changes_nothing_twice(
                 break
             await asyncio.sleep(0.01)
         monkeypatch.undo()
+        # The note's reply was committed with the note, in the outbox: it goes once, before
+        # the crash or after the restart; here, before (waited for, not raced with the mark).
+        for _ in range(1000):
+            if f"📝 Note added to #{n}." in api.sent_texts(DP_CHAT):
+                break
+            await asyncio.sleep(0.01)
         mark = api.mark()
         await bot.runner.stop()  # what survives a crash: the database as committed
     async with running_bot(tmp_path, clock, api=api) as bot:  # the update is handled again
