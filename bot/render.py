@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain.model import CaseView, Event, days_between, days_label, files_label
+from bot.domain.model import CaseView, Event, actor_shown, days_between, days_label, files_label
 from bot.domain.outbox import Buttons
 from bot.domain.rules import (
     ACTION_LABELS,
@@ -156,7 +156,7 @@ def card_text(case: CaseView, tz: ZoneInfo, now: datetime, *, personal: bool) ->
         lines.append(
             "<i>" + _("Last: {action} by {who}, {when}").format(
                 action=_(action) if action else escape(case.last_action),
-                who=escape(case.last_actor or "?"), when=when(case.last_at, tz),
+                who=escape(actor_shown(case.last_actor or "?")), when=when(case.last_at, tz),
             ) + "</i>"
         )
     return "\n".join(lines)
@@ -197,7 +197,7 @@ def history_lines(events: list[Event], tz: ZoneInfo) -> list[str]:
     out = []
     for e in events:
         what = label(ACTION_LABELS, Action(e.action)) if _known(e.action) else escape(e.action)
-        line = f"• {when(e.at, tz)} · {escape(e.actor_name)} · {what}"
+        line = f"• {when(e.at, tz)} · {escape(actor_shown(e.actor_name, e.actor_id))} · {what}"
         if e.from_status and e.to_status and e.from_status != e.to_status:
             line += f" ({status_label(Status(e.from_status))} → {status_label(Status(e.to_status))})"
         extra = e.data.get("unit_name")

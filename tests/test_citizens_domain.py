@@ -108,3 +108,15 @@ async def test_nothing_is_queued_to_an_erased_citizen(domain: Domain, clock: Clo
     row = await domain.db.one("SELECT kind, citizen_id, text, payload FROM outbox WHERE citizen_id = ?", (fb,))
     assert row is not None and row[0] == "messenger" and row[2] == "Your case is #1 <ok>"
     assert '"quick_replies": [["Yes", "cz:y:1"]]' in row[3]
+
+
+def test_a_citizens_events_say_citizen_in_the_readers_language() -> None:
+    from bot.domain.model import CITIZEN_ACTOR_ID, actor_shown
+    from bot.i18n import use_locale
+
+    with use_locale("km"):
+        assert actor_shown("citizen", CITIZEN_ACTOR_ID) == "ពលរដ្ឋ"
+        assert actor_shown("citizen") == "ពលរដ្ឋ"  # a case's last actor: the name alone
+        assert actor_shown("Dara", 1003) == "Dara"
+    with use_locale("en"):
+        assert actor_shown("citizen", CITIZEN_ACTOR_ID) == "citizen"

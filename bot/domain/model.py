@@ -11,13 +11,14 @@ from bot.domain import outbox
 from bot.domain.rules import (
     AWAY,
     OPEN_STATUSES,
+    ROLE_LABELS,
     UNFINISHED_STATUSES,
     Action,
     Role,
     Status,
 )
 from bot.domain.units import localized
-from bot.i18n import ngettext
+from bot.i18n import label, ngettext
 
 PAGE_SIZE = 10
 SUMMARY_MAX = 200
@@ -38,9 +39,20 @@ SYSTEM = Actor(0, "casebot")  # the bot's own jobs act under this name
 CITIZEN_ACTOR_ID = -1
 
 
+CITIZEN_NAME = "citizen"
+
+
 def citizen_actor(citizen_id: int) -> Actor:
     """The citizen ``citizen_id`` acting on their own case (confirming, disputing, answering)."""
-    return Actor(CITIZEN_ACTOR_ID, "citizen", None, citizen_id)
+    return Actor(CITIZEN_ACTOR_ID, CITIZEN_NAME, None, citizen_id)
+
+
+def actor_shown(name: str, actor_id: int | None = None) -> str:
+    """Who did something, as the reader sees it: a citizen's events say "citizen" in the
+    reader's language (their name is never recorded); anyone else by name."""
+    if actor_id == CITIZEN_ACTOR_ID or (actor_id is None and name == CITIZEN_NAME):
+        return label(ROLE_LABELS, Role.CITIZEN)
+    return name
 
 
 @dataclass(frozen=True)

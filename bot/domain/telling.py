@@ -24,6 +24,7 @@ from bot.domain.model import (
     CaseView,
     Message,
     Step,
+    actor_shown,
     cut_text,
     days_label,
     files_label,
@@ -145,7 +146,7 @@ class Telling:
         staff_note = action is Action.NOTE and await self.is_staff(st.actor)
         unit_chat = await self._unit_chat(st.case.unit_id)
         new_unit = await self.units.by_id(st.new_unit_id) if st.new_unit_id is not None else None
-        who, note = html.escape(st.actor.name), html.escape(st.text)
+        who, note = html.escape(actor_shown(st.actor.name, st.actor.tg_id)), html.escape(st.text)
 
         def when(value: datetime) -> str:
             return format_date(value.astimezone(self.settings.tz), "d MMM y", locale=current_locale())

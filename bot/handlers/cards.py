@@ -20,6 +20,7 @@ from telegram.ext import (
 
 from bot.domain.cases import AttachmentIn, Change
 from bot.domain.errors import DomainError, InvalidTransition, StaleCase
+from bot.domain.model import actor_shown
 from bot.domain.rules import (
     CHANNEL_LABELS,
     FORWARD_CHANNELS,
@@ -103,8 +104,8 @@ async def _what_happened(context: Context, query: CallbackQuery, case_id: int) -
         closing = [e for e in await cases.history(case_id)
                    if e.action in (Action.VERIFY, Action.MERGE) and e.to_status == case.status]
         outcome = label(OUTCOME_LABELS, case.outcome or "merged", "merged")
-        text = _("#{n} is already {outcome}, by {who}.").format(
-            n=case_id, outcome=outcome, who=escape(closing[-1].actor_name if closing else "?"))
+        who = actor_shown(closing[-1].actor_name, closing[-1].actor_id) if closing else "?"
+        text = _("#{n} is already {outcome}, by {who}.").format(n=case_id, outcome=outcome, who=escape(who))
         buttons = None
     else:
         text = _("#{n} has changed meanwhile: it is {status} now.").format(
