@@ -489,3 +489,15 @@ async def test_the_main_walk_runs_in_khmer_without_english(tmp_path: Path, clock
         assert not found, "English in the Khmer walk:\n" + "\n".join(f"{f!r} in {t!r}" for f, t in found)
         assert not [t for t in said if LATIN_MONTH.search(t)]
         assert sum("វិច្ឆិកា" in t for t in said) > 10
+
+
+def test_a_grant_names_its_unit_in_the_readers_language() -> None:
+    from bot.domain.people import Grant
+    from bot.domain.rules import Role
+    from bot.i18n import use_locale
+
+    grant = Grant(1, 1003, Role.OFFICIAL, 4, "pp-dp", "Daun Penh", "ខណ្ឌដូនពេញ")
+    with use_locale("km"):
+        assert "ខណ្ឌដូនពេញ" in grant.label() and "Daun Penh" not in grant.label()
+    with use_locale("en"):
+        assert grant.label() == "official of Daun Penh"

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.db import Database, Row, from_db, to_db
 from bot.domain.errors import Forbidden, Invalid, PersonNotFound
 from bot.domain.rules import GLOBAL_ROLES, INVITES, ROLE_LABELS, SEES_PEOPLE, Role
-from bot.domain.units import Unit, UnitService
+from bot.domain.units import Unit, UnitService, localized
 from bot.i18n import _, label
 from bot.inputs import excerpt, parse_person
 
@@ -33,11 +33,12 @@ class Grant:
     unit_id: int | None
     unit_key: str | None
     unit_name: str | None
+    unit_name_km: str | None = None
 
     def label(self) -> str:
         role = label(ROLE_LABELS, self.role)
         return role if self.unit_name is None else _("{role} of {unit}").format(
-            role=role, unit=self.unit_name)
+            role=role, unit=localized(self.unit_name, self.unit_name_km))
 
 
 @dataclass(frozen=True)
@@ -66,21 +67,23 @@ def token_hash(token: str) -> str:
 
 
 _GRANT_SELECT = """
-SELECT g.id, g.tg_id, g.role, g.unit_id, u.key AS unit_key, u.name AS unit_name
+SELECT g.id, g.tg_id, g.role, g.unit_id, u.key AS unit_key, u.name AS unit_name,
+       u.name_km AS unit_name_km
 FROM grants g LEFT JOIN units u ON u.id = g.unit_id
 WHERE g.revoked_at IS NULL AND (g.unit_id IS NULL OR u.active)
 """
 # A person's grants, also those on a unit since removed (they still make the person known).
 _PERSON_GRANTS = """
 SELECT g.id, g.tg_id, g.role, g.unit_id, u.key AS unit_key, u.name AS unit_name,
-       g.unit_id IS NULL OR u.active AS live
+       u.name_km AS unit_name_km, g.unit_id IS NULL OR u.active AS live
 FROM grants g LEFT JOIN units u ON u.id = g.unit_id
 WHERE g.revoked_at IS NULL AND g.tg_id = ? ORDER BY g.id
 """
 
 
 def _grant_of(r: Row) -> Grant:
-    return Grant(r["id"], r["tg_id"], Role(r["role"]), r["unit_id"], r["unit_key"], r["unit_name"])
+    return Grant(r["id"], r["tg_id"], Role(r["role"]), r["unit_id"], r["unit_key"], r["unit_name"],
+                 r["unit_name_km"])
 
 
 def _grant(c: sqlite3.Connection, tg_id: int, role: str, unit_id: int | None, source: str,
