@@ -260,3 +260,34 @@ async def test_a_resolved_case_is_confirmed_by_the_citizen_with_a_quick_reply(
     await graph.quick_reply(PSID, "cz:y:x")
     await page.settle()
     assert (await cases.get(n)).version == version
+
+
+async def test_messages_in_a_row_join_the_request_that_waits(page: Bot, graph: FakeGraph) -> None:
+    """People write in several short messages: while their request waits in the queue, the
+    next ones join it (once each, even when an event is handled again), with one acknowledgement."""
+    from bot.domain import origin
+    from bot.messenger.events import parse
+    from bot.messenger.inbound import MessengerInbound
+
+    assert (await graph.user_message(PSID, "Hello"))[0] == 200
+    assert (await graph.user_message(PSID, "the road in Phum Thmei is flooded", attachments=[
+        {"type": "image", "payload": {"url": "https://scontent.xx.fbcdn.net/v/p.jpg"}}]))[0] == 200
+    event = graph.message_event(PSID, "since Monday", mid="m_third")
+    assert (await graph.post(event))[0] == 200
+    await page.settle()
+    (request,) = await requests_of(page)
+    assert request["text"] == "Hello\nthe road in Phum Thmei is flooded\nsince Monday"
+    assert "p.jpg" in str(request["data"])
+    assert len(graph.to(PSID)) == 1  # one "we received your message"
+    # The third event handled again (a crash before its inbox row was marked): nothing twice.
+    (inbound,) = parse(json.dumps(event).encode(), graph.page_id, page.clock())
+    with origin.handling(inbound.key):
+        await MessengerInbound(page.services).handle(inbound, page.clock())
+    (request,) = await requests_of(page)
+    assert request["text"].count("since Monday") == 1
+    # Once the working group decided it, the next message is a new request.
+    await page.services.db.write("UPDATE requests SET status = 'not_request' WHERE id = ?", (request["id"],))
+    assert (await graph.user_message(PSID, "Another problem: no water"))[0] == 200
+    await page.settle()
+    assert [r["text"] for r in await requests_of(page)][-1] == "Another problem: no water"
+    assert len(graph.to(PSID)) == 2

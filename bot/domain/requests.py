@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 SOURCES = ("facebook_message", "facebook_comment", "telegram")
 STATUSES = ("pending", "case", "not_request", "duplicate", "abusive", "withdrawn")
+TEXT_MAX = 4000  # characters of a request's words kept (a page message is at most 2,000)
 PING_QUIET = timedelta(minutes=15)  # at most one "new requests" ping to the working group this often
 PING_PAYLOAD = {"ping": "requests"}  # marks the ping in the outbox (one waiting at a time)
 
@@ -71,7 +72,7 @@ async def store(
     result = await tx.execute(
         "INSERT INTO requests(key, source, citizen_id, received_at, text, data) VALUES(?,?,?,?,?,?)"
         " ON CONFLICT(key) DO NOTHING RETURNING id",
-        (key, source, citizen_id, to_db(min(received_at or now, now)), text.strip()[:4000],
+        (key, source, citizen_id, to_db(min(received_at or now, now)), text.strip()[:TEXT_MAX],
          json.dumps(data or {}, ensure_ascii=False)))
     return int(result.rows[0][0]) if result.rows else None
 
@@ -166,6 +167,27 @@ class RequestService(RequestStore):
         if request_id is not None and await ping_due(tx, now):
             await self.tell(tx, now)
         return request_id
+
+    @staticmethod
+    async def add_to_pending(
+        tx: Tx, citizen_id: int, source: str, text: str, attachments: list[dict[str, Any]],
+    ) -> int | None:
+        """A citizen's further message while their last request from the same source still
+        waits in the queue (people write in several short messages on Messenger): its words
+        and files join that request instead of making another one. The request's id, or None
+        when none of theirs is waiting (the message is a new request)."""
+        row = await tx.one(
+            "SELECT id, text, data FROM requests WHERE citizen_id = ? AND source = ?"
+            " AND status = 'pending' ORDER BY id DESC LIMIT 1", (citizen_id, source))
+        if row is None:
+            return None
+        data = json.loads(row["data"])
+        if attachments:
+            data["attachments"] = [*data.get("attachments", []), *attachments]
+        joined = "\n".join(part for part in (row["text"], text.strip()) if part)[:TEXT_MAX]
+        tx.add("UPDATE requests SET text = ?, data = ? WHERE id = ?",
+               (joined, json.dumps(data, ensure_ascii=False), row["id"]))
+        return int(row["id"])
 
 
 # --- the working group's decisions (/inbox) ---------------------------------------------------

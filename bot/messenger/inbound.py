@@ -88,17 +88,32 @@ class MessengerInbound:
         await self._new_request(who, event, now)
 
     async def _new_request(self, who: Citizen, event: Inbound, now: datetime) -> None:
+        """A new request, or — while their last one still waits in the queue — more words for
+        it (people write in several short messages on Messenger), without a second
+        acknowledgement. Once: a copy of the event finds its request stored under its key, and
+        words joined to a request are recorded as the event's change."""
         data: dict[str, Any] = {"mid": event.id}
-        if event.attachments:
-            data["attachments"] = [{"type": a.type, "url": a.url} for a in event.attachments]
-        async with self.s.db.transaction() as tx:
-            request_id = await self.s.requests.receive(
-                tx, event.key, "facebook_message", who.id, event.text, now, data, received_at=event.at)
-            if request_id is not None:
-                with use_locale(who.language or self.default_language):
-                    text = _("We received your message; the working group will give it a case "
-                             "number.")
-                queue_to_citizen(tx, who, text, now)
+        files = [{"type": a.type, "url": a.url} for a in event.attachments]
+        if files:
+            data["attachments"] = files
+        try:
+            async with self.s.db.transaction() as tx:
+                if await tx.one("SELECT 1 FROM requests WHERE key = ?", (event.key,)) is not None:
+                    return  # stored before: this is a copy
+                if await self.s.requests.add_to_pending(tx, who.id, "facebook_message", event.text, files):
+                    origin.record(tx, now)
+                    return
+                request_id = await self.s.requests.receive(
+                    tx, event.key, "facebook_message", who.id, event.text, now, data, received_at=event.at)
+                if request_id is not None:
+                    with use_locale(who.language or self.default_language):
+                        text = _("We received your message; the working group will give it a case "
+                                 "number.")
+                    queue_to_citizen(tx, who, text, now)
+        except sqlite3.IntegrityError as exc:
+            if not origin.already_done(exc):
+                raise
+            return
         self.s.sender.wake()
 
     async def _reply(self, who: Citizen, reply: Reply | None, now: datetime) -> None:
