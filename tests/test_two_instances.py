@@ -300,3 +300,45 @@ async def test_two_instances_one_killed_every_change_once_in_order_and_the_jobs_
         days = await count(db_path, "SELECT count(*) FROM digest_log WHERE chat_id = ?", (WG,))
         assert len(digests) == days >= 1
         assert await audit.verify(db_path) == []
+
+
+async def test_one_instance_polls_the_other_stands_by_and_takes_over_when_it_stops(
+        tmp_path: Path) -> None:
+    """Long polling: Telegram serves one getUpdates at a time, so the second instance waits on
+    the "poller" lease (and on the "jobs" one) instead of polling beside the first."""
+    from dataclasses import replace
+
+    from bot.config import InstanceSettings
+    from bot.service import Runner
+    from tests.conftest import Clock, register_people
+    from tests.harness import e2e_settings
+
+    clock = Clock(datetime(2026, 11, 2, 2, 0, tzinfo=UTC))
+    with FakeBotAPI() as api:
+        settings = replace(e2e_settings(api, tmp_path), instances=InstanceSettings(lease_seconds=1.5))
+        first = Runner(settings, api.token, clock=clock, rate_limiter=False, jobs=False, poll_seconds=1)
+        second = Runner(settings, api.token, clock=clock, rate_limiter=False, jobs=False, poll_seconds=1)
+        await first.start()
+        try:
+            await register_people(first.services.people, clock())
+            await second.start()
+            assert first._source is not None and second._source is None
+            assert first.services.sender.alive and not second.services.sender.alive
+            assert (await second.health())["sender"] == "standby"
+            assert (await second.health())["ok"] is True
+            wg = api.user(WG, "Sophea")
+            api.send_message(wg, api.private_chat(wg), "/help")
+            await api.wait_for("sendMessage", lambda c: "What you can do" in str(c.params.get("text")),
+                               timeout=10)
+            await first.stop()  # a clean stop: the leases are released
+            deadline = time.monotonic() + 10
+            while second._source is None or not second.services.sender.alive:
+                assert time.monotonic() < deadline, "the standby did not take over"
+                await asyncio.sleep(0.05)
+            mark = api.mark()
+            api.send_message(wg, api.private_chat(wg), "/help")
+            await api.wait_for("sendMessage", lambda c: "What you can do" in str(c.params.get("text")),
+                               timeout=10, after=mark)
+        finally:
+            await first.stop()
+            await second.stop()
