@@ -288,7 +288,12 @@ class Keeper:
                 w.held = True
                 if not w.name.startswith(INSTANCE):
                     log.info("lease %s taken (instance %s)", w.name, self.leases.me)
-                await w.gained()
+                try:
+                    await w.gained()
+                except Exception as exc:  # e.g. the Bot API away: started again at the next turn
+                    log.warning("lease %s: starting its work failed (%s); trying again", w.name,
+                                type(exc).__name__)
+                    w.held = False
             return
         w.retry_at = holding.expires_at
         if w.held:
