@@ -110,6 +110,7 @@ class Runner:
         self.claim_seconds = min(1.0, settings.instances.lease_seconds / 10)
         self._claiming = asyncio.Lock()  # a claim and its push to the scheduler, in turn
         self._claimer: asyncio.Task[None] | None = None
+        self._chasing: set[asyncio.Task[list[Pending]]] = set()  # see ``_drained``
         self.app.bot_data[LEASED] = True
         self._fresh: dict[int, tuple[str, Update, int]] = {}  # row id: key, update, attempts
         self.stopped = asyncio.Event()  # set by a signal, or by a source that cannot go on
@@ -233,7 +234,13 @@ class Runner:
         rather than at the next round."""
         if self.keeper is not None and self.keeper.others:
             task = asyncio.get_running_loop().create_task(self.claim_free(chat))
-            task.add_done_callback(_quiet)
+            self._chasing.add(task)
+            task.add_done_callback(self._chased)
+
+    def _chased(self, task: asyncio.Task[list[Pending]]) -> None:
+        self._chasing.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("claiming a chat's next inbox row failed (%s)", describe(exc))
 
     async def _renew_claims(self) -> None:
         assert self.inbox is not None
@@ -374,6 +381,9 @@ class Runner:
             self._claimer = None
         await self.scheduler.stop(STOP_SECONDS)
         self._fresh.clear()  # still in the inbox: read back at the next start
+        for task in list(self._chasing):
+            task.cancel()
+        await asyncio.gather(*self._chasing, return_exceptions=True)
         if self.keeper is not None:  # the sender and the jobs stop; the leases are released
             keeper, self.keeper = self.keeper, None
             try:
@@ -381,8 +391,8 @@ class Runner:
             except Exception as exc:
                 log.warning("releasing the leases failed (%s): the other instance waits for them "
                             "to expire", describe(exc))
-        if self.inbox is not None:  # for the other instance at once, or for the next start
-            try:
+            try:  # the rows not handled: for the other instance at once, or for the next start
+                assert self.inbox is not None
                 await self.inbox.release_claims(self.instance.id)
             except Exception as exc:
                 log.warning("releasing the inbox's claims failed (%s)", describe(exc))
@@ -398,11 +408,6 @@ class Runner:
         db: Database | None = self.app.bot_data.pop("db", None)
         if db is not None:
             await db.close()
-
-
-def _quiet(task: asyncio.Task[object]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.warning("claiming a chat's next inbox row failed (%s)", describe(exc))
 
 
 def run(settings: Settings, token: str, *, webhook: bool = False) -> int:
