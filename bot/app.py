@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.jobstores.base import JobLookupError
 from telegram import (
     BotCommand,
     BotCommandScopeAllGroupChats,
@@ -163,7 +165,8 @@ async def stop_jobs(app: Application) -> None:
     """The lease was lost (or given up): no repeating job is started here any more, and the
     sender stops (its rows in hand go back to pending, for the instance that takes over)."""
     for job in app.bot_data.pop(SCHEDULED, []):
-        job.schedule_removal()
+        with contextlib.suppress(JobLookupError):  # a job run once that has run is gone already
+            job.schedule_removal()
     services: Services | None = app.bot_data.get(SERVICES)
     if services is not None:
         await services.sender.stop()
