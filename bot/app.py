@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.jobstores.base import JobLookupError
 from telegram import (
     BotCommand,
     BotCommandScopeAllGroupChats,
@@ -35,6 +37,8 @@ from bot.request import AiohttpRequest
 
 log = logging.getLogger(__name__)
 SERVICES = "services"
+LEASED = "leased"        # bot_data: the runner starts the sender and the jobs under a lease
+SCHEDULED = "scheduled"  # bot_data: the repeating jobs started by ``start_jobs``
 Clock = Callable[[], datetime]
 
 
@@ -131,6 +135,16 @@ async def _post_init(app: Application) -> None:
     services = await open_services(settings, app, app.bot_data["clock"], app.bot_data["db"])
     app.bot_data[SERVICES] = services
     await _set_commands(app, settings)
+    if not app.bot_data.get(LEASED):
+        start_jobs(app)
+
+
+def start_jobs(app: Application) -> None:
+    """The outbox sender and the repeating jobs. With two instances on one database they run in
+    the one holding the "jobs" lease (bot/service.py), started when it takes the lease: the run
+    at start then catches up what a dead holder left."""
+    services: Services = app.bot_data[SERVICES]
+    settings = services.settings
     services.sender.start()
     from bot.jobs.reminders import tick
 
@@ -141,13 +155,25 @@ async def _post_init(app: Application) -> None:
         # Not first=0 on the repeating job: its start is already past when the job queue starts
         # (after post_init), and APScheduler would put the first run a whole interval later.
         interval = settings.reminders.interval_minutes * 60
-        app.job_queue.run_once(tick, when=0, name="reminders-and-digests-at-start",
-                               job_kwargs={"misfire_grace_time": None})
-        app.job_queue.run_repeating(tick, interval=interval, first=interval,
-                                    name="reminders-and-digests")
+        jobs = [app.job_queue.run_once(tick, when=0, name="reminders-and-digests-at-start",
+                                       job_kwargs={"misfire_grace_time": None}),
+                app.job_queue.run_repeating(tick, interval=interval, first=interval,
+                                            name="reminders-and-digests")]
         from bot.jobs.backup import schedule
 
-        schedule(app.job_queue, settings)  # the daily backup, if [backup] is configured
+        jobs += schedule(app.job_queue, settings)  # the daily backup, if [backup] is configured
+        app.bot_data[SCHEDULED] = jobs
+
+
+async def stop_jobs(app: Application) -> None:
+    """The lease was lost (or given up): no repeating job is started here any more, and the
+    sender stops (its rows in hand go back to pending, for the instance that takes over)."""
+    for job in app.bot_data.pop(SCHEDULED, []):
+        with contextlib.suppress(JobLookupError):  # a job run once that has run is gone already
+            job.schedule_removal()
+    services: Services | None = app.bot_data.get(SERVICES)
+    if services is not None:
+        await services.sender.stop()
 
 
 async def _post_stop(app: Application) -> None:

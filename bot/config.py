@@ -227,6 +227,20 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class InstanceSettings:
+    """Two instances on one database (bot/lease.py): a lease or an inbox claim not renewed for
+    ``lease_seconds`` is taken over by the other instance (renewed every third of it); ``name``
+    names this instance in the holders' ids (default: the host name)."""
+
+    lease_seconds: float = 30.0
+    name: str | None = None
+
+    @property
+    def renew_seconds(self) -> float:
+        return self.lease_seconds / 3
+
+
+@dataclass(frozen=True)
 class Category:
     key: str
     name: str
@@ -264,6 +278,7 @@ class Settings:
     flood: FloodSettings = field(default_factory=FloodSettings)
     citizens: CitizenSettings = field(default_factory=CitizenSettings)
     backup: BackupSettings | None = None  # no [backup] table: no scheduled backups
+    instances: InstanceSettings = field(default_factory=InstanceSettings)
     digest_time: time = time(7, 30)
     outbox_interval_seconds: float = 5.0
     invitation_hours: int = 72
@@ -334,7 +349,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
             "timezone", "default_language", "admins", "working_group", "working_group_chat_id",
             "telegram", "database", "deadlines", "reminders", "digest", "delivery", "outbox",
             "invitations", "flood", "categories", "units", "webhook", "backup", "privacy",
-            "http", "facebook", "citizens",
+            "http", "facebook", "citizens", "instances",
         },
         "",
     )
@@ -474,6 +489,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         webhook=webhook,
         http=http,
         facebook=_facebook(data.get("facebook"), webhook),
+        instances=_instances(data.get("instances", {})),
         backup=_backup(data.get("backup"), base_dir),
         timezone=tz,
         default_language=lang,
@@ -505,6 +521,21 @@ def _citizens(raw: Any) -> CitizenSettings:
                              ("max_requests", CitizenSettings.max_requests),
                              ("per_hours", CitizenSettings.per_hours))
     })
+
+
+def _instances(raw: Any) -> InstanceSettings:
+    table = _expect(raw, dict, "instances", "a table")
+    _unknown(table, {"lease_seconds", "name"}, "instances.")
+    seconds = _positive_number(table.get("lease_seconds", InstanceSettings.lease_seconds),
+                               "instances.lease_seconds")
+    if not 1 <= seconds <= 3600:
+        raise ConfigError(f"instances.lease_seconds: must be from 1 to 3600, got {seconds:g}")
+    name = table.get("name")
+    if name is not None:
+        name = _text(name, "instances.name")
+        if not all(c.isalnum() or c in "-_." for c in name) or not name.isascii():
+            raise ConfigError(f"instances.name: {name!r} may hold only letters, digits, '-', '_' and '.'")
+    return InstanceSettings(lease_seconds=seconds, name=name)
 
 
 def _positive_number(raw: Any, key: str) -> float:

@@ -20,8 +20,11 @@ WORKERS = 16
 
 
 class Scheduler:
-    def __init__(self, handle: Callable[[int], Awaitable[None]], workers: int = WORKERS) -> None:
+    def __init__(self, handle: Callable[[int], Awaitable[None]], workers: int = WORKERS,
+                 drained: Callable[[str], None] | None = None) -> None:
         self._handle = handle
+        self._drained = drained  # told when a chat has no row left in memory (another instance
+        # may have stored its next one: bot/service.py looks for it)
         self._size = workers
         self._rows: dict[str, deque[int]] = {}  # a chat's rows still to handle, in order
         self._known: set[int] = set()           # every row in _rows or in a worker's hands
@@ -105,3 +108,5 @@ class Scheduler:
                     await self._notify()
                 else:
                     del self._rows[chat]
+                    if self._drained is not None and not self._stopping:
+                        self._drained(chat)

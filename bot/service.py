@@ -7,6 +7,12 @@ to python-telegram-bot's handlers, each chat's in order and chats side by side; 
 asks for is recorded with the change (bot/domain/origin.py), so an update handled again changes
 nothing twice. On SIGTERM the source stops, the updates in hand finish, and the rest stays in the
 inbox and the outbox for the next start.
+
+Two instances may share the database (README, "Two instances"; bot/lease.py): each handles the
+inbox rows it claimed (a chat in one instance's hands at a time), and looks every
+``claim_seconds`` for rows nobody holds (another instance's, once its claims expire); the outbox
+sender and the repeating jobs run in the instance holding the "jobs" lease, and long polling in
+the one holding the "poller" lease. A lone instance holds them all from its start.
 """
 
 from __future__ import annotations
@@ -16,19 +22,34 @@ import json
 import logging
 import signal
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 
-from bot.app import SERVICES, Clock, Services, bot_api_request, build_application, utcnow
+from bot.app import (
+    LEASED,
+    SERVICES,
+    Clock,
+    Services,
+    bot_api_request,
+    build_application,
+    start_jobs,
+    stop_jobs,
+    utcnow,
+)
 from bot.attempts import Attempt, current_attempt, describe
 from bot.config import FacebookSecrets, Settings, facebook_secrets
 from bot.db import Database
 from bot.domain import origin
-from bot.inbox import MAX_ATTEMPTS, Inbox, Item
+from bot.inbox import MAX_ATTEMPTS, Claim, Inbox, Item, Pending
+from bot.lease import JOBS, POLLER, Fence, Instance, Keeper, Leases, wall
 from bot.persistence import DatabasePersistence
 from bot.scheduler import WORKERS, Scheduler
+
+if TYPE_CHECKING:
+    from bot.messenger.sender import MessengerSender
 
 log = logging.getLogger("bot.service")
 
@@ -84,8 +105,17 @@ class Runner:
         self.app = build_application(settings, token, clock=clock, rate_limiter=rate_limiter, jobs=jobs)
         assert isinstance(self.app.persistence, DatabasePersistence)
         self.persistence = self.app.persistence
-        self.scheduler = Scheduler(self._handle, workers)
+        self.scheduler = Scheduler(self._handle, workers, drained=self._drained)
         self.inbox: Inbox | None = None
+        # Two instances: this one's id, its leases, and the rows it claims (wall clock).
+        self.instance = Instance.new(settings.instances.name)
+        self.wall: Clock = wall
+        self.keeper: Keeper | None = None
+        self.claim_seconds = min(1.0, settings.instances.lease_seconds / 10)
+        self._claiming = asyncio.Lock()  # a claim and its push to the scheduler, in turn
+        self._claimer: asyncio.Task[None] | None = None
+        self._chasing: set[asyncio.Task[list[Pending]]] = set()  # see ``_drained``
+        self.app.bot_data[LEASED] = True
         self._fresh: dict[int, tuple[str, Update, int]] = {}  # row id: key, update, attempts
         self.stopped = asyncio.Event()  # set by a signal, or by a source that cannot go on
         self.exit_code = EXIT_OK
@@ -141,27 +171,34 @@ class Runner:
             await self.app.post_init(self.app)
         self.inbox = Inbox(db)
         await self.inbox.prune(self.clock() - timedelta(days=2))
-        self.scheduler.push(await self.inbox.pending())
+        await self.claim_free()  # what the last run (or a dead instance) left
         self.scheduler.start()
         await self.app.start()
         self._started = True
         if self.settings.facebook is not None:
             self._start_messenger()
+        keeper = self.keeper = Keeper(Leases(db, self.instance, self.settings.instances.lease_seconds,
+                                             self.wall), every_turn=self._renew_claims)
+        keeper.want(JOBS, self._jobs_gained, self._jobs_lost)
+        if not self.webhook:
+            keeper.want(POLLER, self._poller_gained, self._poller_lost)
+        await keeper.start()
+        self._claimer = asyncio.create_task(self._claim_loop(), name="inbox-claims")
         if self.webhook or self.settings.facebook is not None:
             from bot.web import WebServer
 
             web = WebServer(self, telegram=self.webhook)
             await web.start()
             self._web = web
-        if not self.webhook:
-            await self.app.bot.delete_webhook(drop_pending_updates=False)
-            self._source = asyncio.create_task(self._poll(), name="polling")
+        if not self.webhook and not keeper.holds(POLLER):
+            log.info("another instance polls Telegram: this one stands by (lease %s)", POLLER)
         log.info("casebot started: %d units, database %s, updates by %s%s", len(self.settings.units),
                  self.settings.database_path, "webhook" if self.webhook else "long polling",
                  ", the Facebook page's by its webhook" if self.settings.facebook else "")
 
     def _start_messenger(self) -> None:
-        """The page's processor, and its sender beside the outbox's (bot/messenger/)."""
+        """The page's processor, and its sender beside the outbox's (bot/messenger/): the sender
+        runs where the outbox's does, in the instance holding the jobs lease (``_jobs_gained``)."""
         from bot.messenger.graph import Graph
         from bot.messenger.inbound import MessengerInbound
         from bot.messenger.sender import MessengerSender
@@ -173,7 +210,6 @@ class Runner:
             Graph(fb, secrets.page_token), services.outbox, services.cases, services.citizens,
             self.clock, fb.per_second, self.settings.delivery.per_chat_per_second,
             on_queued=services.sender.wake, interval=self.settings.outbox_interval_seconds)
-        services.sender.messenger.start()
         self.messenger = MessengerInbound(services)
 
     # --- sources ----------------------------------------------------------------------------
@@ -186,12 +222,90 @@ class Runner:
         the row back and parsing it again (about a tenth of an update's time)."""
         assert self.inbox is not None
         items = [Item(f"tg:{u.update_id}", chat_key(u), u.to_json()) for u in updates]
-        rows = await self.inbox.add(items, self.clock())
-        given = {item.key: update for item, update in zip(items, updates, strict=True)}
-        for row in rows:
-            if len(self._fresh) < FRESH and not self.scheduler.knows(row.id) and row.key in given:
-                self._fresh[row.id] = (row.key, given[row.key], row.attempts)
-        self.scheduler.push([(row.id, row.chat_key) for row in rows])
+        async with self._claiming:
+            # Claimed with storing, where the chat is not in another instance's hands (that one
+            # takes the row when it is done with the chat's earlier ones: ``_drained``).
+            rows = await self.inbox.add(items, self.clock(), self._claim())
+            given = {item.key: update for item, update in zip(items, updates, strict=True)}
+            for row in rows:
+                if len(self._fresh) < FRESH and not self.scheduler.knows(row.id) and row.key in given:
+                    self._fresh[row.id] = (row.key, given[row.key], row.attempts)
+            self.scheduler.push([(row.id, row.chat_key) for row in rows])
+
+    # --- two instances ----------------------------------------------------------------------
+
+    def _claim(self) -> Claim:
+        return Claim.at(self.instance.id, self.wall(), self.settings.instances.lease_seconds)
+
+    async def claim_free(self, chat: str | None = None) -> list[Pending]:
+        """Claim the rows nobody holds (all, or ``chat``'s) and hand them to the scheduler."""
+        assert self.inbox is not None
+        async with self._claiming:
+            rows = await self.inbox.claim_free(self._claim(), chat_key=chat)
+            self.scheduler.push([(row.id, row.chat_key) for row in rows])
+        return rows
+
+    async def _claim_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.claim_seconds)
+            try:
+                await self.claim_free()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database busy or away: the next round tries again
+                log.warning("claiming inbox rows failed (%s)", describe(exc))
+
+    def _drained(self, chat: str) -> None:
+        """A chat's last row in memory is done: with another instance alive, it may have stored
+        the chat's next row (it could not claim it while this one held the chat): take it now
+        rather than at the next round."""
+        if self.keeper is not None and self.keeper.others:
+            task = asyncio.get_running_loop().create_task(self.claim_free(chat))
+            self._chasing.add(task)
+            task.add_done_callback(self._chased)
+
+    def _chased(self, task: asyncio.Task[list[Pending]]) -> None:
+        self._chasing.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("claiming a chat's next inbox row failed (%s)", describe(exc))
+
+    async def _renew_claims(self) -> None:
+        assert self.inbox is not None
+        await self.inbox.renew_claims(self._claim())
+        if self.keeper is not None and not self.keeper.holds(JOBS) and self.keeper.held_elsewhere(JOBS):
+            # `casebot health` reads the sender's heartbeat: the sender runs, in the other instance.
+            self.services.sender.heartbeat.beat()
+
+    async def _jobs_gained(self) -> None:
+        sender = self.services.sender
+        sender.fence = Fence(JOBS, self.instance.id, self.wall)
+        if self.keeper is not None:
+            sender.fenced = self.keeper.poke
+        start_jobs(self.app)
+        if (messenger := self._messenger_sender()) is not None:
+            messenger.start()
+
+    async def _jobs_lost(self) -> None:
+        await stop_jobs(self.app)
+        if (messenger := self._messenger_sender()) is not None:
+            await messenger.stop()
+
+    def _messenger_sender(self) -> MessengerSender | None:
+        from bot.messenger.sender import MessengerSender
+
+        messenger = self.services.sender.messenger
+        assert messenger is None or isinstance(messenger, MessengerSender)
+        return messenger
+
+    async def _poller_gained(self) -> None:
+        await self.app.bot.delete_webhook(drop_pending_updates=False)
+        self._source = asyncio.create_task(self._poll(), name="polling")
+
+    async def _poller_lost(self) -> None:
+        if self._source is not None:
+            self._source.cancel()
+            await asyncio.gather(self._source, return_exceptions=True)
+            self._source = None
 
     async def store_items(self, items: list[Item]) -> None:
         """Other sources' events (the Facebook page's webhook) into the inbox, committed; the
@@ -238,7 +352,7 @@ class Runner:
         if fresh is not None:
             key, update, attempts = fresh
         else:
-            stored = await self.inbox.take(row_id)
+            stored = await self.inbox.take(row_id, self.instance.id)
             if stored is None:
                 return
             if stored.key.startswith("fb:"):
@@ -311,14 +425,16 @@ class Runner:
 
     async def health(self) -> dict[str, object]:
         """For ``/healthz``: the database answers, the inbox's backlog, the sender runs."""
-        report: dict[str, object] = {"database": "ok", "inbox_backlog": None,
-                                     "sender": "running" if self.services.sender.alive else "stopped"}
+        sender = "running" if self.services.sender.alive else "stopped"
+        if sender == "stopped" and self.keeper is not None and not self.keeper.holds(JOBS):
+            sender = "standby"  # another instance holds the jobs' lease (or will, in time)
+        report: dict[str, object] = {"database": "ok", "inbox_backlog": None, "sender": sender}
         try:
             assert self.inbox is not None
             report["inbox_backlog"] = await self.inbox.backlog()
         except Exception as exc:
             report["database"] = describe(exc)
-        report["ok"] = report["database"] == "ok" and report["sender"] == "running"
+        report["ok"] = report["database"] == "ok" and report["sender"] in ("running", "standby")
         return report
 
     # --- stop -------------------------------------------------------------------------------
@@ -336,9 +452,27 @@ class Runner:
             assert isinstance(self._web, WebServer)
             await self._web.stop()
             self._web = None
-
+        if self._claimer is not None:
+            self._claimer.cancel()
+            await asyncio.gather(self._claimer, return_exceptions=True)
+            self._claimer = None
         await self.scheduler.stop(STOP_SECONDS)
         self._fresh.clear()  # still in the inbox: read back at the next start
+        for task in list(self._chasing):
+            task.cancel()
+        await asyncio.gather(*self._chasing, return_exceptions=True)
+        if self.keeper is not None:  # the sender and the jobs stop; the leases are released
+            keeper, self.keeper = self.keeper, None
+            try:
+                await keeper.stop()
+            except Exception as exc:
+                log.warning("releasing the leases failed (%s): the other instance waits for them "
+                            "to expire", describe(exc))
+            try:  # the rows not handled: for the other instance at once, or for the next start
+                assert self.inbox is not None
+                await self.inbox.release_claims(self.instance.id)
+            except Exception as exc:
+                log.warning("releasing the inbox's claims failed (%s)", describe(exc))
         if self._started:
             self._started = False
             await self.app.stop()

@@ -192,23 +192,25 @@ class Deadlines:
             if not due:
                 return len(handled)
             handled.update(due)
-            await self._ladder_run(due, now)
+            await self._ladder_run(due, now, due_only=True)
 
     async def run_reminder(self, case_id: int, now: datetime) -> None:
         """The ladder's step for one case (what ``run_ladder`` does for each)."""
         await self._ladder_run([case_id], now)
 
-    async def _ladder_run(self, case_ids: list[int], now: datetime) -> None:
+    async def _ladder_run(self, case_ids: list[int], now: datetime, due_only: bool = False) -> None:
         """One transaction: each case's step, its events through the one write path, then what
         they tell, one message per chat. A case whose step fails is left as it was and looked at
-        again in an hour; the others go on."""
+        again in an hour; the others go on. ``due_only``: a case whose next look is no longer
+        due when the transaction reads it is left alone: another run (another instance's, whose
+        lease ran out mid-way) took that step already, and it is not taken twice."""
         notes: list[LadderNote] = []
         async with self.db.transaction() as conn:
             for case_id in case_ids:
                 told: list[LadderNote] = []
                 try:
                     async with conn.savepoint():
-                        await self._ladder_step(conn, case_id, now, told)
+                        await self._ladder_step(conn, case_id, now, told, due_only)
                 except Exception:
                     log.exception("reminder for case %s failed", case_id)
                     self._hold(conn, case_id, now + timedelta(hours=1))
@@ -217,13 +219,16 @@ class Deadlines:
             await self._tell_ladder(conn, notes, now)
         self.on_commit()
 
-    async def _ladder_step(self, conn: Tx, case_id: int, now: datetime, notes: list[LadderNote]) -> None:
+    async def _ladder_step(self, conn: Tx, case_id: int, now: datetime, notes: list[LadderNote],
+                           due_only: bool = False) -> None:
         """Warn when the deadline is near; remind once it has passed, and escalate when it is
         overdue long enough; or hold until quiet hours and non-working days are over."""
         rows = await conn.all(CASE_BY_ID, (case_id,))
         if not rows:
             return
         case = case_view(rows[0])
+        if due_only and (case.next_action_at is None or case.next_action_at > now):
+            return
         allowed = self.reminders.next_allowed(now)
         deadline = self._deadline(case)
         if deadline is None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from bot.db import Database, Tx, from_db, to_db
 from bot.domain import access
+from bot.lease import Fence
 
 Buttons = list[list[tuple[str, str]]]  # rows of (label, callback data)
 
@@ -203,26 +204,47 @@ class OutboxStore:
         )
         return int(row[0]) if row else 0
 
-    async def mark_sending(self, item_ids: Iterable[int], now: datetime) -> None:
+    async def mark_sending(self, item_ids: Iterable[int], now: datetime,
+                           fence: Fence | None = None) -> bool:
         """In the sender's hands. Released (``release``) if it stops before the outcome is known;
-        a row still "sending" at start was in hand when the process died (``recover``)."""
-        await self.db.write("UPDATE outbox SET sending_at = ? WHERE id = ?",
-                            [(to_db(now), i) for i in item_ids], many=True)
+        a row still "sending" at start was in hand when the process died (``recover``). With
+        ``fence`` (two instances: the sender's lease), only while the lease is still this
+        instance's, recorded as its holder's: False when it is not (nothing marked, nothing
+        to send)."""
+        ids = list(item_ids)
+        sql = f"UPDATE outbox SET sending_at = ?, sending_by = ? WHERE id IN ({','.join('?' * len(ids))})"
+        params: list[Any] = [to_db(now), fence.holder if fence else None, *ids]
+        if fence is not None:
+            condition, values = fence.sql()
+            sql += f" AND {condition}"
+            params += values
+        changed = await self.db.write(sql, params)
+        return fence is None or changed > 0
 
     async def release(self, item_ids: Iterable[int]) -> None:
         """Back to pending: the sender stopped before it knew how the sending went."""
         await self.db.write(
-            "UPDATE outbox SET sending_at = NULL WHERE id = ? AND sent_at IS NULL"
+            "UPDATE outbox SET sending_at = NULL, sending_by = NULL WHERE id = ? AND sent_at IS NULL"
             " AND failed_at IS NULL", [(i,) for i in item_ids], many=True)
 
-    async def recover(self, now: datetime) -> tuple[int, int]:
+    async def recover(self, now: datetime, fence: Fence | None = None) -> tuple[int, int]:
         """At start: rows left "sending" by a process that died go again, once each (Telegram
         may already have had one: it then arrives twice); refreshes queued before card edits
-        were rows of their own become edits. Returns (rows resent, refreshes turned)."""
+        were rows of their own become edits. Returns (rows resent, refreshes turned).
+
+        With ``fence`` (two instances), only rows whose sender no longer holds its lease (its
+        lease expired or was released: it died or stopped) or that were this instance's own:
+        never a row another live instance is sending."""
+        sql = ("UPDATE outbox SET sending_at = NULL, sending_by = NULL WHERE sent_at IS NULL"
+               " AND failed_at IS NULL AND sending_at IS NOT NULL")
+        params: tuple[Any, ...] = ()
+        if fence is not None:
+            _sql, (name, holder, at) = fence.sql()
+            sql += (" AND (sending_by IS NULL OR sending_by = ? OR NOT EXISTS (SELECT 1 FROM leases l"
+                    " WHERE l.name = ? AND l.holder = outbox.sending_by AND l.expires_at > ?))")
+            params = (holder, name, at)
         async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE outbox SET sending_at = NULL WHERE sent_at IS NULL AND failed_at IS NULL"
-                " AND sending_at IS NOT NULL")
+            cur = await conn.execute(sql, params)
             resent = cur.rowcount
             refreshes = await conn.all(
                 "SELECT id, case_id FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"

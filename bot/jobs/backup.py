@@ -15,7 +15,7 @@ import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from telegram.ext import ContextTypes, JobQueue
+from telegram.ext import ContextTypes, Job, JobQueue
 
 from bot.app import SERVICES, Services
 from bot.backup import BackupFailed, BackupRefused, backup, backup_name, prune, scheduled, taken_at
@@ -28,14 +28,14 @@ LOCK = "backup-lock"
 START_DELAY = 60  # seconds after start: a missed backup, once start-up is over
 
 
-def schedule(job_queue: JobQueue, settings: Settings) -> None:
-    """Every day at the configured local time, and once soon after start."""
+def schedule(job_queue: JobQueue, settings: Settings) -> list[Job]:
+    """Every day at the configured local time, and once soon after start. The jobs."""
     if settings.backup is None:
-        return
+        return []
     always = {"misfire_grace_time": None}  # late (a busy loop, a suspended host) is better than never
-    job_queue.run_once(tick, when=START_DELAY, name="backup-at-start", job_kwargs=always)
-    job_queue.run_daily(tick, time=settings.backup.time.replace(tzinfo=settings.tz), name="backup",
-                        job_kwargs=always)
+    return [job_queue.run_once(tick, when=START_DELAY, name="backup-at-start", job_kwargs=always),
+            job_queue.run_daily(tick, time=settings.backup.time.replace(tzinfo=settings.tz),
+                                name="backup", job_kwargs=always)]
 
 
 async def tick(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -35,6 +35,7 @@ from bot.domain.rules import Role
 from bot.health import Heartbeat, heartbeat_path
 from bot.i18n import _, use_locale
 from bot.jobs.throttle import Throttle
+from bot.lease import Fence
 from bot.render import (
     CAPTION_LIMIT,
     MESSAGE_LIMIT,
@@ -116,6 +117,10 @@ class OutboxSender:
         self.access = access.AccessLog(cases.db, cases.units, cases.people)  # who saw personal data
         # Messages to citizens on Messenger (bot/messenger/sender.py): woken with this sender.
         self.messenger: Lane | None = None
+        # Two instances (bot/service.py): a row is marked "sending" only while this instance
+        # holds the sender's lease; ``fenced`` is told when it no longer does.
+        self.fence: Fence | None = None
+        self.fenced: Callable[[], None] = lambda: None
 
     def wake(self) -> None:
         """Rows were queued (a change committed: the services' ``on_commit``)."""
@@ -133,6 +138,7 @@ class OutboxSender:
     def start(self) -> None:
         if self._task is None:
             self._stopping = False
+            self._recovered = False  # (again: what another instance's sender left)
             self._task = asyncio.create_task(self._run(), name="casebot-outbox")
 
     async def stop(self) -> None:
@@ -184,7 +190,7 @@ class OutboxSender:
             return await _Drain(self).run()
 
     async def _recover(self) -> None:
-        resent, turned = await self.store.recover(self.clock())
+        resent, turned = await self.store.recover(self.clock(), self.fence)
         self._recovered = True
         if resent:
             log.warning("%d outbox messages were being sent when the bot stopped; they go again "
@@ -265,7 +271,11 @@ class OutboxSender:
             self.throttle.done(chat_id)
 
     async def _deliver(self, item: OutboxItem, ticket: _Ticket) -> None:
-        await self.store.mark_sending(item.ids, self.clock())
+        if not await self.store.mark_sending(item.ids, self.clock(), self.fence):
+            log.warning("outbox item %s not sent: this instance no longer holds the sender's lease",
+                        item.id)
+            self.fenced()
+            return
         for n in item.ids:
             self._noticed.pop(n, None)
             if not item.joined:
