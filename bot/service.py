@@ -311,8 +311,9 @@ class Runner:
         """Other sources' events (the Facebook page's webhook) into the inbox, committed; the
         caller confirms to the source only after this."""
         assert self.inbox is not None
-        rows = await self.inbox.add(items, self.clock())
-        self.scheduler.push([(row.id, row.chat_key) for row in rows])
+        async with self._claiming:  # claimed with storing, as Telegram's updates (``store``)
+            rows = await self.inbox.add(items, self.clock(), self._claim())
+            self.scheduler.push([(row.id, row.chat_key) for row in rows])
 
     async def _poll(self) -> None:
         """Long polling with Telegram's offset: a batch is asked past (confirmed) only once it
