@@ -84,7 +84,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
               + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else ""), file=sys.stderr)
         return 2
     print(f"OK: {len(settings.units)} units, {len(settings.categories)} categories, "
-          f"timezone {settings.timezone}, database {settings.database_path}")
+          f"timezone {settings.timezone}, database {settings.database}")
     print("Unit tree:")
     for line in unit_tree_lines(settings):
         print("  " + line)
@@ -114,7 +114,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"unhealthy: {problem}", file=sys.stderr)
         return 1
-    print(f"healthy: database {settings.database_path}, outbox sender alive")
+    print(f"healthy: database {settings.database}, outbox sender alive")
     return 0
 
 
@@ -141,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from bot.db import open_problem
 
-    problem = open_problem(settings.database_path)
+    problem = open_problem(settings.database_path) if settings.database_url is None else None
     if problem is not None:
         print(f"database error: {problem}", file=sys.stderr)
         return 2
@@ -157,7 +157,7 @@ async def _inbox(settings: Settings, retry: int | None) -> int:
     from bot.db import Database
     from bot.inbox import Inbox
 
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     try:
         inbox = Inbox(db)
         if retry is not None:

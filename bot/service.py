@@ -129,7 +129,7 @@ class Runner:
 
     async def start(self) -> None:
         await self.reach_bot_api()
-        db = await Database.open(self.settings.database_path)
+        db = await Database.open(self.settings.database)
         self.persistence.attach(db)
         self.app.bot_data["db"] = db
         await self.app.initialize()
@@ -151,7 +151,7 @@ class Runner:
             await self.app.bot.delete_webhook(drop_pending_updates=False)
             self._source = asyncio.create_task(self._poll(), name="polling")
         log.info("casebot started: %d units, database %s, updates by %s", len(self.settings.units),
-                 self.settings.database_path, "webhook" if self.webhook else "long polling")
+                 self.settings.database, "webhook" if self.webhook else "long polling")
 
     # --- sources ----------------------------------------------------------------------------
 
