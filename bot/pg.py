@@ -301,11 +301,19 @@ class PgConnection:
                          "version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
         self.raw.execute(f"INSERT INTO {SCHEMA_VERSION_TABLE}(version) VALUES(%s)", (number,))
 
-    def stream(self, sql: str, params: Sequence[Any]) -> psycopg.ServerCursor[Any]:
+    def stream(self, sql: str, params: Sequence[Any]) -> _Stream:
         """A server-side cursor over ``sql``, in one read-only snapshot (this connection is used
         for nothing else until it is closed)."""
         self.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         st = self._statement(sql, bool(params))
-        cur = self.raw.cursor(name="casebot_stream")
-        cur.execute(st.sql, tuple(params) if params else None)
-        return cur
+        self.raw.execute(f"DECLARE casebot_stream NO SCROLL CURSOR FOR {st.sql}",
+                         tuple(params) if params else None)
+        return _Stream(self.raw)
+
+
+class _Stream:
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def fetchmany(self, size: int) -> list[Any]:
+        return self.raw.execute(f"FETCH FORWARD {int(size)} FROM casebot_stream").fetchall()

@@ -7,14 +7,13 @@ import hashlib
 import html
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import audit
 from bot.bounded import LRUDict
 from bot.config import Settings
-from bot.db import Database, Row, from_db, to_db
+from bot.db import Conn, Database, Row, from_db, to_db
 from bot.domain.errors import Forbidden, Invalid, PersonNotFound
 from bot.domain.rules import GLOBAL_ROLES, INVITES, ROLE_LABELS, SEES_PEOPLE, Role
 from bot.domain.units import Unit, UnitService
@@ -68,12 +67,12 @@ def token_hash(token: str) -> str:
 _GRANT_SELECT = """
 SELECT g.id, g.tg_id, g.role, g.unit_id, u.key AS unit_key, u.name AS unit_name
 FROM grants g LEFT JOIN units u ON u.id = g.unit_id
-WHERE g.revoked_at IS NULL AND (g.unit_id IS NULL OR u.active)
+WHERE g.revoked_at IS NULL AND (g.unit_id IS NULL OR u.active = 1)
 """
 # A person's grants, also those on a unit since removed (they still make the person known).
 _PERSON_GRANTS = """
 SELECT g.id, g.tg_id, g.role, g.unit_id, u.key AS unit_key, u.name AS unit_name,
-       g.unit_id IS NULL OR u.active AS live
+       g.unit_id IS NULL OR u.active = 1 AS live
 FROM grants g LEFT JOIN units u ON u.id = g.unit_id
 WHERE g.revoked_at IS NULL AND g.tg_id = ? ORDER BY g.id
 """
@@ -83,7 +82,7 @@ def _grant_of(r: Row) -> Grant:
     return Grant(r["id"], r["tg_id"], Role(r["role"]), r["unit_id"], r["unit_key"], r["unit_name"])
 
 
-def _grant(c: sqlite3.Connection, tg_id: int, role: str, unit_id: int | None, source: str,
+def _grant(c: Conn, tg_id: int, role: str, unit_id: int | None, source: str,
            by: int | None, at: str) -> None:
     """Grant a role (unless held already), recorded in the audit chain; inside a transaction."""
     cur = c.execute(
@@ -132,7 +131,7 @@ class PeopleService:
         at = to_db(now)
         admins, wg = set(self.settings.admins), tuple(self.settings.working_group)
 
-        def sync(c: sqlite3.Connection) -> None:
+        def sync(c: Conn) -> None:
             current = {r[0] for r in c.execute(
                 "SELECT tg_id FROM grants WHERE role = 'admin' AND source = 'config'"
                 " AND revoked_at IS NULL")}
@@ -235,7 +234,7 @@ class PeopleService:
         values = (token_hash(token), role, unit.id if unit else None, actor_id, to_db(now),
                   to_db(expires))
 
-        def create(c: sqlite3.Connection) -> None:
+        def create(c: Conn) -> None:
             cur = c.execute(
                 "INSERT INTO invitations(token_hash, role, unit_id, created_by, created_at,"
                 " expires_at) VALUES(?,?,?,?,?,?)", values)
@@ -254,7 +253,7 @@ class PeopleService:
             raise InvitationProblem(_("This invitation link is not valid. Ask for a new one."))
         async with self.db.transaction() as conn:
             inv = await conn.one(
-                "SELECT i.*, u.active AS unit_active FROM invitations i"
+                "SELECT i.*, u.active = 1 AS unit_active FROM invitations i"
                 " LEFT JOIN units u ON u.id = i.unit_id WHERE token_hash = ?",
                 (token_hash(token),))
             if inv is None:
@@ -277,7 +276,7 @@ class PeopleService:
             at, role, unit_id, by, inv_id = (to_db(now), inv["role"], inv["unit_id"],
                                               inv["created_by"], inv["id"])
 
-            def use(c: sqlite3.Connection) -> None:
+            def use(c: Conn) -> None:
                 _grant(c, tg_id, role, unit_id, "invitation", by, at)
                 c.execute("UPDATE invitations SET used_by = ?, used_at = ? WHERE id = ?",
                           (tg_id, at, inv_id))
