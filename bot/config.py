@@ -178,7 +178,8 @@ class Settings:
     timezone: str = "Asia/Phnom_Penh"
     default_language: str = "km"
     database_path: Path = Path("data/casebot.sqlite3")
-    # database.url: PostgreSQL instead of the file (password from CASEBOT_DATABASE_PASSWORD)
+    # database.url: PostgreSQL instead of the file (password from CASEBOT_DATABASE_PASSWORD);
+    # database.path is then only where the sender's heartbeat file goes (casebot health)
     database_url: str | None = None
     admins: tuple[int, ...] = ()
     working_group: tuple[int, ...] = ()
@@ -300,8 +301,6 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
     if base_dir is not None and not db_path.is_absolute():
         db_path = base_dir / db_path
     db_url = _database_url(db_raw["url"]) if "url" in db_raw else None
-    if db_url is not None and "path" in db_raw:
-        raise ConfigError("database: give path (SQLite) or url (PostgreSQL), not both")
 
     dl_raw = _expect(data.get("deadlines", {}), dict, "deadlines", "a table")
     known = {"resolve_days": 15, "urgent_resolve_days": 3, "accept_days": 1, "ack_days": 3,

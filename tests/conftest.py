@@ -43,7 +43,7 @@ def database_table(db_path: Path) -> dict[str, Any]:
     """The config's [database]: the SQLite file, or in the PostgreSQL run the schema standing
     for it (tests/pgtest.py)."""
     if pgtest.enabled():
-        return {"url": pgtest.url_for(db_path)}
+        return {"url": pgtest.url_for(db_path), "path": str(db_path)}
     return {"path": str(db_path)}
 
 

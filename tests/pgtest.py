@@ -70,3 +70,46 @@ def drop_all() -> None:
 
 
 leftover: set[str] = set()
+
+
+def connect(target: Path | str):  # type: ignore[no-untyped-def]
+    """A plain connection to the test's database, behind the bot's back: ``sqlite3`` on the
+    file, or in the PostgreSQL run on its schema (SQLite-dialect SQL on both; autocommit)."""
+    import sqlite3
+
+    from bot import pg
+
+    if pg.is_url(target):
+        return pg.PgConnection.connect(str(target))
+    if enabled():
+        return pg.PgConnection.connect(url_for(target))
+    return sqlite3.connect(target, isolation_level=None)
+
+
+def without_triggers(con) -> list[str]:  # type: ignore[no-untyped-def]
+    """Inside a transaction on ``con``: turn the triggers off until it ends. What to run after
+    the changes to put them back (SQLite: the statements that made them)."""
+    from bot import pg
+
+    if isinstance(con, pg.PgConnection):
+        con.raw.execute("SET LOCAL session_replication_role = replica")
+        return []
+    triggers = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    for name, _sql in triggers:
+        con.execute(f"DROP TRIGGER {name}")
+    return [sql for _name, sql in triggers]
+
+
+def target_of(settings) -> Path | str:  # type: ignore[no-untyped-def]
+    """The database the settings name: the file, or the URL in the PostgreSQL run."""
+    return settings.database
+
+
+def toml_database(path: Path | str) -> str:
+    """The config's database line for the file ``path``: ``path = …``, or in the PostgreSQL
+    run ``url = …`` of its schema."""
+    if enabled() and not str(path).startswith("postgres"):
+        return f'url = "{url_for(path)}"'
+    if str(path).startswith("postgres"):
+        return f'url = "{path}"'
+    return f'path = "{Path(path).as_posix()}"'

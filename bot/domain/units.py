@@ -296,7 +296,7 @@ class UnitService:
                 "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen,"
                 " private_chat) VALUES(?,?,?,?,?,?,?) ON CONFLICT(tg_id) DO UPDATE SET"
                 " name=excluded.name, username=excluded.username, language=excluded.language,"
-                " last_seen=excluded.last_seen, private_chat=MAX(private_chat, excluded.private_chat)",
+                " last_seen=excluded.last_seen, private_chat=MAX(people.private_chat, excluded.private_chat)",
                 (tg_id, name, username, language, to_db(now), to_db(now), int(private)),
             )
             if private:
