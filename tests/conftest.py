@@ -132,6 +132,7 @@ def _postgresql_instead_of_files(monkeypatch: pytest.MonkeyPatch) -> Any:
     from bot import pg
 
     opened = Database.open.__func__  # type: ignore[attr-defined]
+    pgtest.open_file = opened  # what a test about SQLite itself opens a file with
 
     async def open_pg(cls: type[Database], target: Path | str) -> Database:
         if not pg.is_url(target):

@@ -19,6 +19,7 @@ PREFIX = f"casebot_test_{os.getpid()}_"
 HOW = f"{ENV}=postgresql://127.0.0.1:5432/test pytest -q"
 
 _created: set[str] = set()
+open_file = None  # Database.open's own function, unpatched (conftest sets it in the PostgreSQL run)
 _admin = None
 
 
