@@ -12,6 +12,7 @@ import pytest
 from bot.cli import main as cli
 from bot.inbox import Inbox
 from bot.scheduler import Scheduler
+from tests import pgtest
 from tests.conftest import DP_CHAT, WG, Clock
 from tests.fakebotapi import FakeBotAPI
 from tests.harness import Bot, running_bot
@@ -177,7 +178,7 @@ async def test_a_parked_update_is_listed_and_can_be_handed_again(
         assert len(parked) == 1 and parked[0].attempts == 3
         assert await note_events(bot, "parked note") == 1  # made once, though tried three times
         config = tmp_path / "casebot.toml"
-        config.write_text(f'[database]\npath = "{bot.settings.database_path}"\n'
+        config.write_text(f'[database]\n{pgtest.toml_database(bot.settings.database_path)}\n'
                           '[[categories]]\nkey = "land"\nname = "Land"\n'
                           '[[units]]\nkey = "moi"\nname = "Ministry"\nkind = "ministry"\n')
         assert await asyncio.to_thread(cli, ["inbox", "--config", str(config)]) == 0
