@@ -1,3 +1,4 @@
+-- PostgreSQL's twin of bot/migrations/0001_init.sql (see bot/migrations_pg/__init__.py).
 -- Casebot schema, version 1, for PostgreSQL (the twin of bot/migrations/0001_init.sql). Times are
 -- UTC ISO-8601 text ("YYYY-MM-DDTHH:MM:SS+00:00"), as on SQLite. SQLite's INTEGER is 64-bit: BIGINT.
 -- Text compares and sorts byte by byte (COLLATE "C"), as SQLite's does, whatever the database's

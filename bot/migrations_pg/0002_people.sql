@@ -1,3 +1,4 @@
+-- PostgreSQL's twin of bot/migrations/0002_people.sql (see bot/migrations_pg/__init__.py).
 -- People and permissions: roles granted by invitation, invitations stored as hashes,
 -- and a log of refused attempts. Membership "seen in a unit's chat" is gone.
 

@@ -1,3 +1,4 @@
+-- PostgreSQL's twin of bot/migrations/0003_forward_verify.sql (see bot/migrations_pg/__init__.py).
 -- Forwarding that keeps ownership, verified resolutions, duplicates, bouncing.
 
 ALTER TABLE units ADD COLUMN ack_days BIGINT;               -- institutions: days to acknowledge

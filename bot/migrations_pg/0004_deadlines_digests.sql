@@ -1,3 +1,4 @@
+-- PostgreSQL's twin of bot/migrations/0004_deadlines_digests.sql (see bot/migrations_pg/__init__.py).
 -- Deadlines, the reminder ladder, daily digests, and delivery state.
 
 ALTER TABLE cases ADD COLUMN accept_due_at TEXT COLLATE "C";             -- an assignment not yet accepted

@@ -1,3 +1,4 @@
+-- PostgreSQL's twin of bot/migrations/0005_backlog.sql (see bot/migrations_pg/__init__.py).
 -- The carried-over backlog: imported cases keep their original reference (the import key).
 
 ALTER TABLE cases ADD COLUMN external_ref TEXT COLLATE "C";

@@ -1,3 +1,4 @@
+-- PostgreSQL's twin of bot/migrations/0006_languages.sql (see bot/migrations_pg/__init__.py).
 -- Khmer and English: a person's chosen language, a group's language, names in both languages.
 
 ALTER TABLE people ADD COLUMN lang TEXT COLLATE "C";                     -- chosen with /lang; NULL: from Telegram

@@ -1,3 +1,4 @@
+-- PostgreSQL's twin of bot/migrations/0008_inbox.sql (see bot/migrations_pg/__init__.py).
 -- The inbox: every update is stored here, committed, before it is confirmed to its source
 -- (Telegram's getUpdates offset, a webhook's 200), and handled from here.
 CREATE TABLE inbox (

@@ -1,3 +1,4 @@
+-- PostgreSQL's twin of bot/migrations/0010_data_access.sql (see bot/migrations_pg/__init__.py).
 -- Who read what: every time a case's personal data (the citizen's name and contact, the files)
 -- was shown to someone, a row. Nothing of the data itself: when, which case, through what, to whom.
 -- Rows are only ever added (kept for good: see README, "Who saw a citizen's data").
