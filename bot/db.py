@@ -203,6 +203,7 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._executor = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="casebot-pg")
                           if pg_conn is not None else None)
+        self._closed = False
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -262,7 +263,8 @@ class Database:
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
-        if self._pg is not None and self._executor is not None:
+        if self._pg is not None and self._executor is not None and not self._closed:
+            self._closed = True
             pg_conn = self._pg
             await self.in_thread(lambda _c: pg_conn.close())
             self._executor.shutdown(wait=False)
