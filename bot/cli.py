@@ -261,6 +261,15 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return _offline_run(args, lambda settings: cli_erase(settings, args))
 
 
+def cmd_migrate_db(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from bot.migrate_db import migrate
+
+    return asyncio.run(migrate(Path(args.source), args.to))
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -325,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     parsers["verify-audit"].add_argument(
         "--head", metavar="HASH@DATE",
         help="also check that the chain still holds the head published on that date")
+    mig = sub.add_parser("migrate-db", help="copy an SQLite database into an empty PostgreSQL one, "
+                                           "then compare row counts and verify the audit chain there")
+    mig.add_argument("--from", dest="source", required=True, metavar="FILE", help="the SQLite file")
+    mig.add_argument("--to", required=True, metavar="URL",
+                     help="postgresql://user@host:5432/database (password: CASEBOT_DATABASE_PASSWORD)")
     era = parsers["erase"]
     era.add_argument("cases", nargs="+", metavar="CASE", help="case numbers")
     era.add_argument("--reason", required=True, help="why (the citizen's request of …)")
@@ -332,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"check-config": cmd_check_config, "import": cmd_import, "report": cmd_report,
                 "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox, "health": cmd_health,
                 "backup": cmd_backup, "restore": cmd_restore, "accesslog": cmd_accesslog,
-                "verify-audit": cmd_verify_audit, "erase": cmd_erase}
+                "verify-audit": cmd_verify_audit, "erase": cmd_erase, "migrate-db": cmd_migrate_db}
     from bot.db import DatabaseOpenError
 
     try:
