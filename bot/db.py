@@ -302,7 +302,11 @@ class Database:
         """Each PostgreSQL migration in a transaction of its own, under the write lock (a second
         instance starting at the same time waits, then finds it applied): its number goes into
         ``schema_version`` in the same transaction."""
+        current = await self.in_thread(lambda conn: conn.schema_version())
         for number, sql in migrations(POSTGRESQL):
+            if number <= current:
+                continue
+
             def apply(conn: pg.PgConnection, number: int = number, sql: str = sql) -> bool:
                 conn.execute("BEGIN IMMEDIATE")
                 try:

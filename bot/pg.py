@@ -39,6 +39,7 @@ from psycopg.rows import RowMaker
 from bot.pgsql import Statement, Table, translate
 
 PASSWORD_ENV = "CASEBOT_DATABASE_PASSWORD"
+LOCK_TIMEOUT_MS = 5000
 LOCK_CLASS = 0x0CA5E  # the first half of the advisory lock's key: casebot's writes
 SCHEMA_VERSION_TABLE = "schema_version"
 _INSERT_INTO = re.compile(r"\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)", re.IGNORECASE)
@@ -192,6 +193,9 @@ class PgConnection:
         for kind in (int, bool, float):
             raw.adapters.register_dumper(kind, _Unknown)
         raw.adapters.register_loader("numeric", _Number)
+        # SQLite's busy_timeout (bot/db.py): a lock held elsewhere longer than this is an error,
+        # not a wait without end.
+        raw.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
         return cls(raw)
 
     @property

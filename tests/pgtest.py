@@ -110,7 +110,12 @@ def toml_database(path: Path | str) -> str:
     """The config's database line for the file ``path``: ``path = …``, or in the PostgreSQL
     run ``url = …`` of its schema."""
     if enabled() and not str(path).startswith("postgres"):
-        return f'url = "{url_for(path)}"'
+        return f'url = "{url_for(path)}"\npath = "{Path(path).as_posix()}"'
     if str(path).startswith("postgres"):
         return f'url = "{path}"'
     return f'path = "{Path(path).as_posix()}"'
+
+
+def target(path: Path | str) -> Path | str:
+    """What to open for the file ``path``: the file, or in the PostgreSQL run its schema's URL."""
+    return url_for(path) if enabled() and not str(path).startswith("postgres") else path

@@ -558,8 +558,7 @@ async def test_the_upgrade_chains_the_events_already_there(
     finally:
         await db.close()
     tamper(path, "UPDATE grants SET revoked_at = NULL")
-    target = pgtest.url_for(path) if pgtest.enabled() else path
-    assert (await audit.verify(target))[0].kind == "edited"
+    assert (await audit.verify(pgtest.target(path)))[0].kind == "edited"
 
 
 # --- once a day ----------------------------------------------------------------------------------------
