@@ -180,7 +180,7 @@ class PeopleService:
 
     async def has_private_chat(self, tg_id: int) -> bool:
         row = await self.db.one(
-            "SELECT p.private_chat AND NOT EXISTS (SELECT 1 FROM unreachable_chats u"
+            "SELECT p.private_chat = 1 AND NOT EXISTS (SELECT 1 FROM unreachable_chats u"
             " WHERE u.chat_id = p.tg_id) FROM people p WHERE p.tg_id = ?", (tg_id,))
         return bool(row and row[0])
 

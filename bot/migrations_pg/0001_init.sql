@@ -10,7 +10,7 @@ CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', determinist
 -- SUM of a condition counts where it holds (SQLite's conditions are the integers 0 and 1).
 CREATE FUNCTION bool_count(acc BIGINT, b BOOLEAN) RETURNS BIGINT LANGUAGE sql IMMUTABLE
     AS $$ SELECT acc + CASE WHEN b THEN 1 ELSE 0 END $$;
-CREATE AGGREGATE sum(BOOLEAN) (SFUNC = bool_count, STYPE = BIGINT);
+CREATE AGGREGATE sum(BOOLEAN) (SFUNC = bool_count, STYPE = BIGINT, INITCOND = '0');
 
 -- The triggers that keep a table append-only: the message is the trigger's argument.
 CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql
