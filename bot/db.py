@@ -443,6 +443,7 @@ class Tx:
             ("BEGIN IMMEDIATE", (), False)]
         self.begun = False  # a trip has gone: BEGIN was sent
         self.done = False
+        self._savepoints = 0
         self.trips = 0
 
     def add(self, sql: str, params: Iterable[Any] = ()) -> None:
@@ -465,10 +466,12 @@ class Tx:
         Its writes go to the database at its end, so that an error in them is the block's."""
         self.add("SAVEPOINT part")
         mark, trips = len(self._pending) - 1, self.trips
+        self._savepoints += 1
         try:
             yield
             await self.execute("RELEASE part")
         except BaseException:
+            self._savepoints -= 1
             if self.trips == trips:  # nothing of the block reached the database
                 del self._pending[mark:]
             else:
@@ -476,6 +479,8 @@ class Tx:
                 await self.execute("ROLLBACK TO part")
                 await self.execute("RELEASE part")
             raise
+        else:
+            self._savepoints -= 1
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> Result:
         """The waiting writes, then this statement: its rows, ``lastrowid`` and ``rowcount``."""
@@ -504,7 +509,9 @@ class Tx:
         self.begun = True
         self.trips += 1
 
-        def run(conn: Conn) -> Result:
+        savepoints = self._savepoints
+
+        def steps(conn: Conn) -> Result:
             for item in batch:
                 if callable(item):
                     item(conn)
@@ -521,6 +528,18 @@ class Tx:
             cur = conn.execute(*last)
             rows = cur.fetchall()
             return Result(rows, cur.lastrowid, cur.rowcount)
+
+        def run(conn: Conn) -> Result:
+            try:
+                return steps(conn)
+            except BaseException:
+                # PostgreSQL: an error ends what the transaction can do (SQLite: only the failed
+                # statement is undone). Rolled back in the same trip, so that a read of another
+                # task on the connection, before this transaction's own rollback, is not refused;
+                # within a savepoint the block's ROLLBACK TO comes next instead.
+                if savepoints == 0 and dialect(conn) == POSTGRESQL and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
         return await self._db.in_thread(run)
 
