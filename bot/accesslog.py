@@ -52,7 +52,7 @@ async def cli_accesslog(settings: Settings, args: argparse.Namespace) -> int:
         assert local is not None  # checked by ``day``
         since = datetime.combine(local, time(0), tzinfo=settings.tz)
     path = Path(args.output)
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     out = TableWriter(path)
     written = 0
     try:

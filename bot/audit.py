@@ -46,8 +46,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from bot import pg
+
 if TYPE_CHECKING:
-    from bot.db import Database
+    from bot.db import Conn, Database
 
 GENESIS = "0" * 64  # the "hash" before the first row
 ERASE_ACTION = "erase"  # the event that records an erasure of a case's personal data
@@ -144,19 +146,19 @@ EVENT_INSERT = (
 RECORD_INSERT = "INSERT INTO audit_log(at, kind, data, seq, prev, hash) VALUES(?,?,?,?,?,?)"
 
 
-def _chain_end(conn: sqlite3.Connection) -> Chain:
+def _chain_end(conn: Conn) -> Chain:
     row = conn.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
     if row is None:
         raise RuntimeError("the audit chain has no head row (audit_head)")
     return Chain(int(row[0]), str(row[1]))
 
 
-def set_head(conn: sqlite3.Connection, chain: Chain) -> None:
+def set_head(conn: Conn, chain: Chain) -> None:
     conn.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (chain.seq, chain.hash))
 
 
 def append_event(
-    conn: sqlite3.Connection, case_id: int, at: str, actor_id: int | None, actor_name: str,
+    conn: Conn, case_id: int, at: str, actor_id: int | None, actor_name: str,
     action: str, from_status: str | None, to_status: str | None, note: str, data: str,
 ) -> int:
     """Append one event to the chain (its text apart, committed to); returns its id."""
@@ -175,7 +177,7 @@ def append_event(
     return event_id
 
 
-def append_record(conn: sqlite3.Connection, at: str, kind: str, data: dict[str, Any],
+def append_record(conn: Conn, at: str, kind: str, data: dict[str, Any],
                   chain: Chain | None = None) -> None:
     """Append one change of the records that decide rights (``chain``: in bulk, kept by the
     caller, who then calls ``set_head``)."""
@@ -187,7 +189,7 @@ def append_record(conn: sqlite3.Connection, at: str, kind: str, data: dict[str, 
         set_head(conn, chain)
 
 
-def _row_image(conn: sqlite3.Connection, table: str, key: object) -> dict[str, Any] | None:
+def _row_image(conn: Conn, table: str, key: object) -> dict[str, Any] | None:
     column = AUDITED_TABLES[table]
     cur = conn.execute(f"SELECT * FROM {table} WHERE {column} = ?", (key,))
     row = cur.fetchone()
@@ -196,7 +198,7 @@ def _row_image(conn: sqlite3.Connection, table: str, key: object) -> dict[str, A
     return {d[0]: row[i] for i, d in enumerate(cur.description)}
 
 
-def record_rows(conn: sqlite3.Connection, at: str, kind: str, table: str, keys: Iterable[object],
+def record_rows(conn: Conn, at: str, kind: str, table: str, keys: Iterable[object],
                 chain: Chain | None = None) -> None:
     """Record the rows of ``table`` with these keys as they are now (after the change ``kind``);
     a key whose row is gone is recorded as removed. Call it in the change's own transaction."""
@@ -205,7 +207,7 @@ def record_rows(conn: sqlite3.Connection, at: str, kind: str, table: str, keys: 
                                        "row": _row_image(conn, table, key)}, chain)
 
 
-def record_all(conn: sqlite3.Connection, at: str, kind: str, chain: Chain | None = None) -> None:
+def record_all(conn: Conn, at: str, kind: str, chain: Chain | None = None) -> None:
     """Record every audited row as it is (the baseline of a database that had no chain yet)."""
     for table, column in AUDITED_TABLES.items():
         keys = [r[0] for r in conn.execute(f"SELECT {column} FROM {table} ORDER BY {column}")
@@ -346,14 +348,14 @@ def _checked(rows: Iterable[_Link], stop: threading.Event | None) -> Iterator[_L
         yield x
 
 
-def _stream_links(conn: sqlite3.Connection, stop: threading.Event | None) -> Iterator[_Link]:
+def _stream_links(conn: Conn, stop: threading.Event | None) -> Iterator[_Link]:
     """Every row of the chain in the order of its positions, one at a time."""
     events = map(_event_link, conn.execute(EVENT_LINKS + " ORDER BY seq, id"))
     records = map(_record_link, conn.execute(RECORD_LINKS + " ORDER BY seq, id"))
     return _checked(heapq.merge(events, records, key=_key), stop)
 
 
-def _load_links(conn: sqlite3.Connection, stop: threading.Event | None) -> list[_Link]:
+def _load_links(conn: Conn, stop: threading.Event | None) -> list[_Link]:
     """Every row of the chain, in memory, in the order of its positions (to classify breaks)."""
     links = list(_checked(map(_event_link, conn.execute(EVENT_LINKS)), stop))
     links += _checked(map(_record_link, conn.execute(RECORD_LINKS)), stop)
@@ -480,7 +482,7 @@ def _check_head(head: tuple[Any, Any] | None, links: list[_Link], walk: _Walk) -
                     seq if isinstance(seq, int) else None, table="audit_head")]
 
 
-def _check_texts(conn: sqlite3.Connection,
+def _check_texts(conn: Conn,
                  stop: threading.Event | None) -> tuple[list[Problem], int, int]:
     """Each free text against its event's commitment; a missing one only after an erasure."""
     problems: list[Problem] = []
@@ -542,7 +544,7 @@ def _replay(images: Images, x: _Link) -> None:
         images[table][key] = (row, x.seq)
 
 
-def _check_rights(conn: sqlite3.Connection, expected: Images) -> tuple[list[Problem], int]:
+def _check_rights(conn: Conn, expected: Images) -> tuple[list[Problem], int]:
     """Compare the tables that decide rights with their records, replayed."""
     problems: list[Problem] = []
     compared = 0
@@ -587,8 +589,10 @@ def _check_rights(conn: sqlite3.Connection, expected: Images) -> tuple[list[Prob
     return problems, compared
 
 
-def _has_chain(conn: sqlite3.Connection) -> bool:
-    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+def _has_chain(conn: Conn) -> bool:
+    from bot.db import table_names
+
+    names = table_names(conn)
     return {"events", "audit_log", "audit_head", "event_texts"} <= names
 
 
@@ -604,7 +608,7 @@ class _Scan:
     images: Images = field(default_factory=lambda: {t: {} for t in AUDITED_TABLES})
 
 
-def _scan(conn: sqlite3.Connection, head: tuple[Any, Any] | None, published: Published | None,
+def _scan(conn: Conn, head: tuple[Any, Any] | None, published: Published | None,
           stop: threading.Event | None) -> _Scan | None:
     """The whole chain in one pass, if every row is as written, linked and in its place, and the
     head row agrees; None at the first thing amiss (``_walk`` then names it)."""
@@ -642,7 +646,7 @@ def _published_problem(published: Published, found: tuple[int, Any] | None) -> l
     return []
 
 
-def check_connection(conn: sqlite3.Connection, published: Published | None = None,
+def check_connection(conn: Conn, published: Published | None = None,
                      stop: threading.Event | None = None) -> tuple[list[Problem], Summary]:
     """Recompute the whole chain on an open connection: every break, in chain order first (the
     first broken link first), then free texts, rights tables and the head. Reads only, in one
@@ -705,6 +709,16 @@ def _check_file(path: Path, published: Published | None,
         conn.close()
 
 
+def _check_url(url: str, published: Published | None,
+               stop: threading.Event | None) -> tuple[list[Problem], Summary]:
+    """A PostgreSQL database, on a connection of its own (one snapshot: REPEATABLE READ)."""
+    conn = pg.PgConnection.connect(url)
+    try:
+        return check_connection(conn, published, stop)
+    finally:
+        conn.close()
+
+
 async def check(db: Database | str | Path,
                 published: Published | None = None) -> tuple[list[Problem], Summary]:
     """Verify the chain of the running bot's database, or of any database file (a backup): its
@@ -713,8 +727,12 @@ async def check(db: Database | str | Path,
     stops within a few thousand rows."""
     stop = threading.Event()
     try:
+        if isinstance(db, str) and pg.is_url(db):
+            return await asyncio.to_thread(_check_url, db, published, stop)
         if isinstance(db, (str, Path)):
             return await asyncio.to_thread(_check_file, Path(db), published, stop)
+        if db.postgresql:
+            return await asyncio.to_thread(_check_url, str(db.target), published, stop)
         rows = await db.all("PRAGMA database_list")
         path = next((str(r[2]) for r in rows if r[1] == "main"), "")
         if path:

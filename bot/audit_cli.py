@@ -25,7 +25,7 @@ async def cli_verify_audit(settings: Settings, args: argparse.Namespace) -> int:
             print(f"--head: {exc}", file=sys.stderr)
             return 2
     try:
-        problems, summary = await audit.check(settings.database_path, published)
+        problems, summary = await audit.check(settings.database, published)
     except FileNotFoundError as exc:
         print(f"database error: {exc}", file=sys.stderr)
         return 2
@@ -72,7 +72,7 @@ async def cli_erase(settings: Settings, args: argparse.Namespace) -> int:
     except (KeyError, OSError):  # no name for this uid (a container)
         user = "?"
     who = Actor(SYSTEM.tg_id, f"casebot erase ({user})")
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     failed = 0
     try:
         units = UnitService(db, settings)

@@ -24,7 +24,8 @@ from bot.config import Settings
 from bot.db import migrations, open_problem
 from bot.health import heartbeat_path, heartbeat_problem, stale_after
 
-NAME = re.compile(r"casebot-(\d{8}T\d{6}Z)\.sqlite3")  # the scheduled backups' names
+# The scheduled backups' names: SQLite's files, PostgreSQL's dumps (bot/pgbackup.py).
+NAME = re.compile(r"casebot-(\d{8}T\d{6}Z)\.(?:sqlite3|dump)")
 MAX_LISTED = 20  # problems reported by one check, at most
 
 
@@ -312,6 +313,8 @@ def running(settings: Settings, now: datetime) -> str | None:
 
 def cli_backup(settings: Settings, dest: Path) -> int:
     now = datetime.now(UTC)
+    if settings.database_url is not None:
+        return _cli_pg_backup(settings.database_url, dest)
     try:
         written = backup(settings.database_path, dest, now)
     except BackupRefused as exc:
@@ -332,6 +335,8 @@ def cli_restore(settings: Settings, backup_file: Path, *, force: bool) -> int:
         print(f"restore: the bot seems to be running ({why}): stop it first "
               "(or give --force if it is stopped)", file=sys.stderr)
         return 2
+    if settings.database_url is not None:
+        return _cli_pg_restore(backup_file, settings.database_url)
     try:
         done = restore(backup_file, settings.database_path, now)
     except BackupRefused as exc:
@@ -345,6 +350,43 @@ def cli_restore(settings: Settings, backup_file: Path, *, force: bool) -> int:
     aside = f"; the database that was there is kept as {done.aside}" if done.aside else ""
     print(f"restored {backup_file} into {settings.database_path} (schema version {done.version}{newer})"
           f"{aside}")
+    return 0
+
+
+def _cli_pg_backup(url: str, dest: Path) -> int:
+    from bot import pgbackup
+
+    try:
+        written = pgbackup.backup(url, dest)
+    except pgbackup.ToolMissing as exc:
+        print(f"backup: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError) as exc:
+        print(f"backup failed, nothing written: {_reason(exc)}", file=sys.stderr)
+        return 1
+    size = written.stat().st_size / 1e6
+    print(f"backup written: {written} ({size:.1f} MB, pg_dump), checked: it reads whole and holds "
+          "casebot's tables")
+    return 0
+
+
+def _cli_pg_restore(backup_file: Path, url: str) -> int:
+    from bot import pgbackup
+    from bot.pg import redacted
+
+    if not backup_file.is_file():
+        print(f"restore: no backup at {backup_file}", file=sys.stderr)
+        return 2
+    try:
+        pgbackup.restore(backup_file, url)
+    except pgbackup.ToolMissing as exc:
+        print(f"restore: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError) as exc:
+        print(f"restore failed, nothing changed: {_reason(exc)}", file=sys.stderr)
+        return 1
+    print(f"restored {backup_file} into {redacted(url)} (pg_restore, one transaction); the bot "
+          "applies newer migrations when it starts")
     return 0
 
 

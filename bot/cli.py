@@ -90,7 +90,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
               + (f"; {len(missing) - 1} more missing" if len(missing) > 1 else ""), file=sys.stderr)
         return 2
     print(f"OK: {len(settings.units)} units, {len(settings.categories)} categories, "
-          f"timezone {settings.timezone}, database {settings.database_path}")
+          f"timezone {settings.timezone}, database {settings.database}")
     limits = settings.citizens
     print(f"Citizens: at most {limits.max_open_requests} open requests each, "
           f"{limits.max_requests} in {limits.per_hours} h")
@@ -131,7 +131,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"unhealthy: {problem}", file=sys.stderr)
         return 1
-    print(f"healthy: database {settings.database_path}, outbox sender alive")
+    print(f"healthy: database {settings.database}, outbox sender alive")
     return 0
 
 
@@ -164,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 2
     from bot.db import open_problem
 
-    problem = open_problem(settings.database_path)
+    problem = open_problem(settings.database_path) if settings.database_url is None else None
     if problem is not None:
         print(f"database error: {problem}", file=sys.stderr)
         return 2
@@ -180,7 +180,7 @@ async def _inbox(settings: Settings, retry: int | None) -> int:
     from bot.db import Database
     from bot.inbox import Inbox
 
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     try:
         inbox = Inbox(db)
         if retry is not None:
@@ -284,6 +284,15 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return _offline_run(args, lambda settings: cli_erase(settings, args))
 
 
+def cmd_migrate_db(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from bot.migrate_db import migrate
+
+    return asyncio.run(migrate(Path(args.source), args.to))
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -348,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     parsers["verify-audit"].add_argument(
         "--head", metavar="HASH@DATE",
         help="also check that the chain still holds the head published on that date")
+    mig = sub.add_parser("migrate-db", help="copy an SQLite database into an empty PostgreSQL one, "
+                                           "then compare row counts and verify the audit chain there")
+    mig.add_argument("--from", dest="source", required=True, metavar="FILE", help="the SQLite file")
+    mig.add_argument("--to", required=True, metavar="URL",
+                     help="postgresql://user@host:5432/database (password: CASEBOT_DATABASE_PASSWORD)")
     era = parsers["erase"]
     era.add_argument("cases", nargs="*", metavar="CASE", help="case numbers")
     era.add_argument("--citizen", type=int, metavar="ID",
@@ -357,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"check-config": cmd_check_config, "import": cmd_import, "report": cmd_report,
                 "export": cmd_export, "stats": cmd_stats, "inbox": cmd_inbox, "health": cmd_health,
                 "backup": cmd_backup, "restore": cmd_restore, "accesslog": cmd_accesslog,
-                "verify-audit": cmd_verify_audit, "erase": cmd_erase}
+                "verify-audit": cmd_verify_audit, "erase": cmd_erase, "migrate-db": cmd_migrate_db}
     from bot.db import DatabaseOpenError
 
     try:

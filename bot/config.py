@@ -265,6 +265,9 @@ class Settings:
     timezone: str = "Asia/Phnom_Penh"
     default_language: str = "km"
     database_path: Path = Path("data/casebot.sqlite3")
+    # database.url: PostgreSQL instead of the file (password from CASEBOT_DATABASE_PASSWORD);
+    # database.path is then only where the sender's heartbeat file goes (casebot health)
+    database_url: str | None = None
     admins: tuple[int, ...] = ()
     working_group: tuple[int, ...] = ()
     working_group_chat_id: int | None = None
@@ -285,6 +288,11 @@ class Settings:
     erase_closed_after_days: int | None = None  # privacy: personal data of closed cases kept this long
     categories: tuple[Category, ...] = ()
     units: tuple[UnitConfig, ...] = ()
+
+    @property
+    def database(self) -> Path | str:
+        """What ``Database.open`` opens: the PostgreSQL URL if there is one, else the file."""
+        return self.database_url if self.database_url is not None else self.database_path
 
     @property
     def tz(self) -> ZoneInfo:
@@ -389,10 +397,11 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
     )
 
     db_raw = _expect(data.get("database", {}), dict, "database", "a table")
-    _unknown(db_raw, {"path"}, "database.")
+    _unknown(db_raw, {"path", "url"}, "database.")
     db_path = Path(_text(db_raw.get("path", "data/casebot.sqlite3"), "database.path"))
     if base_dir is not None and not db_path.is_absolute():
         db_path = base_dir / db_path
+    db_url = _database_url(db_raw["url"]) if "url" in db_raw else None
 
     dl_raw = _expect(data.get("deadlines", {}), dict, "deadlines", "a table")
     known = {"resolve_days": 15, "urgent_resolve_days": 3, "accept_days": 1, "ack_days": 3,
@@ -494,6 +503,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path | None = None) -> Settin
         timezone=tz,
         default_language=lang,
         database_path=db_path,
+        database_url=db_url,
         admins=_ids(data.get("admins", []), "admins"),
         working_group=_ids(data.get("working_group", []), "working_group"),
         working_group_chat_id=wg_chat,
@@ -536,6 +546,22 @@ def _instances(raw: Any) -> InstanceSettings:
         if not all(c.isalnum() or c in "-_." for c in name) or not name.isascii():
             raise ConfigError(f"instances.name: {name!r} may hold only letters, digits, '-', '_' and '.'")
     return InstanceSettings(lease_seconds=seconds, name=name)
+
+
+def _database_url(raw: Any) -> str:
+    """database.url: ``postgresql://user@host:port/database`` (no password in it)."""
+    text = _text(raw, "database.url")
+    parts = urlsplit(text)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
+        raise ConfigError("database.url: give it as postgresql://user@host:5432/database")
+    if parts.password is not None:
+        raise ConfigError("database.url: leave the password out of the URL; put it in the "
+                          "environment variable CASEBOT_DATABASE_PASSWORD")
+    try:
+        parts.port  # noqa: B018  (a bad port raises here)
+    except ValueError:
+        raise ConfigError("database.url: the port is not a number") from None
+    return text
 
 
 def _positive_number(raw: Any, key: str) -> float:

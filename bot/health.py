@@ -95,6 +95,24 @@ def database_problem(path: Path) -> str | None:
     return None
 
 
+def postgresql_problem(url: str) -> str | None:
+    """Why the PostgreSQL database cannot serve the bot, as one line; None when it answers and
+    holds casebot's tables."""
+    from bot.pg import PgConnection, redacted
+
+    try:
+        conn = PgConnection.connect(url, connect_timeout=5)
+    except Exception as exc:  # psycopg.Error, or a bad URL
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"database {redacted(url)} does not answer: {why}"
+    try:
+        if not conn.schema_version():
+            return f"database {redacted(url)} holds no casebot tables (schema version 0)"
+    finally:
+        conn.close()
+    return None
+
+
 def heartbeat_problem(path: Path | None, now: datetime, max_age: float) -> str | None:
     """Why the outbox sender does not look alive, as one line; None when its heartbeat is fresh."""
     if path is None:
@@ -119,5 +137,7 @@ def heartbeat_problem(path: Path | None, now: datetime, max_age: float) -> str |
 def check(settings: Settings, now: datetime, max_age: float | None = None) -> str | None:
     """The first problem found, as one line; None when the bot is healthy."""
     limit = stale_after(settings) if max_age is None else max_age
-    return database_problem(settings.database_path) or heartbeat_problem(
+    problem = (database_problem(settings.database_path) if settings.database_url is None
+               else postgresql_problem(settings.database_url))
+    return problem or heartbeat_problem(
         heartbeat_path(settings.database_path), now, limit)

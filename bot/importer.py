@@ -520,7 +520,7 @@ async def _cli_import(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{path}: {exc.message}", file=sys.stderr)
         return 2
     now = datetime.now(UTC)
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     try:
         units = UnitService(db, settings)
         await units.sync_from_config()

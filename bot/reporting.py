@@ -398,7 +398,7 @@ def stats_markdown(stats: dict[str, list[dict[str, object]]]) -> str:
 # --- the command line ----------------------------------------------------------------------------
 
 async def _open(settings: Settings) -> tuple[Database, ReportService]:
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     units = UnitService(db, settings)
     await units.sync_from_config()
     return db, ReportService(db, units, settings.tz)

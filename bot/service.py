@@ -163,7 +163,7 @@ class Runner:
 
     async def start(self) -> None:
         await self.reach_bot_api()
-        db = await Database.open(self.settings.database_path)
+        db = await Database.open(self.settings.database)
         self.persistence.attach(db)
         self.app.bot_data["db"] = db
         await self.app.initialize()
@@ -193,7 +193,7 @@ class Runner:
         if not self.webhook and not keeper.holds(POLLER):
             log.info("another instance polls Telegram: this one stands by (lease %s)", POLLER)
         log.info("casebot started: %d units, database %s, updates by %s%s", len(self.settings.units),
-                 self.settings.database_path, "webhook" if self.webhook else "long polling",
+                 self.settings.database, "webhook" if self.webhook else "long polling",
                  ", the Facebook page's by its webhook" if self.settings.facebook else "")
 
     def _start_messenger(self) -> None:

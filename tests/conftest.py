@@ -17,6 +17,7 @@ from bot.domain.cases import Actor, CaseService, Draft
 from bot.domain.outbox import OutboxStore
 from bot.domain.people import PeopleService
 from bot.domain.units import UnitService
+from tests import pgtest
 
 # Property tests (hypothesis): few examples, the same ones on every run (derandomize: a seed from
 # the test itself), no time limit per example (the end-to-end ones wait for the bot), and no
@@ -38,6 +39,14 @@ DP_CHAT = -100101   # Daun Penh district
 SR_CHAT = -100200   # Siem Reap
 
 
+def database_table(db_path: Path) -> dict[str, Any]:
+    """The config's [database]: the SQLite file, or in the PostgreSQL run the schema standing
+    for it (tests/pgtest.py)."""
+    if pgtest.enabled():
+        return {"url": pgtest.url_for(db_path), "path": str(db_path)}
+    return {"path": str(db_path)}
+
+
 def config_dict(db_path: Path) -> dict[str, Any]:
     return {
         "timezone": "Asia/Phnom_Penh",
@@ -45,7 +54,7 @@ def config_dict(db_path: Path) -> dict[str, Any]:
         "admins": [ADMIN],
         "working_group": [WG],
         "working_group_chat_id": WG_CHAT,
-        "database": {"path": str(db_path)},
+        "database": database_table(db_path),
         "categories": [
             {"key": "land", "name": "Land dispute"},
             {"key": "docs", "name": "Civil documents"},
@@ -75,6 +84,64 @@ class Clock:
 
     def advance(self, **kwargs: float) -> None:
         self.now += timedelta(**kwargs)
+
+
+# --- the PostgreSQL run (tests/pgtest.py) ------------------------------------------------------
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): the test is about SQLite itself (skipped on PostgreSQL)")
+    if pgtest.enabled() and (why := pgtest.reachable()) is not None:
+        raise pytest.UsageError(f"{pgtest.ENV} is set, but PostgreSQL cannot be used: {why}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not pgtest.enabled():
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "about SQLite")
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if pgtest.enabled():
+        skipped = sum(1 for r in terminalreporter.stats.get("skipped", [])
+                      if "SQLite only" in str(getattr(r, "longrepr", "")))
+        terminalreporter.write_line(
+            f"database: PostgreSQL ({pgtest.ENV}), a schema per test; {skipped} SQLite-only "
+            "test(s) skipped")
+        for schema in sorted(pgtest.leftover):
+            try:
+                pgtest.admin().execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            except Exception:
+                terminalreporter.write_line(f"PostgreSQL: could not drop the test schema {schema}")
+    else:
+        terminalreporter.write_line(
+            f"database: SQLite; the PostgreSQL run was skipped ({pgtest.ENV} is not set). "
+            f"To run the suite on PostgreSQL: {pgtest.HOW}")
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_instead_of_files(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """In the PostgreSQL run, a database opened by its file's path opens that file's schema."""
+    if not pgtest.enabled():
+        yield
+        return
+    from bot import pg
+
+    opened = Database.open.__func__  # type: ignore[attr-defined]
+    pgtest.open_file = opened  # what a test about SQLite itself opens a file with
+
+    async def open_pg(cls: type[Database], target: Path | str) -> Database:
+        if not pg.is_url(target):
+            target = pgtest.url_for(target if str(target) != ":memory:" else object())
+        return await opened(cls, target)
+
+    monkeypatch.setattr(Database, "open", classmethod(open_pg))
+    yield
+    pgtest.drop_all()
 
 
 @pytest.fixture

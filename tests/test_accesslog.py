@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,11 @@ import pytest
 
 from bot.cli import main
 from bot.config import Settings
-from bot.db import Database
+from bot.db import Database, IntegrityError
 from bot.domain import access
 from bot.domain.cases import AttachmentIn
 from bot.reporting import cli_export
+from tests import pgtest
 from tests.conftest import DP_CHAT, OFFICIAL, SR_CHAT, WG, WG_CHAT, Clock, Domain
 from tests.fakebotapi import parse_html
 from tests.harness import Bot
@@ -183,7 +182,7 @@ async def test_the_log_is_append_only(domain: Domain, clock: Clock) -> None:
     n = await domain.new_case(clock)
     await access.record(domain.db, access.CLI, [n], access.VIA_EXPORT, clock())
     for sql in ("UPDATE data_access SET who_name = 'nobody'", "DELETE FROM data_access"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        with pytest.raises(IntegrityError, match="append-only"):
             await domain.db.write(sql)
     assert len(await views(domain.db)) == 1
 
@@ -269,7 +268,7 @@ def _write_config(domain: Domain, tmp_path: Path) -> Path:
     path = tmp_path / "casebot.toml"
     path.write_text(f"""timezone = "Asia/Phnom_Penh"
 [database]
-path = {json.dumps(str(domain.settings.database_path))}
+{pgtest.toml_database(domain.settings.database_path)}
 [[categories]]
 key = "land"
 name = "Land dispute"

@@ -9,7 +9,6 @@ import ast
 import asyncio
 import logging
 import re
-import sqlite3
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -20,11 +19,12 @@ import pytest
 
 from bot import audit, cli
 from bot.audit_cli import cli_verify_audit
-from bot.db import Database, migrations, to_db
+from bot.db import Database, IntegrityError, migrations, to_db
 from bot.domain.cases import Actor, Change
 from bot.domain.digest import DigestService
 from bot.domain.rules import Action
 from bot.jobs import audit as audit_job
+from tests import pgtest
 from tests.conftest import ADMIN, LIAISON, OFFICIAL, STRANGER, SUPERVISOR, WG, WG_CHAT, Clock, Domain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,33 +54,31 @@ async def history(domain: Domain, clock: Clock) -> list[int]:
     return [a, b, c]
 
 
-def path_of(domain: Domain) -> Path:
-    return Path(domain.settings.database_path)
+def path_of(domain: Domain) -> Any:
+    """The database: its file, or its URL in the PostgreSQL run."""
+    return pgtest.target_of(domain.settings)
 
 
-def tamper(path: Path, *statements: str | tuple[str, Sequence[Any]]) -> None:
-    """Change rows behind the bot's back: drop every trigger, run the statements, put the
-    triggers back."""
-    con = sqlite3.connect(path, isolation_level=None)
+def tamper(path: Any, *statements: str | tuple[str, Sequence[Any]]) -> None:
+    """Change rows behind the bot's back: the triggers off, the statements, the triggers back."""
+    con = pgtest.connect(path)
     try:
-        triggers = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
-        con.execute("BEGIN")
-        for name, _sql in triggers:
-            con.execute(f"DROP TRIGGER {name}")
+        con.execute("BEGIN IMMEDIATE")
+        restore = pgtest.without_triggers(con)
         for statement in statements:
             if isinstance(statement, tuple):
                 con.execute(*statement)
             else:
                 con.execute(statement)
-        for _name, sql in triggers:
+        for sql in restore:
             con.execute(sql)
         con.execute("COMMIT")
     finally:
         con.close()
 
 
-def rows(path: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    con = sqlite3.connect(path)
+def rows(path: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    con = pgtest.connect(path)
     try:
         return [tuple(r) for r in con.execute(sql, params)]
     finally:
@@ -130,7 +128,7 @@ async def test_through_the_command_line_with_the_config(
     example = (ROOT / "config" / "casebot.example.toml").read_text(encoding="utf-8")
     config = tmp_path / "casebot.toml"
     config.write_text(example.replace('path = "data/casebot.sqlite3"',
-                                      f'path = "{path_of(domain).as_posix()}"'), encoding="utf-8")
+                                      pgtest.toml_database(path_of(domain))), encoding="utf-8")
 
     def run(*args: str) -> int:  # the command runs its own event loop: in a thread of its own
         return cli.main(["verify-audit", "--config", str(config), *args])
@@ -143,6 +141,8 @@ async def test_through_the_command_line_with_the_config(
     assert out[0].startswith("audit chain broken") and out[1].startswith("  edited: event 3 of case #1")
     assert await asyncio.to_thread(run, "--head", "nonsense") == 2
     assert "HASH@YYYY-MM-DD" in capsys.readouterr().err
+    if pgtest.enabled():
+        return  # a missing file: SQLite's
     config.write_text(example.replace('path = "data/casebot.sqlite3"',
                                       f'path = "{(tmp_path / "none.sqlite3").as_posix()}"'))
     assert await asyncio.to_thread(run) == 2
@@ -208,10 +208,16 @@ async def test_an_inserted_event_is_named(domain: Domain, clock: Clock) -> None:
     prev = rows(path, "SELECT hash FROM events WHERE seq = ?", (seq,))[0][0]
     values = (b, "2026-11-02T03:00:00+00:00", OFFICIAL, "Dara", "resolve", "new", "resolved", "{}")
     content = audit.event_content(audit.GENESIS, *values, None)
-    tamper(path, ("INSERT INTO events(id, case_id, at, actor_id, actor_name, action, from_status,"
-                  " to_status, data, note_commit, seq, case_prev, prev, hash)"
-                  " VALUES(500,?,?,?,?,?,?,?,?,NULL,?,?,?,?)",
-                  (*values, seq + 0.5, audit.GENESIS, prev, audit.link_hash(prev, content))))
+    # SQLite takes a position between two integers; PostgreSQL's integer column does not: there
+    # the forger moves the rows after it up by one to make room.
+    room = [] if not pgtest.enabled() else [
+        (f"UPDATE {t} SET seq = seq + 1000000 WHERE seq > ?", (seq,)) for t in ("events", "audit_log")] + [
+        (f"UPDATE {t} SET seq = seq - 999999 WHERE seq > 1000000", ()) for t in ("events", "audit_log")]
+    tamper(path, *room, ("INSERT INTO events(id, case_id, at, actor_id, actor_name, action, from_status,"
+                         " to_status, data, note_commit, seq, case_prev, prev, hash)"
+                         " VALUES(500,?,?,?,?,?,?,?,?,NULL,?,?,?,?)",
+                         (*values, seq + (1 if pgtest.enabled() else 0.5), audit.GENESIS, prev,
+                          audit.link_hash(prev, content))))
     p = await first_problem(domain)
     assert (p.kind, p.event_id, p.case_id) == ("inserted", 500, b)
     assert "is not part of the chain" in p.what
@@ -379,11 +385,9 @@ async def test_the_rights_log_itself_edited_or_deleted_is_named(domain: Domain, 
 def rewrite_everything(path: Path) -> None:
     """What a forger who knows the algorithm does: edit an event, then recompute every hash after
     it and the head row. Only a head kept elsewhere shows it."""
-    con = sqlite3.connect(path, isolation_level=None)
-    triggers = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
-    con.execute("BEGIN")
-    for name, _sql in triggers:
-        con.execute(f"DROP TRIGGER {name}")
+    con = pgtest.connect(path)
+    con.execute("BEGIN IMMEDIATE")
+    restore = pgtest.without_triggers(con)
     con.execute("UPDATE events SET actor_name = 'Someone else' WHERE action = 'resolve'")
     links = [("events", r) for r in con.execute(
         "SELECT seq, id, case_id, at, actor_id, actor_name, action, from_status, to_status, data,"
@@ -402,7 +406,7 @@ def rewrite_everything(path: Path) -> None:
             con.execute("UPDATE audit_log SET prev = ?, hash = ? WHERE id = ?", (prev, chain.hash, r[1]))
         chain.seq += 1
     con.execute("UPDATE audit_head SET seq = ?, hash = ?", (chain.seq, chain.hash))
-    for _name, sql in triggers:
+    for sql in restore:
         con.execute(sql)
     con.execute("COMMIT")
     con.close()
@@ -434,7 +438,7 @@ async def test_a_check_can_be_called_off(domain: Domain, clock: Clock) -> None:
     await history(domain, clock)
     stop = threading.Event()
     stop.set()
-    con = sqlite3.connect(path_of(domain), isolation_level=None)
+    con = pgtest.connect(path_of(domain))
     try:
         with pytest.raises(audit.Stopped):
             audit.check_connection(con, None, stop)
@@ -494,8 +498,8 @@ async def test_the_triggers_refuse_changes(domain: Domain, clock: Clock) -> None
     for sql in ("UPDATE events SET action = 'x'", "DELETE FROM events", "UPDATE audit_log SET kind = 'x'",
                 "DELETE FROM audit_log", "UPDATE event_texts SET text = 'x'",
                 "UPDATE audit_head SET seq = 1", "DELETE FROM audit_head"):
-        with pytest.raises(sqlite3.IntegrityError):
-            await domain.db.conn.execute(sql)
+        with pytest.raises(IntegrityError):
+            await domain.db.write(sql)
     assert await audit.verify(domain.db) == []
 
 
@@ -506,9 +510,9 @@ async def test_the_upgrade_chains_the_events_already_there(
     import bot.db as dbmod
 
     path = tmp_path / "old.sqlite3"
-    every = migrations()
+    every = migrations(dbmod.POSTGRESQL if pgtest.enabled() else dbmod.SQLITE)
     number = next(n for n, text in every if text.startswith(dbmod.PYTHON_MIGRATION) and "audit_log" in text)
-    monkeypatch.setattr(dbmod, "migrations", lambda: every[:number - 1])
+    monkeypatch.setattr(dbmod, "migrations", lambda *_store: every[:number - 1])
     db = await Database.open(path)
     at = "2026-10-01T02:00:00+00:00"
     for sql, params in [
@@ -537,7 +541,7 @@ async def test_the_upgrade_chains_the_events_already_there(
         await db.write(sql, params)
     await db.close()
 
-    monkeypatch.setattr(dbmod, "migrations", lambda: every)
+    monkeypatch.setattr(dbmod, "migrations", lambda *_store: every)
     db = await Database.open(path)
     try:
         assert await db.schema_version() == len(every)
@@ -554,7 +558,7 @@ async def test_the_upgrade_chains_the_events_already_there(
     finally:
         await db.close()
     tamper(path, "UPDATE grants SET revoked_at = NULL")
-    assert (await audit.verify(path))[0].kind == "edited"
+    assert (await audit.verify(pgtest.target(path)))[0].kind == "edited"
 
 
 # --- once a day ----------------------------------------------------------------------------------------

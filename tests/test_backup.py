@@ -30,6 +30,8 @@ from bot.jobs.backup import run_due, schedule
 from tests.conftest import ADMIN, WG, WG_CHAT, Clock, Domain, config_dict
 from tests.harness import running_bot
 
+pytestmark = pytest.mark.sqlite_only("SQLite's online backup API and its file checks (PostgreSQL's backups: tests/test_pgbackup.py)")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
 

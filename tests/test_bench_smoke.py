@@ -17,6 +17,8 @@ import pytest
 from bench.common import Figure
 from bench.run import BENCHMARKS, Options, run
 
+pytestmark = pytest.mark.sqlite_only('bench/ builds its databases as SQLite files')
+
 
 @pytest.fixture(autouse=True)
 def _keep_log_levels() -> Iterator[None]:

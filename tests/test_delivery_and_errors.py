@@ -12,6 +12,7 @@ import pytest
 from bot.cli import setup_logging
 from bot.db import Database
 from bot.inbox import MAX_ATTEMPTS, Inbox
+from tests import pgtest
 from tests.conftest import DP_CHAT, WG_CHAT, Clock
 from tests.harness import Bot
 from tests.test_e2e_inputs import make_case
@@ -145,16 +146,16 @@ async def test_debug_logging_shows_neither_token_nor_citizens(
 async def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import bot.db as dbmod
 
-    good = dbmod.migrations()
-    monkeypatch.setattr(dbmod, "migrations", lambda: [*good, (len(good) + 1,
+    good = dbmod.migrations(dbmod.POSTGRESQL if pgtest.enabled() else dbmod.SQLITE)
+    monkeypatch.setattr(dbmod, "migrations", lambda *_store: [*good, (len(good) + 1,
                         "CREATE TABLE half_done(a INTEGER);\nINSERT INTO no_such_table VALUES (1);")])
     with pytest.raises(Exception, match="no_such_table"):
         await Database.open(tmp_path / "x" / "db.sqlite3")
-    monkeypatch.setattr(dbmod, "migrations", lambda: good)
+    monkeypatch.setattr(dbmod, "migrations", lambda *_store: good)
     db = await Database.open(tmp_path / "x" / "db.sqlite3")
     try:
         assert await db.schema_version() == len(good)
-        assert await db.one("SELECT name FROM sqlite_master WHERE name = 'half_done'") is None
+        assert "half_done" not in await db.in_thread(dbmod.table_names)
     finally:
         await db.close()
 

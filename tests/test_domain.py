@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import timedelta
 
 import pytest
 
+from bot.db import IntegrityError, table_names
 from bot.domain.cases import Actor, AttachmentIn, Change
 from bot.domain.errors import (
     CaseNotFound,
@@ -182,10 +182,10 @@ async def test_urgent_deadline_and_assignee(domain: Domain, clock: Clock) -> Non
 
 async def test_events_are_immutable(domain: Domain, clock: Clock) -> None:
     await domain.new_case(clock)
-    with pytest.raises(sqlite3.IntegrityError):
-        await domain.db.conn.execute("UPDATE events SET action = 'x'")
-    with pytest.raises(sqlite3.IntegrityError):
-        await domain.db.conn.execute("DELETE FROM events")
+    with pytest.raises(IntegrityError):
+        await domain.db.write("UPDATE events SET action = 'x'")
+    with pytest.raises(IntegrityError):
+        await domain.db.write("DELETE FROM events")
 
 
 async def test_rights_come_from_roles_not_from_the_chat(domain: Domain, clock: Clock) -> None:
@@ -268,7 +268,10 @@ async def test_migrations_are_tracked(domain: Domain) -> None:
 
 async def test_no_field_for_political_affiliation_or_the_like(domain: Domain) -> None:
     banned = ("party", "politic", "affiliation", "ethnic", "religion", "vote")
-    tables = [r[0] for r in await domain.db.all("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    tables = await domain.db.in_thread(table_names)
     for table in tables:
-        for col in await domain.db.all(f"PRAGMA table_info({table})"):
-            assert not any(b in col["name"].lower() for b in banned), (table, col["name"])
+        columns = await domain.db.in_thread(
+            lambda c, t=table: [d[0] for d in c.execute(f"SELECT * FROM {t} LIMIT 0").description])
+        assert columns
+        for name in columns:
+            assert not any(b in name.lower() for b in banned), (table, name)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from bot import audit
 from bot.audit_cli import cli_erase
-from bot.db import to_db
+from bot.db import table_names, to_db
 from bot.domain.cases import Actor, CaseService, Change
 from bot.domain.errors import Forbidden, Invalid
 from bot.domain.model import AttachmentIn
@@ -23,6 +22,7 @@ from bot.domain.reports import ReportService, parse_period
 from bot.domain.rules import Action, Status
 from bot.jobs import audit as audit_job
 from bot.render import card_text, history_lines
+from tests import pgtest
 from tests.conftest import ADMIN, DP_CHAT, OFFICIAL, SUPERVISOR, WG, WG_CHAT, Clock, Domain
 from tests.fakebotapi import parse_html
 from tests.harness import Bot
@@ -85,12 +85,13 @@ def facts(h: Any) -> tuple[Any, ...]:
     return (h.id, h.unit_id, h.place_unit_id, h.category, h.received_at, tuple(changes))
 
 
-def everything(path: Path) -> str:
+def everything(path: Any) -> str:
     """Every row of every table, as text ("table: rows" a line)."""
-    con = sqlite3.connect(path)
+    con = pgtest.connect(path)
     try:
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return "\n".join(f"{t}: {con.execute(f'SELECT * FROM {t}').fetchall()}" for t in tables)
+        tables = sorted(table_names(con))
+        return "\n".join(f"{t}: {[tuple(r) for r in con.execute(f'SELECT * FROM {t}').fetchall()]}"
+                         for t in tables)
     finally:
         con.close()
 
@@ -104,7 +105,7 @@ async def test_erasure_removes_the_personal_data_and_keeps_the_figures_and_the_c
         domain: Domain, clock: Clock) -> None:
     n, other = await the_case(domain, clock)
     await domain.db.write("UPDATE outbox SET sent_at = ?", (to_db(clock()),))  # all delivered
-    path = Path(domain.settings.database_path)
+    path = pgtest.target_of(domain.settings)
     assert NAME in everything(path) and PHONE in everything(path)
     before = await figures(domain, clock)
     clock.advance(days=1)

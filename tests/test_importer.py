@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,12 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from bot import cli
+from bot.db import table_names
 from bot.domain.cases import SYSTEM
 from bot.domain.rules import Action, Status
 from bot.importer import COLUMNS, Checked, FileProblem, check_file, read_table
 from bot.render import history_lines
+from tests import pgtest
 from tests.conftest import Clock, Domain, config_dict
 
 HEADER = ",".join(COLUMNS)
@@ -333,10 +334,16 @@ def config_file(tmp_path: Path) -> Path:
 
 def cases_in(tmp_path: Path) -> list[tuple[Any, ...]]:
     db = tmp_path / "data" / "casebot.sqlite3"
-    if not db.exists():
+    if not pgtest.enabled() and not db.exists():
         return []
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT external_ref, status, received_at FROM cases ORDER BY id").fetchall()
+    conn = pgtest.connect(db)
+    try:
+        if "cases" not in table_names(conn):
+            return []
+        return [tuple(r) for r in conn.execute(
+            "SELECT external_ref, status, received_at FROM cases ORDER BY id").fetchall()]
+    finally:
+        conn.close()
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], list[str]]:

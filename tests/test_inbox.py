@@ -12,6 +12,7 @@ import pytest
 from bot.cli import main as cli
 from bot.inbox import Inbox
 from bot.scheduler import Scheduler
+from tests import pgtest
 from tests.conftest import DP_CHAT, WG, Clock
 from tests.fakebotapi import FakeBotAPI
 from tests.harness import Bot, running_bot
@@ -122,12 +123,18 @@ async def test_an_update_handled_again_after_a_crash_changes_nothing_twice(
     async with running_bot(tmp_path, clock, api=api) as bot:
         n = await make_case(bot)
         # The process dies after the note is committed, before its update is marked handled.
+        skipped: list[int] = []
+
+        async def crash_before_done(self: Inbox, row_id: int, now: object) -> None:
+            skipped.append(row_id)
+
         monkeypatch.setattr(Inbox, "done", crash_before_done)
         api.send_message(bot.official, bot.dp_chat, f"/note {n} visited the site")
-        for _ in range(500):
-            if await note_events(bot, "visited the site"):
+        for _ in range(500):  # until the handler is past its change and would mark the update done
+            if skipped:
                 break
             await asyncio.sleep(0.01)
+        assert await note_events(bot, "visited the site") == 1
         monkeypatch.undo()
         # The note's reply was committed with the note, in the outbox: it goes once, before
         # the crash or after the restart; here, before (waited for, not raced with the mark).
@@ -141,10 +148,6 @@ async def test_an_update_handled_again_after_a_crash_changes_nothing_twice(
         await bot.settle()
         assert await note_events(bot, "visited the site") == 1  # not twice
         assert bot.texts_since(mark, DP_CHAT) == ["This was already done: I had recorded it before."]
-
-
-async def crash_before_done(self: Inbox, row_id: int, now: object) -> None:
-    pass
 
 
 async def test_a_half_done_intake_continues_after_a_restart(
@@ -183,7 +186,7 @@ async def test_a_parked_update_is_listed_and_can_be_handed_again(
         assert len(parked) == 1 and parked[0].attempts == 3
         assert await note_events(bot, "parked note") == 1  # made once, though tried three times
         config = tmp_path / "casebot.toml"
-        config.write_text(f'[database]\npath = "{bot.settings.database_path}"\n'
+        config.write_text(f'[database]\n{pgtest.toml_database(bot.settings.database_path)}\n'
                           '[[categories]]\nkey = "land"\nname = "Land"\n'
                           '[[units]]\nkey = "moi"\nname = "Ministry"\nkind = "ministry"\n')
         assert await asyncio.to_thread(cli, ["inbox", "--config", str(config)]) == 0

@@ -31,6 +31,7 @@ from bot.db import Database, DatabaseOpenError, open_problem
 from bot.handlers.basics import access_hint
 from bot.health import Heartbeat, check, heartbeat_path, stale_after
 from bot.i18n import use_locale
+from tests import pgtest
 from tests.conftest import Clock, config_dict
 from tests.harness import running_bot
 
@@ -49,7 +50,7 @@ def write_config(path: Path, database: Path, extra: str = "") -> Path:
     """A small valid config whose database is ``database``."""
     path.write_text(f"""{extra}
 [database]
-path = {json.dumps(str(database))}
+{pgtest.toml_database(database) if pgtest.enabled() else f"path = {json.dumps(str(database))}"}
 
 [[categories]]
 key = "land"
@@ -96,7 +97,7 @@ async def test_health_is_ok_while_the_bot_runs(tmp_path: Path) -> None:
             env={k: v for k, v in os.environ.items() if k != DEFAULT_CONFIG_ENV})
         out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
         assert (proc.returncode, err.decode()) == (0, "")
-        assert out.decode() == f"healthy: database {bot.settings.database_path}, outbox sender alive\n"
+        assert out.decode() == f"healthy: database {bot.settings.database}, outbox sender alive\n"
 
 
 async def test_the_senders_own_loop_keeps_the_heartbeat(tmp_path: Path, clock: Clock) -> None:
@@ -163,13 +164,14 @@ async def test_health_cli_fresh_and_stale_heartbeat(tmp_path: Path, capsys: pyte
     await make_database(db)
     config = write_config(tmp_path / "casebot.toml", db)
     beat = heartbeat_path(db)
+    db.parent.mkdir(parents=True, exist_ok=True)  # on PostgreSQL no file made it
     Heartbeat(beat, lambda: datetime.now(UTC) - timedelta(seconds=120)).beat()
     assert cli.main(["health", "--config", str(config)]) == 1
     line = one_line(capsys, "unhealthy: outbox sender: last heartbeat ")
     assert re.fullmatch(r"unhealthy: outbox sender: last heartbeat 12\d s ago \(limit 60 s\): "
                         r"the sender is stuck or the bot is not running", line), line
     assert cli.main(["health", "--config", str(config), "--max-age", "600"]) == 0
-    assert capsys.readouterr() == (f"healthy: database {db}, outbox sender alive\n", "")
+    assert capsys.readouterr() == (f"healthy: database {pgtest.target(db)}, outbox sender alive\n", "")
     Heartbeat(beat, real_clock).beat()
     assert cli.main(["health", "--config", str(config)]) == 0
     capsys.readouterr()
@@ -187,6 +189,7 @@ async def test_health_cli_without_a_heartbeat(tmp_path: Path, capsys: pytest.Cap
     assert "holds 'yesterday', not a time" in one_line(capsys, "unhealthy: outbox sender: ")
 
 
+@pytest.mark.sqlite_only("a missing database file")
 def test_health_cli_missing_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "data" / "casebot.sqlite3"
     config = write_config(tmp_path / "casebot.toml", db)
@@ -197,6 +200,7 @@ def test_health_cli_missing_database(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert not db.exists() and not db.parent.exists()  # the check creates nothing
 
 
+@pytest.mark.sqlite_only("a damaged file and PRAGMA quick_check")
 async def test_health_cli_corrupt_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "casebot.sqlite3"
     config = write_config(tmp_path / "casebot.toml", db)
@@ -257,6 +261,7 @@ def open_folder() -> Iterator[Path]:
     shutil.rmtree(folder)
 
 
+@pytest.mark.sqlite_only("the database file's folder")
 async def test_parent_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "data").write_text("I am a file")
     db = tmp_path / "data" / "casebot.sqlite3"
@@ -270,6 +275,7 @@ async def test_parent_is_a_file(tmp_path: Path) -> None:
         f"cannot write to {deeper}: {tmp_path / 'data'} is a file, not a folder; set database.path elsewhere")
 
 
+@pytest.mark.sqlite_only("the database file's folder and permissions")
 def test_run_and_offline_commands_say_it_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,6 +298,7 @@ def test_run_and_offline_commands_say_it_in_one_line(
     assert one_line(capsys, "database error: ") == line
 
 
+@pytest.mark.sqlite_only("file permissions")
 def test_folder_owned_by_another_user(open_folder: Path) -> None:
     if os.geteuid() == 0:  # root ignores permissions: look at it as another user
         data = open_folder / "data"
@@ -312,6 +319,7 @@ def test_folder_owned_by_another_user(open_folder: Path) -> None:
         "database.path elsewhere")
 
 
+@pytest.mark.sqlite_only("file permissions")
 def test_own_folder_not_writable(open_folder: Path) -> None:
     data = open_folder / "data"
     data.mkdir()
@@ -327,6 +335,7 @@ def test_own_folder_not_writable(open_folder: Path) -> None:
                        "or set database.path elsewhere")
 
 
+@pytest.mark.sqlite_only("file permissions")
 async def test_database_file_of_another_user(open_folder: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("making a file another user's needs root")

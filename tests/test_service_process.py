@@ -21,6 +21,7 @@ from bot.domain.people import PeopleService
 from bot.domain.rules import Action
 from bot.domain.units import UnitService
 from bot.service import EXIT_TOKEN, EXIT_UNREACHABLE
+from tests import pgtest
 from tests.conftest import ADMIN, DP_CHAT, WG, Clock
 from tests.fakebotapi import FakeBotAPI
 
@@ -35,7 +36,7 @@ base_file_url = "{base_file_url}"
 retry_max_seconds = 0.2
 start_attempts = {start_attempts}
 [database]
-path = "{db}"
+{db}
 [delivery]
 notice_seconds = 0
 overall_per_second = {overall}
@@ -74,7 +75,8 @@ def write_config(tmp_path: Path, base_url: str, base_file_url: str = "http://127
     """The bot's config; ``fast``: delivery limits far above Telegram's (a fake that keeps none)."""
     config = tmp_path / "casebot.toml"
     config.write_text(CONFIG.format(admin=ADMIN, wg=WG, base_url=base_url, base_file_url=base_file_url,
-                                    start_attempts=start_attempts, db=tmp_path / "casebot.sqlite3",
+                                    start_attempts=start_attempts,
+                                    db=pgtest.toml_database(tmp_path / "casebot.sqlite3"),
                                     dp_chat=DP_CHAT, overall=1000 if fast else 30,
                                     per_chat=1000 if fast else 1, group=6000 if fast else 20))
     return config
@@ -293,7 +295,7 @@ async def test_killed_at_random_moments_every_change_happens_exactly_once(tmp_pa
                                (text,)) == 1, text
         assert await count(db_path, "SELECT count(*) FROM outbox"
                            " WHERE sent_at IS NULL AND (failed_at IS NULL OR last_error IS NULL)") == 0
-        assert await audit.verify(db_path) == []  # every crash left the audit chain whole
+        assert await audit.verify(pgtest.target(db_path)) == []  # every crash left the chain whole
         # The working group is told of each note privately; a crash may send one notice twice.
         told = [str(c.params.get("text", "")) for c in api.calls_of("sendMessage")
                 if int(c.params.get("chat_id", 0)) == WG and c.ok]

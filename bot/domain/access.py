@@ -200,7 +200,5 @@ class AccessLog:
             where.append("a.at >= ?")
             params.append(to_db(since))
         sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY a.id"
-        async with self.db.conn.execute(sql, tuple(params)) as cursor:
-            while batch := await cursor.fetchmany(500):
-                for r in batch:
-                    yield _access(r)
+        async for r in self.db.stream(sql, params, 500):
+            yield _access(r)

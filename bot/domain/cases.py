@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -18,7 +17,7 @@ from typing import Any, ClassVar
 
 from bot import audit
 from bot.config import Settings
-from bot.db import Database, Row, Tx, from_db, to_db
+from bot.db import Database, IntegrityError, Row, Tx, from_db, to_db
 from bot.domain import citizen_news, erasure, origin, outbox
 from bot.domain.deadlines import Deadlines
 from bot.domain.errors import (
@@ -266,7 +265,7 @@ class CaseService(Deadlines, Telling):
             async with self.db.transaction() as tx:
                 origin.record(tx, now)
                 yield tx
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise origin.translate(exc) from None
 
     async def create(self, actor: Actor, draft: Draft, now: datetime) -> CaseView:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 from bot.config import Settings
-from bot.db import Database, Tx, from_db, to_db
+from bot.db import Database, IntegrityError, Tx, from_db, to_db
 from bot.domain import citizen_news, erasure, origin
 from bot.domain.cases import CaseService
 from bot.domain.citizens import Choices, Citizen, CitizenStore, queue_to_citizen
@@ -460,7 +459,7 @@ class Conversation:
             async with self.db.transaction() as tx:
                 origin.record(tx, now)
                 yield tx
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise origin.translate(exc) from None
 
 

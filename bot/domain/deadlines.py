@@ -180,7 +180,7 @@ class Deadlines:
         """Cases whose next reminder or escalation is due: an indexed range, whatever the total."""
         rows = await self.db.all(
             "SELECT id FROM cases WHERE next_action_at IS NOT NULL AND next_action_at <= ?"
-            " ORDER BY next_action_at LIMIT ?", (to_db(now), limit))
+            " ORDER BY next_action_at, id LIMIT ?", (to_db(now), limit))
         return [int(r[0]) for r in rows]
 
     async def run_ladder(self, now: datetime, chunk: int = LADDER_CHUNK) -> int:

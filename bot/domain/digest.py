@@ -185,7 +185,7 @@ class DigestService:
                     if tg not in muted]
         rows = await self.db.all(
             "SELECT g.tg_id, g.unit_id FROM grants g JOIN units u ON u.id = g.unit_id"
-            " WHERE g.role = ? AND g.revoked_at IS NULL AND u.active ORDER BY g.tg_id, g.unit_id",
+            " WHERE g.role = ? AND g.revoked_at IS NULL AND u.active = 1 ORDER BY g.tg_id, g.unit_id",
             (Role.SUPERVISOR,))
         scopes: dict[int, set[int]] = {}
         for tg_id, unit_id in rows:
@@ -256,7 +256,7 @@ class DigestService:
                 f"  ROW_NUMBER() OVER (PARTITION BY {_HOME} ORDER BY due_at, id) AS rn,"
                 f"  COUNT(*) OVER (PARTITION BY {_HOME}) AS n"
                 f" FROM cases WHERE status IN ({_MARKS}) AND due_at IS NOT NULL AND due_at < ?"
-                ") WHERE rn <= ?", [*_UNFINISHED, to_db(now), OVERDUE_LISTED]):
+                ") AS ranked WHERE rn <= ?", [*_UNFINISHED, to_db(now), OVERDUE_LISTED]):
             tally(home).overdue = n
             late.setdefault(home, []).append(Late(due_at, case_id, uid))
         # Bouncing: a partial index holds the few flagged cases.

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.db import to_db
+from bot.db import IntegrityError, to_db
 from bot.domain import origin
 from bot.domain.errors import DomainError, Invalid
 from bot.domain.model import SYSTEM, Actor, Change, Step
@@ -139,7 +138,7 @@ async def erase_citizen(cases: CaseService, citizen_id: int, actor: Actor, reaso
                    " AND sending_at IS NULL", (at, citizen_id, chat))
             tx.add("UPDATE citizens SET name = '', contact = '', address = 'erased:' || id,"
                    " last_inbound_at = NULL, erased_at = ? WHERE id = ?", (at, citizen_id))
-    except sqlite3.IntegrityError as exc:
+    except IntegrityError as exc:
         raise origin.translate(exc) from None
     cases.on_commit()
     if erased:

@@ -9,14 +9,13 @@ and the transaction rolls back as ``AlreadyDone``: nothing is changed twice.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.db import Tx, to_db
+from bot.db import Tx, to_db, unique_violation
 from bot.domain.errors import AlreadyDone
 
 
@@ -50,7 +49,7 @@ def record(tx: Tx, now: datetime) -> None:
 
 
 def already_done(error: BaseException) -> bool:
-    return isinstance(error, sqlite3.IntegrityError) and "applied_updates.key" in str(error)
+    return unique_violation(error, "applied_updates", "key")
 
 
 def translate(error: BaseException) -> BaseException:

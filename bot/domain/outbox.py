@@ -165,7 +165,7 @@ class OutboxStore:
             " EXISTS (SELECT 1 FROM unreachable_chats x WHERE x.chat_id = o.chat_id) AS unreachable"
             " FROM outbox o INDEXED BY outbox_pending WHERE sent_at IS NULL AND failed_at IS NULL"
             " AND next_attempt_at <= ? AND o.chat_id IS NOT NULL"  # (messenger rows: bot/messenger/)
-            " AND o.chat_id NOT IN (SELECT value FROM json_each(?))"
+            " AND o.chat_id NOT IN (SELECT CAST(value AS INTEGER) FROM json_each(?))"
             " AND (o.kind = 'edit' OR NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY"
             " outbox_pending_chat WHERE p.sent_at IS NULL AND p.failed_at IS NULL"
             " AND p.chat_id = o.chat_id AND p.id < o.id AND p.kind <> 'edit')) ORDER BY id LIMIT ?",

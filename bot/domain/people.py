@@ -7,14 +7,13 @@ import hashlib
 import html
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import audit
 from bot.bounded import LRUDict
 from bot.config import Settings
-from bot.db import Database, Row, from_db, to_db
+from bot.db import Conn, Database, Row, from_db, to_db
 from bot.domain.errors import Forbidden, Invalid, PersonNotFound
 from bot.domain.rules import GLOBAL_ROLES, INVITES, ROLE_LABELS, SEES_PEOPLE, Role
 from bot.domain.units import Unit, UnitService, localized
@@ -70,12 +69,12 @@ _GRANT_SELECT = """
 SELECT g.id, g.tg_id, g.role, g.unit_id, u.key AS unit_key, u.name AS unit_name,
        u.name_km AS unit_name_km
 FROM grants g LEFT JOIN units u ON u.id = g.unit_id
-WHERE g.revoked_at IS NULL AND (g.unit_id IS NULL OR u.active)
+WHERE g.revoked_at IS NULL AND (g.unit_id IS NULL OR u.active = 1)
 """
 # A person's grants, also those on a unit since removed (they still make the person known).
 _PERSON_GRANTS = """
 SELECT g.id, g.tg_id, g.role, g.unit_id, u.key AS unit_key, u.name AS unit_name,
-       u.name_km AS unit_name_km, g.unit_id IS NULL OR u.active AS live
+       u.name_km AS unit_name_km, g.unit_id IS NULL OR u.active = 1 AS live
 FROM grants g LEFT JOIN units u ON u.id = g.unit_id
 WHERE g.revoked_at IS NULL AND g.tg_id = ? ORDER BY g.id
 """
@@ -86,7 +85,7 @@ def _grant_of(r: Row) -> Grant:
                  r["unit_name_km"])
 
 
-def _grant(c: sqlite3.Connection, tg_id: int, role: str, unit_id: int | None, source: str,
+def _grant(c: Conn, tg_id: int, role: str, unit_id: int | None, source: str,
            by: int | None, at: str) -> None:
     """Grant a role (unless held already), recorded in the audit chain; inside a transaction."""
     cur = c.execute(
@@ -135,7 +134,7 @@ class PeopleService:
         at = to_db(now)
         admins, wg = set(self.settings.admins), tuple(self.settings.working_group)
 
-        def sync(c: sqlite3.Connection) -> None:
+        def sync(c: Conn) -> None:
             current = {r[0] for r in c.execute(
                 "SELECT tg_id FROM grants WHERE role = 'admin' AND source = 'config'"
                 " AND revoked_at IS NULL")}
@@ -184,7 +183,7 @@ class PeopleService:
 
     async def has_private_chat(self, tg_id: int) -> bool:
         row = await self.db.one(
-            "SELECT p.private_chat AND NOT EXISTS (SELECT 1 FROM unreachable_chats u"
+            "SELECT p.private_chat = 1 AND NOT EXISTS (SELECT 1 FROM unreachable_chats u"
             " WHERE u.chat_id = p.tg_id) FROM people p WHERE p.tg_id = ?", (tg_id,))
         return bool(row and row[0])
 
@@ -238,7 +237,7 @@ class PeopleService:
         values = (token_hash(token), role, unit.id if unit else None, actor_id, to_db(now),
                   to_db(expires))
 
-        def create(c: sqlite3.Connection) -> None:
+        def create(c: Conn) -> None:
             cur = c.execute(
                 "INSERT INTO invitations(token_hash, role, unit_id, created_by, created_at,"
                 " expires_at) VALUES(?,?,?,?,?,?)", values)
@@ -257,7 +256,7 @@ class PeopleService:
             raise InvitationProblem(_("This invitation link is not valid. Ask for a new one."))
         async with self.db.transaction() as conn:
             inv = await conn.one(
-                "SELECT i.*, u.active AS unit_active FROM invitations i"
+                "SELECT i.*, u.active = 1 AS unit_active FROM invitations i"
                 " LEFT JOIN units u ON u.id = i.unit_id WHERE token_hash = ?",
                 (token_hash(token),))
             if inv is None:
@@ -280,7 +279,7 @@ class PeopleService:
             at, role, unit_id, by, inv_id = (to_db(now), inv["role"], inv["unit_id"],
                                               inv["created_by"], inv["id"])
 
-            def use(c: sqlite3.Connection) -> None:
+            def use(c: Conn) -> None:
                 _grant(c, tg_id, role, unit_id, "invitation", by, at)
                 c.execute("UPDATE invitations SET used_by = ?, used_at = ? WHERE id = ?",
                           (tg_id, at, inv_id))

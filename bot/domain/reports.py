@@ -6,7 +6,6 @@ from __future__ import annotations
 import heapq
 import json
 import re
-import sqlite3
 import statistics
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.db import Database, to_db
+from bot.db import Database, Row, to_db
 from bot.domain.citizen_figures import CitizenFigures, citizen_figures
 from bot.domain.disclosure import SMALL, pool, protect
 from bot.domain.errors import Invalid
@@ -268,7 +267,7 @@ class ReportService:
             r = await anext(full, None)
             async for c in cases:
                 case_id = c["id"]
-                mine: list[sqlite3.Row] = []
+                mine: list[Row] = []
                 while e is not None and e["case_id"] <= case_id:
                     if e["case_id"] == case_id:
                         mine.append(e)
@@ -500,12 +499,10 @@ class ReportService:
         return ([*CASE_HEADER, *(PERIOD_HEADER if period else ()), *(PERSONAL_HEADER if personal else ())],
                 list(EVENT_HEADER))
 
-    async def _stream(self, sql: str, params: Sequence[object]) -> AsyncGenerator[sqlite3.Row, None]:
+    async def _stream(self, sql: str, params: Sequence[object]) -> AsyncGenerator[Row, None]:
         """The rows of a query a batch at a time, not all at once."""
-        async with self.db.conn.execute(sql, tuple(params)) as cursor:
-            while batch := await cursor.fetchmany(EXPORT_BATCH):
-                for row in batch:
-                    yield row
+        async for row in self.db.stream(sql, params, EXPORT_BATCH):
+            yield row
 
     def _local(self, text: str | None) -> datetime | None:
         """A stored UTC time as the local date and time (a date cell in a spreadsheet: its wall
@@ -545,7 +542,7 @@ class ReportService:
                     continue
                 yield self._case_line(h.row, personal, (*flags, at_end.status, at_end.overdue(cut)))
 
-    def _case_line(self, r: sqlite3.Row, personal: bool, period: Sequence[object]) -> list[object]:
+    def _case_line(self, r: Row, personal: bool, period: Sequence[object]) -> list[object]:
         text = _keep if personal else _scrubber(r)
         local = self._local
         line: list[object] = [
@@ -604,7 +601,7 @@ def _keep(text: str) -> str:
     return text
 
 
-def _scrubber(row: sqlite3.Row) -> Scrubber:
+def _scrubber(row: Row) -> Scrubber:
     """The scrubber of a case's personal data: its citizen's and those of its merged duplicates
     (the same for every event of a case: ``scrubber`` keeps the last few)."""
     others = [(str(n), str(c)) for n, c in json.loads(row["others"] or "[]")]
@@ -612,6 +609,6 @@ def _scrubber(row: sqlite3.Row) -> Scrubber:
                     (row["citizen_contact"], *(c for _n, c in others)))
 
 
-async def _nothing() -> AsyncGenerator[sqlite3.Row, None]:
+async def _nothing() -> AsyncGenerator[Row, None]:
     return
     yield

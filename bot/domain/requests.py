@@ -12,14 +12,13 @@ and counted in the public figures.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot import audit
-from bot.db import Database, Row, Tx, from_db, to_db
+from bot.db import Database, IntegrityError, Row, Tx, from_db, to_db
 from bot.domain import origin
 from bot.domain.citizens import CitizenStore, queue_to_citizen
 from bot.domain.errors import DomainError, Forbidden, Invalid, NotFound
@@ -369,7 +368,7 @@ class RequestDecisions:
                                         case_id=case_id, reason=reason)
                 if tell is not None:
                     await tell(tx)
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise origin.translate(exc) from None
         self.cases.on_commit()
         return request

@@ -148,18 +148,18 @@ class CaseSearch:
         hit(BY_NUMBER, "c.id = ?", number or 0)
         hit(BY_REFERENCE, "c.external_ref IS NOT NULL AND c.external_ref LIKE ? ESCAPE '\\'",
             _like(text) if len(text) >= 3 else "")
-        summary = " AND ".join("c.summary LIKE ? ESCAPE '\\'" for _w in words) or "0"
+        summary = " AND ".join("c.summary LIKE ? ESCAPE '\\'" for _w in words) or "FALSE"
         hit(BY_SUMMARY, summary, *[_like(w) for w in words])
-        name = " AND ".join("c.citizen_name LIKE ? ESCAPE '\\'" for _w in words) or "0"
+        name = " AND ".join("c.citizen_name LIKE ? ESCAPE '\\'" for _w in words) or "FALSE"
         hit(BY_NAME, name, *[_like(w) for w in words])
-        hit(BY_PHONE, f"{_sql_digits('c.citizen_contact')} LIKE ?" if phone else "0",
+        hit(BY_PHONE, f"{_sql_digits('c.citizen_contact')} LIKE ?" if phone else "FALSE",
             *([f"%{phone}%"] if phone else []))
         where, scope_params = await self._scope(actor)
         names = [BY_NUMBER, BY_REFERENCE, BY_SUMMARY, BY_NAME, BY_PHONE]
         unfinished = ",".join(f"'{s}'" for s in sorted(UNFINISHED_STATUSES))
         rows = await self.db.all(
             f"SELECT * FROM (SELECT c.id, c.status, c.received_at, {', '.join(hits)} FROM cases c"
-            f"{where}) WHERE {' OR '.join(names)}"
+            f"{where}) AS hits WHERE {' OR '.join(names)}"
             f" ORDER BY {BY_NUMBER} DESC, {BY_REFERENCE} DESC, status IN ({unfinished}) DESC,"
             " received_at DESC, id DESC LIMIT ?",
             [*params, *scope_params, CANDIDATES])

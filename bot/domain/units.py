@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot import audit
 from bot.bounded import LRUDict
 from bot.config import Settings
-from bot.db import Database, Row, to_db
+from bot.db import Conn, Database, Row, to_db
 from bot.domain.errors import Forbidden, Invalid, UnitNotFound
 from bot.i18n import SUPPORTED, _, current_locale, normalize
 from bot.inputs import parse_person
@@ -20,7 +19,7 @@ _WG_CHAT = audit.WG_CHAT_SETTING
 _UNIT_SELECT = """
 SELECT u.id, u.key, u.name, u.name_km, u.kind, u.parent_id, u.config_chat_id, u.ack_days,
        b.chat_id AS bound_chat_id,
-       (SELECT COUNT(*) FROM units c WHERE c.parent_id = u.id AND c.active) AS n_children
+       (SELECT COUNT(*) FROM units c WHERE c.parent_id = u.id AND c.active = 1) AS n_children
 FROM units u LEFT JOIN chat_bindings b ON b.unit_id = u.id
 """
 
@@ -78,7 +77,7 @@ class Category:
         return localized(self.name_en, self.name_km)
 
 
-def _bound_to(c: sqlite3.Connection, chat_id: int) -> list[int]:
+def _bound_to(c: Conn, chat_id: int) -> list[int]:
     """The units whose bound chat this is."""
     return [r[0] for r in c.execute("SELECT unit_id FROM chat_bindings WHERE chat_id = ?", (chat_id,))]
 
@@ -109,7 +108,7 @@ class UnitService:
         snap = self._units
         if snap is None:
             generation = self.generation
-            units = [Unit.from_row(r) for r in await self.db.all(_UNIT_SELECT + " WHERE u.active")]
+            units = [Unit.from_row(r) for r in await self.db.all(_UNIT_SELECT + " WHERE u.active = 1")]
             wg = await self.db.one("SELECT value FROM settings_kv WHERE key = ?", (_WG_CHAT,))
             snap = _Snapshot(units, None if wg is None else int(wg["value"]))
             if self.generation == generation:  # not changed while it was read
@@ -150,7 +149,7 @@ class UnitService:
     # --- reads -------------------------------------------------------------------------
 
     async def all(self) -> list[Unit]:
-        rows = await self.db.all(_UNIT_SELECT + " WHERE u.active ORDER BY u.id")
+        rows = await self.db.all(_UNIT_SELECT + " WHERE u.active = 1 ORDER BY u.id")
         return [Unit.from_row(r) for r in rows]
 
     async def by_key(self, key: str) -> Unit:
@@ -163,17 +162,17 @@ class UnitService:
         return (await self._snapshot()).by_id.get(unit_id)
 
     async def institutions(self) -> list[Unit]:
-        rows = await self.db.all(_UNIT_SELECT + " WHERE u.kind = 'external' AND u.active ORDER BY u.name")
+        rows = await self.db.all(_UNIT_SELECT + " WHERE u.kind = 'external' AND u.active = 1 ORDER BY u.name")
         return [Unit.from_row(r) for r in rows]
 
     async def children(self, parent_id: int | None) -> list[Unit]:
         if parent_id is None:
             rows = await self.db.all(
-                _UNIT_SELECT + " WHERE u.parent_id IS NULL AND u.active ORDER BY u.id"
+                _UNIT_SELECT + " WHERE u.parent_id IS NULL AND u.active = 1 ORDER BY u.id"
             )
         else:
             rows = await self.db.all(
-                _UNIT_SELECT + " WHERE u.parent_id = ? AND u.active ORDER BY u.id", (parent_id,)
+                _UNIT_SELECT + " WHERE u.parent_id = ? AND u.active = 1 ORDER BY u.id", (parent_id,)
             )
         return [Unit.from_row(r) for r in rows]
 
@@ -181,12 +180,12 @@ class UnitService:
         return (await self._snapshot()).by_chat.get(chat_id)
 
     async def categories(self) -> list[Category]:
-        rows = await self.db.all("SELECT id, key, name, name_km FROM categories WHERE active ORDER BY id")
+        rows = await self.db.all("SELECT id, key, name, name_km FROM categories WHERE active = 1 ORDER BY id")
         return [Category(r["id"], r["key"], r["name"], r["name_km"]) for r in rows]
 
     async def category(self, category_id: int) -> Category | None:
         r = await self.db.one(
-            "SELECT id, key, name, name_km FROM categories WHERE id = ? AND active", (category_id,)
+            "SELECT id, key, name, name_km FROM categories WHERE id = ? AND active = 1", (category_id,)
         )
         return None if r is None else Category(r["id"], r["key"], r["name"], r["name_km"])
 
@@ -197,7 +196,7 @@ class UnitService:
     # --- the tree (units change only with the config, so it is kept in memory) -----------
 
     async def load_tree(self) -> None:
-        rows = await self.db.all("SELECT id, parent_id FROM units WHERE active")
+        rows = await self.db.all("SELECT id, parent_id FROM units WHERE active = 1")
         self._parent = {r["id"]: r["parent_id"] for r in rows}
         self._children = {}
         for uid, parent in self._parent.items():
@@ -234,7 +233,7 @@ class UnitService:
             raise Invalid(_("Send /bindchat in the unit's group, not in a private chat."))
         at = to_db(now)
         if key.lower() == WORKGROUP_KEY:
-            def bind_workgroup(c: sqlite3.Connection) -> None:
+            def bind_workgroup(c: Conn) -> None:
                 unbound = _bound_to(c, chat_id)
                 c.execute("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
                 c.execute("DELETE FROM unreachable_chats WHERE chat_id = ?", (chat_id,))
@@ -252,7 +251,7 @@ class UnitService:
             return _("the working group")
         unit = await self.by_key(key)
 
-        def bind(c: sqlite3.Connection) -> None:
+        def bind(c: Conn) -> None:
             # A group serves one unit: binding it here unbinds it elsewhere.
             unbound = [u for u in _bound_to(c, chat_id) if u != unit.id]
             c.execute("DELETE FROM chat_bindings WHERE chat_id = ?", (chat_id,))
@@ -297,7 +296,7 @@ class UnitService:
                 "INSERT INTO people(tg_id, name, username, language, first_seen, last_seen,"
                 " private_chat) VALUES(?,?,?,?,?,?,?) ON CONFLICT(tg_id) DO UPDATE SET"
                 " name=excluded.name, username=excluded.username, language=excluded.language,"
-                " last_seen=excluded.last_seen, private_chat=MAX(private_chat, excluded.private_chat)",
+                " last_seen=excluded.last_seen, private_chat=MAX(people.private_chat, excluded.private_chat)",
                 (tg_id, name, username, language, to_db(now), to_db(now), int(private)),
             )
             if private:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from telegram.ext import ContextTypes, Job, JobQueue
 
+from bot import pgbackup
 from bot.app import SERVICES, Services
 from bot.backup import BackupFailed, BackupRefused, backup, backup_name, prune, scheduled, taken_at
 from bot.config import BackupSettings, Settings
@@ -67,14 +68,18 @@ async def run_due(services: Services) -> Path | None:
     config = services.settings.backup
     if config is None or not is_due(config, services.settings, now := services.clock()):
         return None
-    dest = config.folder / backup_name(now)
+    url = services.settings.database_url
+    dest = config.folder / (backup_name(now) if url is None else pgbackup.backup_name(now))
     database = services.settings.database_path
     try:
         config.folder.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(backup, database, dest, now)
-    except (BackupRefused, BackupFailed, OSError) as exc:
+        if url is None:
+            await asyncio.to_thread(backup, database, dest, now)
+        else:  # PostgreSQL: pg_dump
+            await asyncio.to_thread(pgbackup.backup, url, dest)
+    except (BackupRefused, BackupFailed, OSError, RuntimeError, pgbackup.ToolMissing) as exc:
         problems = exc.problems if isinstance(exc, BackupFailed) else [
-            str(exc) if isinstance(exc, BackupRefused) else f"{config.folder}: {exc.strerror or exc}"]
+            f"{config.folder}: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)]
         log.error("backup %s failed: %s", dest, "; ".join(problems))
         await tell_admins(services, config.folder, problems, now)
         return None

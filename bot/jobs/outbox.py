@@ -114,6 +114,12 @@ class OutboxSender:
         self._task: asyncio.Task[None] | None = None
         self.tz = cases.settings.tz
         self.heartbeat = Heartbeat(heartbeat_path(cases.settings.database_path), clock)  # casebot health
+        if cases.settings.database_url is not None:  # PostgreSQL: nothing else makes the folder
+            try:
+                cases.settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                log.warning("no folder for the heartbeat %s: %s", cases.settings.database_path.parent,
+                            exc.strerror or exc)
         self.access = access.AccessLog(cases.db, cases.units, cases.people)  # who saw personal data
         # Messages to citizens on Messenger (bot/messenger/sender.py): woken with this sender.
         self.messenger: Lane | None = None

@@ -20,11 +20,11 @@ changes nothing twice.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import datetime
 from typing import Any
 
 from bot.app import Services
+from bot.db import IntegrityError
 from bot.domain import origin
 from bot.domain.citizens import Citizen, citizen, queue_to_citizen
 from bot.domain.conversation import Reply, Route
@@ -110,7 +110,7 @@ class MessengerInbound:
                         text = _("We received your message; the working group will give it a case "
                                  "number.")
                     queue_to_citizen(tx, who, text, now)
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             if not origin.already_done(exc):
                 raise
             return
@@ -125,7 +125,7 @@ class MessengerInbound:
             async with self.s.db.transaction() as tx:
                 origin.record(tx, now)
                 queue_to_citizen(tx, who, reply.text, now, choices=reply.choices)
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             if not origin.already_done(exc):
                 raise
             return

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot.audit import GENESIS, Chain, record_all
+
+if TYPE_CHECKING:
+    from bot.db import Conn
 
 SCHEMA = [
     "ALTER TABLE cases ADD COLUMN erased_at TEXT",
@@ -87,11 +91,21 @@ AFTER = [
 )""",
 ]
 
+# Before the rebuilt table takes the old one's name. DROP TABLE deletes the rows first (foreign
+# keys are on): the triggers must go before.
+DROP = ["DROP TRIGGER events_no_update", "DROP TRIGGER events_no_delete", "DROP TABLE events",
+        "ALTER TABLE events_chained RENAME TO events"]
+
 BATCH = 5000
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    for statement in SCHEMA:
+    rebuild(conn, SCHEMA, DROP, AFTER)
+
+
+def rebuild(conn: Conn, schema: list[str], drop: list[str], after: list[str]) -> None:
+    """The migration on either store (bot/migrations_pg/0011_audit.py: PostgreSQL's own DDL)."""
+    for statement in schema:
         conn.execute(statement)
     chain = Chain()
     texts: list[tuple[int, str, str]] = []
@@ -111,12 +125,9 @@ def migrate(conn: sqlite3.Connection) -> None:
             if text is not None:
                 texts.append((event_id, *text))
         conn.executemany(insert, out)
-    # DROP TABLE deletes the rows first (foreign keys are on): the triggers must go before.
-    conn.execute("DROP TRIGGER events_no_update")
-    conn.execute("DROP TRIGGER events_no_delete")
-    conn.execute("DROP TABLE events")
-    conn.execute("ALTER TABLE events_chained RENAME TO events")
-    for statement in AFTER:
+    for statement in drop:
+        conn.execute(statement)
+    for statement in after:
         conn.execute(statement)
     conn.executemany("INSERT INTO event_texts(event_id, salt, text) VALUES(?,?,?)", texts)
     record_all(conn, datetime.now(UTC).isoformat(timespec="seconds"), "baseline", chain)
