@@ -1,3 +1,4 @@
+-- PostgreSQL's twin of bot/migrations/0014_leases.sql (see bot/migrations_pg/__init__.py).
 -- Two instances on one database (bot/lease.py): what only one of them may do at a time is
 -- held by a lease, renewed by its holder and taken over by the other once it expires.
 CREATE TABLE leases (
