@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import importlib
+import json
 import logging
 import os
 import sqlite3
@@ -98,6 +99,16 @@ def to_db(dt: datetime) -> str:
     if dt.tzinfo is None:
         raise ValueError("naive datetime")
     return dt.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def json_field_pattern(key: str, value: str) -> str:
+    """A ``LIKE … ESCAPE '\\'`` pattern matching a JSON object's text (as ``json.dumps`` writes
+    it) that holds ``key`` with the string ``value``: the same test on SQLite and PostgreSQL,
+    where comparing ``json_extract`` to a text differs."""
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+    return "%" + escape(json.dumps({key: value}, ensure_ascii=False)[1:-1]) + "%"
 
 
 def from_db(text: str | None) -> datetime | None:

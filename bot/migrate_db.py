@@ -28,15 +28,28 @@ class Refused(Exception):
     """Nothing was copied: one line saying why."""
 
 
-def _order(conn: sqlite3.Connection, tables: list[str]) -> list[str]:
-    """The tables with every table a row refers to before it."""
-    refers = {t: {str(r[2]) for r in conn.execute(f"PRAGMA foreign_key_list({t})")} - {t} for t in tables}
-    out: list[str] = []
+def _order(conn: sqlite3.Connection, tables: list[str]) -> list[tuple[str, set[str]]]:
+    """The tables with every table a row refers to before it, each with the columns to fill in
+    after the copy: where tables refer to each other (a case and the request it was made of), one
+    of them goes first with those references left empty, set once the other is there."""
+    foreign = {t: [(str(r[2]), str(r[3])) for r in conn.execute(f"PRAGMA foreign_key_list({t})")]
+               for t in tables}
+    nullable = {t: {str(r[1]) for r in conn.execute(f"PRAGMA table_info({t})") if not r[3]} for t in tables}
+    out: list[tuple[str, set[str]]] = []
+    done: set[str] = set()
     while len(out) < len(tables):
-        ready = [t for t in tables if t not in out and refers[t] <= set(out)]
-        if not ready:  # a cycle: the rest in name order
-            ready = [t for t in tables if t not in out]
-        out.extend(sorted(ready))
+        left = [t for t in tables if t not in done]
+        ready = [t for t in left if {r for r, _ in foreign[t]} - {t} <= done]
+        chosen: list[tuple[str, set[str]]]
+        if ready:
+            chosen = [(t, set()) for t in sorted(ready)]
+        else:  # a cycle: a table whose references not yet there may be empty for a while
+            def missing(t: str) -> set[str]:
+                return {c for r, c in foreign[t] if r != t and r not in done}
+            t = min((t for t in left if missing(t) <= nullable[t]), key=lambda t: (len(missing(t)), t))
+            chosen = [(t, missing(t))]
+        out.extend(chosen)
+        done.update(t for t, _ in chosen)
     return out
 
 
@@ -57,9 +70,13 @@ def copy(source: Path, url: str) -> dict[str, int]:
                 if dst.raw.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is not None:
                     raise Refused(f"the target already holds data (table {t}): give an empty database")
             counts: dict[str, int] = {}
-            for t in _order(src, tables):
+            later: list[tuple[str, str, list[tuple[object, object]]]] = []  # table, column, (value, id)
+            for t, deferred in _order(src, tables):
                 cur = src.execute(f"SELECT * FROM {t}")
                 columns = [d[0] for d in cur.description]
+                held = [columns.index(c) for c in sorted(deferred)]
+                for i in held:
+                    later.append((t, columns[i], []))
                 if t in SEEDED:  # audit_head: the one row, moved to the source's head
                     for row in cur:
                         if row[columns.index("seq")] == 0:
@@ -73,6 +90,14 @@ def copy(source: Path, url: str) -> dict[str, int]:
                         f"COPY {t} ({', '.join(columns)}) FROM STDIN") as out:
                     while batch := cur.fetchmany(5000):
                         for row in batch:
+                            if held:  # references to rows not copied yet: set below
+                                values = list(row)
+                                for k, i in enumerate(held):
+                                    if values[i] is not None:
+                                        later[len(later) - len(held) + k][2].append(
+                                            (values[i], row[columns.index("id")]))
+                                    values[i] = None
+                                row = tuple(values)
                             out.write_row(row)
                         n += len(batch)
                 counts[t] = n
@@ -80,6 +105,9 @@ def copy(source: Path, url: str) -> dict[str, int]:
                     dst.raw.execute(
                         f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), GREATEST(MAX(id), 1),"
                         f" MAX(id) IS NOT NULL) FROM {t}")
+            for t, column, pairs in later:
+                with dst.raw.cursor() as pg_cur:
+                    pg_cur.executemany(f"UPDATE {t} SET {column} = %s WHERE id = %s", pairs)
             dst.raw.execute("COMMIT")
         except BaseException:
             dst.raw.execute("ROLLBACK")

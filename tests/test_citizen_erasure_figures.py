@@ -48,7 +48,7 @@ async def test_a_citizen_erases_their_data_and_the_figures_stay(domain: Domain, 
     assert left == []
     after = await citizen_figures(domain.db, None, clock())
     assert after == before
-    problems, _summary = await audit.check(settings.database_path, None)
+    problems, _summary = await audit.check(domain.db, None)
     assert problems == []
     # Nothing more reaches them, and their buttons do nothing.
     assert (await talk.status(cid, done)).text.startswith("I find no request of yours")

@@ -17,7 +17,7 @@ from bot.domain.people import PeopleService
 from bot.domain.rules import Action
 from bot.domain.units import UnitService
 from tests import pgtest
-from tests.conftest import ADMIN, Clock, Domain, config_dict, register_people
+from tests.conftest import ADMIN, OFFICIAL, WG, Clock, Domain, config_dict, register_people
 from tests.test_erasure import closed_case, the_case
 
 pytestmark = pytest.mark.skipif(not pgtest.enabled(), reason=f"needs PostgreSQL ({pgtest.ENV})")
@@ -37,6 +37,27 @@ RAW = [  # the tables no service above writes to
     ("INSERT INTO refusals(at, tg_id, action, case_id) VALUES(?, 3001, 'assign', 1)", (AT,)),
     ("INSERT INTO audit_days(day, seq, head, checked_at, problems) VALUES('2026-11-01', 1, 'h', ?, 0)", (AT,)),
 ]
+
+
+async def citizens_in_the_loop(domain: Domain, clock: Clock) -> None:
+    """A citizen, their request made into a case (which refers to the request, which refers to
+    the case), a resolution waiting for their word, a message to them on Messenger."""
+    from bot.domain.citizens import CitizenStore, queue_to_citizen
+    from bot.domain.requests import RequestService
+
+    requests = RequestService(domain.db, domain.cases.tell_requests_waiting)
+    async with domain.db.transaction() as tx:
+        who = await CitizenStore(domain.db).find_or_create(tx, "messenger", "PSID-7", clock(), name="Sok")
+        rid = await requests.receive(tx, "fb:m:7", "facebook_message", who.id, "The road is broken", clock())
+        queue_to_citizen(tx, who, "We received your message.", clock())
+    n = await domain.new_case(clock, citizen_id=who.id, request_id=rid)
+    await domain.db.write("UPDATE requests SET status = 'case', case_id = ? WHERE id = ?", (n, rid))
+    wg, official = Actor(WG, "Wg Member", None), Actor(OFFICIAL, "Dara Official", None)
+    await domain.cases.apply(n, Action.ASSIGN, wg, Change(unit_key="pp-dp"), clock())
+    await domain.cases.apply(n, Action.ACCEPT, official, Change(), clock())
+    await domain.cases.apply(n, Action.RESOLVE, official, Change(text="The road was repaired."), clock())
+    await domain.db.write("INSERT INTO leases(name, holder, expires_at, renewed_at) VALUES('jobs', 'h:1:a', ?, ?)",
+                          (AT, AT))
 
 
 async def sqlite_database(tmp_path: Path, clock: Clock) -> Path:
@@ -59,6 +80,7 @@ async def sqlite_database(tmp_path: Path, clock: Clock) -> Path:
         await units.bind_chat("pp-ck", -100300, ADMIN, True, clock())
         await people.invite(ADMIN, "sr", "official", clock())
         await access.record(db, access.CLI, [n], access.VIA_EXPORT, clock())
+        await citizens_in_the_loop(domain, clock)
         for sql, params in RAW:
             await db.write(sql, params)
         assert await audit.verify(db) == []

@@ -49,9 +49,9 @@ async def citizen_figures(db: Database, start: datetime | None, end: datetime) -
     rows = await db.batch(
         ("SELECT source, COUNT(*) FROM cases WHERE received_at >= ? AND received_at < ?"
          " GROUP BY source ORDER BY source", (a, b)),
-        ("SELECT COALESCE(json_extract(data, '$.via'), 'phone') AS via, COUNT(*) FROM events"
-         " WHERE action = 'verify' AND json_extract(data, '$.outcome') = 'confirmed'"
-         " AND at >= ? AND at < ? GROUP BY via", (a, b)),
+        # Read as values and counted here: comparing a JSON value to a text differs by store.
+        ("SELECT json_extract(data, '$.via') AS via, json_extract(data, '$.outcome') AS outcome"
+         " FROM events WHERE action = 'verify' AND at >= ? AND at < ?", (a, b)),
         ("SELECT COUNT(*) FROM events WHERE action = 'withdraw' AND at >= ? AND at < ?", (a, b)),
         ("SELECT COUNT(*) FROM requests WHERE status = 'withdrawn' AND case_id IS NULL"
          " AND COALESCE(decided_at, received_at) >= ? AND COALESCE(decided_at, received_at) < ?", (a, b)),
@@ -61,11 +61,13 @@ async def citizen_figures(db: Database, start: datetime | None, end: datetime) -
     )
     sources, confirmed, withdrawn, withdrawn_requests, abusive = rows
     figures = CitizenFigures({str(r[0]): int(r[1]) for r in sources})
-    for via, count in confirmed:
+    for via, outcome in confirmed:
+        if outcome != "confirmed":
+            continue
         if via == "citizen":
-            figures.confirmed_by_citizen += int(count)
-        else:
-            figures.confirmed_by_phone += int(count)
+            figures.confirmed_by_citizen += 1
+        else:  # "phone", or before citizens were in the loop
+            figures.confirmed_by_phone += 1
     figures.withdrawn_cases = int(withdrawn[0][0]) if withdrawn else 0
     figures.withdrawn_requests = int(withdrawn_requests[0][0]) if withdrawn_requests else 0
     figures.abusive = {str(r[0]): int(r[1]) for r in abusive}

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.app import Services
-from bot.db import IntegrityError
+from bot.db import IntegrityError, json_field_pattern
 from bot.domain import origin
 from bot.domain.citizens import Citizen, citizen, queue_to_citizen
 from bot.domain.conversation import Reply, Route
@@ -159,8 +159,9 @@ class MessengerInbound:
         a Messenger id by now, learnt from a private reply), else one known by their feed id."""
         row = await tx.one(
             "SELECT c.id FROM requests r JOIN citizens c ON c.id = r.citizen_id"
-            " WHERE r.source = 'facebook_comment' AND json_extract(r.data, '$.from_id') = ?"
-            " AND c.erased_at IS NULL ORDER BY r.id DESC LIMIT 1", (event.sender,))
+            " WHERE r.source = 'facebook_comment' AND r.data LIKE ? ESCAPE '\\'"
+            " AND c.erased_at IS NULL ORDER BY r.id DESC LIMIT 1",
+            (json_field_pattern("from_id", event.sender),))
         if row is not None:
             found = await tx.one("SELECT * FROM citizens WHERE id = ?", (row[0],))
             if found is not None:

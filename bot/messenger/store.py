@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.db import Database, Row, Tx, from_db, to_db
+from bot.db import Database, Row, Tx, from_db, json_field_pattern, to_db
 
 HELD = datetime(9999, 12, 31, tzinfo=UTC)
 COMMENTER = "fbu:"  # an address that is a commenter's feed id, not (yet) a Messenger id
@@ -73,7 +73,7 @@ class MessengerRows:
         rows = await self.db.all(
             "SELECT * FROM outbox o WHERE o.kind = 'messenger' AND o.sent_at IS NULL"
             " AND o.failed_at IS NULL AND o.next_attempt_at <= ?"
-            " AND o.id NOT IN (SELECT value FROM json_each(?))"
+            " AND o.id NOT IN (SELECT CAST(value AS INTEGER) FROM json_each(?))"
             " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.kind = 'messenger'"
             " AND p.citizen_id = o.citizen_id AND p.sent_at IS NULL AND p.failed_at IS NULL"
             " AND p.id < o.id AND p.next_attempt_at < ?) ORDER BY o.id LIMIT ?",
@@ -108,7 +108,8 @@ class MessengerRows:
         """Whether the one private reply to this comment went already (another row)."""
         return await self.db.one(
             "SELECT 1 FROM outbox WHERE kind = 'messenger' AND id <> ? AND sent_at IS NOT NULL"
-            " AND json_extract(payload, '$.comment_id') = ?", (other_than, comment_id)) is not None
+            " AND payload LIKE ? ESCAPE '\\'",
+            (other_than, json_field_pattern("comment_id", comment_id))) is not None
 
     async def learn_psid(self, citizen_id: int, psid: str) -> bool:
         """A private reply told the commenter's Messenger id: it becomes their address, unless
