@@ -94,7 +94,7 @@ class Domain:
         await self.db.close()
 
 
-async def open_domain(path: Path, *, sync: bool = False) -> Domain:
+async def open_domain(path: Path | str, *, sync: bool = False) -> Domain:
     """``sync``: also bring units and config people in step with the config, as at start (it
     writes, so only on working copies)."""
     settings = ministry.settings_for(path)

@@ -39,7 +39,8 @@ from typing import Any
 
 from bench import ministry
 from bench.common import Figure, mb, ms, ratio, size_label
-from bench.generate import working_copy
+from bench.store import Target, working_copy
+from bot.pg import PgConnection, is_url
 
 REPO = Path(__file__).resolve().parent.parent
 PERIOD = str(ministry.NOW.year)   # the year of "now" in the data: the most intake
@@ -88,7 +89,7 @@ def casebot(args: list[str], config: Path, out_dir: Path, name: str) -> Run:
     return Run(argv, seconds, int(hwm_path.read_text()), out_path.read_text(encoding="utf-8"))
 
 
-def measure(n: int, path: Path, work_dir: Path, *, warm: bool = False,
+def measure(n: int, path: Target, work_dir: Path, *, warm: bool = False,
             export: bool = True) -> dict[str, Run]:
     """The report for a year and the full XLSX export on a working copy of ``path``."""
     folder = work_dir / f"reports-{n}"
@@ -119,19 +120,24 @@ def measure(n: int, path: Path, work_dir: Path, *, warm: bool = False,
     return runs
 
 
-def _received(db: Path) -> int:
+def _received(db: Target) -> int:
     """Cases received in the period (the report prints it in the ministry's language)."""
     from bot.db import to_db
     from bot.domain.reports import parse_period
 
     period = parse_period(PERIOD, ministry.settings_for(db).tz)
-    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
-        row = con.execute("SELECT COUNT(*) FROM cases WHERE received_at >= ? AND received_at < ?",
-                          (to_db(period.start), to_db(period.end))).fetchone()
+    sql = "SELECT COUNT(*) FROM cases WHERE received_at >= ? AND received_at < ?"
+    args = (to_db(period.start), to_db(period.end))
+    if is_url(db):
+        with closing(PgConnection.connect(str(db))) as pg_con:
+            row = pg_con.execute(sql, args).fetchone()
+    else:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            row = con.execute(sql, args).fetchone()
     return int(row[0])
 
 
-def run(paths: dict[int, Path], work_dir: Path) -> list[Figure]:
+def run(paths: dict[int, Target], work_dir: Path) -> list[Figure]:
     """The largest size beside the smallest (the reference), each on a working copy."""
     small, big = min(paths), max(paths)
     runs = {n: measure(n, paths[n], work_dir, warm=n == small) for n in sorted({small, big})}
