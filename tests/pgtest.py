@@ -16,7 +16,7 @@ from urllib.parse import quote
 ENV = "CASEBOT_TEST_DATABASE_URL"
 URL = os.environ.get(ENV, "").strip() or None
 PREFIX = f"casebot_test_{os.getpid()}_"
-HOW = f"{ENV}=postgresql://127.0.0.1:5432/test pytest -q"
+HOW = f"{ENV}=postgresql://postgres@127.0.0.1:5432/test pytest -q"
 
 _created: set[str] = set()
 open_file = None  # Database.open's own function, unpatched (conftest sets it in the PostgreSQL run)
