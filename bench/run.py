@@ -258,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr, flush=True)
 
     figures = run(options, log)
-    text = f"Machine: {machine()}\nCode: {code_state()}\nLoad: {load()}\n\n{table(figures)}\n"
+    text = f"Machine: {machine()}\nCode: {code_state()}\nLoad: {load()}\n"
+    if store.POSTGRESQL in stores:
+        text += f"Server: {store.server(options.database_url)}\n"
+    text += f"\n{table(figures)}\n"
     if len(stores) > 1:
         text += f"\n{comparison(figures)}\n"
     print(text)

@@ -136,6 +136,17 @@ def drop_copies() -> None:
         drop(_copies.pop())
 
 
+def server(url: str) -> str:
+    """The server's version and the settings that matter to the figures."""
+    names = ("shared_buffers", "work_mem", "synchronous_commit", "autovacuum", "jit")
+    with _admin(url) as admin:
+        version = str(admin.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        rows = admin.execute("SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%s) ORDER BY name",
+                             (list(names),)).fetchall()
+    settings = ", ".join(f"{n} {s}{'×' + str(u) if u else ''}" for n, s, u in rows)
+    return f"PostgreSQL {version} on {redacted(url).split('@')[-1].split('/')[0]} ({settings})"
+
+
 def label(store: str) -> str:
     return "PostgreSQL" if store == POSTGRESQL else "SQLite"
 
