@@ -57,6 +57,7 @@ class Options:
     digest_repeats: int = 3
     memory_reference: bool = True       # also start the bot on the smallest database
     report_size: int | None = None      # reports and exports; None: as press_size's default
+    report_exports: bool = True         # False: the year's report alone (no exports)
     backlog_cases: int = 650            # the reminder run after importing a backlog: its cases,
     backlog_units: int = 200            # the districts they are spread over,
     backlog_repeats: int = 3            # and runs (each on a fresh copy), median
@@ -185,7 +186,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
                     {n: files[n] for n in ends} if options.memory_reference
                     else {max(sizes): files[max(sizes)]}, work))
             else:
-                got = reports.run({n: paths[n] for n in report_sizes}, work)
+                got = reports.run({n: paths[n] for n in report_sizes}, work, exports=options.report_exports)
             for i, f in enumerate(got):
                 f.name += tag
                 f.data = {**f.data, "store": kind, "benchmark": name, "index": i, "load": at_start}
@@ -220,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--press-cases", type=int, default=40)
     parser.add_argument("--report-size", type=int, default=None,
                         help="cases for the reports and exports (default: 100k or the largest below)")
+    parser.add_argument("--no-exports", action="store_true",
+                        help="reports: the year's report alone, without the two exports")
     parser.add_argument("--press-rounds", type=int, default=4)
     parser.add_argument("--press-latency", type=float, default=0.05,
                         help="seconds per Bot API call in a second pass of presses (0: skip it)")
@@ -248,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks=tuple(args.benchmarks) or BENCHMARKS, seed=args.seed, due_now=args.due_now,
         data_dir=args.data_dir, work_dir=args.work_dir, press_size=args.press_size,
         press_cases=args.press_cases, press_rounds=args.press_rounds, press_latency=args.press_latency,
+        report_exports=not args.no_exports,
         flood_updates=args.flood_updates, delivery_messages=args.delivery_messages,
         delivery_chats=args.delivery_chats, report_size=args.report_size,
         backlog_cases=args.backlog_cases, backlog_units=args.backlog_units,
