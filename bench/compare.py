@@ -9,6 +9,7 @@ from bench.common import Figure
 
 TAGS = (" [SQLite]", " [PostgreSQL]")
 _NUMBER = re.compile(r"^\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*(µs|ms|s|/s|MB)?(?![\w/])")
+NOISE = 0.05  # within 5% either way: no side named
 _SCALE = {"µs": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
@@ -33,15 +34,15 @@ def base_name(name: str) -> str:
 
 def pg_ratio(sqlite: str, postgresql: str) -> str:
     """PostgreSQL's value over SQLite's, and which is slower (a rate is slower when lower, a
-    time or a size when higher)."""
+    time or a size when higher; not named within 5%)."""
     a, b = quantity(sqlite), quantity(postgresql)
     if a is None or b is None or a[1] != b[1] or a[0] == 0:
         return "—"
     r = b[0] / a[0]
     if a[1] == "s" or a[1] == "MB":
-        worse = r > 1
+        worse = r > 1 + NOISE
     elif a[1] == "/s":
-        worse = r < 1
+        worse = r < 1 - NOISE
     else:
         return f"{r:.2f}"
     return f"{r:.2f}" + (" (PostgreSQL slower)" if worse and a[1] != "MB" else
