@@ -27,6 +27,12 @@ class Figure:
     target: str = "—"
     met: bool | None = None
     data: dict[str, Any] = field(default_factory=dict)  # raw numbers, for tests and notes
+    # Set by bench.run: the store measured, the benchmark, the row's place among its figures (the
+    # same row on both stores), the load average when the benchmark started.
+    store: str = "sqlite"
+    benchmark: str = ""
+    index: int = 0
+    load: str = ""
 
     @property
     def verdict(self) -> str:

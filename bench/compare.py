@@ -55,10 +55,10 @@ def comparison(figures: list[Figure]) -> str:
     by_store: dict[str, dict[object, Figure]] = {}
     order: list[object] = []
     for f in figures:
-        key: object = (f.data["benchmark"], f.data["index"]) if "index" in f.data else base_name(f.name)
+        key: object = (f.benchmark, f.index) if f.benchmark else base_name(f.name)
         if key not in order:
             order.append(key)
-        by_store.setdefault(str(f.data.get("store", "sqlite")), {})[key] = f
+        by_store.setdefault(f.store, {})[key] = f
     sqlite, pg = by_store.get("sqlite", {}), by_store.get("postgresql", {})
     lines = ["| Figure | SQLite | PostgreSQL | PostgreSQL/SQLite | Reference (SQLite run) "
              "| Reference (PostgreSQL run) | Load |",
@@ -67,7 +67,7 @@ def comparison(figures: list[Figure]) -> str:
         if key not in sqlite or key not in pg:
             continue
         s, p = sqlite[key], pg[key]
-        load = " / ".join(str(f.data.get("load", "?")) for f in (s, p))
+        load = " / ".join(f.load or "?" for f in (s, p))
         cells = (base_name(s.name), s.value, p.value, pg_ratio(s.value, p.value),
                  f"{s.reference} ({s.ratio})", f"{p.reference} ({p.ratio})", load)
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

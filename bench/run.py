@@ -189,7 +189,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
                 got = reports.run({n: paths[n] for n in report_sizes}, work, exports=options.report_exports)
             for i, f in enumerate(got):
                 f.name += tag
-                f.data = {**f.data, "store": kind, "benchmark": name, "index": i, "load": at_start}
+                f.store, f.benchmark, f.index, f.load = kind, name, i, at_start
             figures += got
             for f in got:
                 log(f"  {f.name}: {f.value} (reference {f.reference}, ratio {f.ratio}) {f.verdict}")

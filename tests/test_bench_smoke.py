@@ -139,11 +139,11 @@ def test_the_postgresql_benchmarks_run_at_a_tiny_size(tmp_path: Path, monkeypatc
         delivery_messages=60, delivery_chats=30, scan_repeats=3, digest_repeats=1,
     )
     figures = run(options, log=lambda line: None)
-    on = {kind: [f for f in figures if f.data["store"] == kind] for kind in ("sqlite", "postgresql")}
-    assert [f.data["index"] for f in on["sqlite"]] == [f.data["index"] for f in on["postgresql"]]
+    on = {kind: [f for f in figures if f.store == kind] for kind in ("sqlite", "postgresql")}
+    assert [(f.benchmark, f.index) for f in on["sqlite"]] == [(f.benchmark, f.index) for f in on["postgresql"]]
     assert len(on["postgresql"]) == 2 + 1 + 6 + 3 + 6
-    pg = {(f.data["benchmark"], f.data["index"]): f for f in on["postgresql"]}
-    sq = {(f.data["benchmark"], f.data["index"]): f for f in on["sqlite"]}
+    pg = {(f.benchmark, f.index): f for f in on["postgresql"]}
+    sq = {(f.benchmark, f.index): f for f in on["sqlite"]}
     assert all(f.name.endswith(" [PostgreSQL]") for f in pg.values())
 
     scans = [pg[("reminders", 0)], pg[("reminders", 1)]]
