@@ -27,6 +27,12 @@ class Figure:
     target: str = "—"
     met: bool | None = None
     data: dict[str, Any] = field(default_factory=dict)  # raw numbers, for tests and notes
+    # Set by bench.run: the store measured, the benchmark, the row's place among its figures (the
+    # same row on both stores), the load average when the benchmark started.
+    store: str = "sqlite"
+    benchmark: str = ""
+    index: int = 0
+    load: str = ""
 
     @property
     def verdict(self) -> str:
@@ -94,7 +100,7 @@ class Domain:
         await self.db.close()
 
 
-async def open_domain(path: Path, *, sync: bool = False) -> Domain:
+async def open_domain(path: Path | str, *, sync: bool = False) -> Domain:
     """``sync``: also bring units and config people in step with the config, as at start (it
     writes, so only on working copies)."""
     settings = ministry.settings_for(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench import ministry
 from bench.common import Figure, ms, open_domain
-from bench.generate import working_copy
+from bench.store import Target, working_copy
 from bot.app import SERVICES, Services
 from bot.domain import outbox
 from bot.service import Runner
@@ -31,7 +31,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def chats(path_db: Path, count: int) -> list[int]:
+async def chats(path_db: Target, count: int) -> list[int]:
     """The chats of the synthetic ministry: every unit's group and the working group's, then
     people privately, up to ``count``."""
     domain = await open_domain(path_db)
@@ -47,7 +47,7 @@ async def chats(path_db: Path, count: int) -> list[int]:
     return out[:count]
 
 
-async def run(path: Path, work_dir: Path, *, messages: int = 3000, n_chats: int = 1000,
+async def run(path: Target, work_dir: Path, *, messages: int = 3000, n_chats: int = 1000,
               timeout: float = 600.0) -> list[Figure]:
     logging.getLogger("bot").setLevel(logging.ERROR)
     copy = working_copy(path, work_dir, "delivery.sqlite3")

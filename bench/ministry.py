@@ -6,6 +6,7 @@ and the people ids. Units and categories reach the database through the real
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,7 +124,7 @@ def config_dict(db_path: Path | str, *, base_url: str | None = None,
         "admins": [ADMIN],
         "working_group": list(WORKING_GROUP),
         "working_group_chat_id": WG_CHAT,
-        "database": {"path": str(db_path)},
+        "database": _database(db_path),
         "deadlines": {"working_days": ["mon", "tue", "wed", "thu", "fri"],
                       "holidays": list(HOLIDAYS)},
         "delivery": dict(delivery or REAL_DELIVERY),
@@ -133,6 +134,14 @@ def config_dict(db_path: Path | str, *, base_url: str | None = None,
     if base_url is not None:
         data["telegram"] = {"base_url": base_url + "/bot", "base_file_url": base_url + "/file/bot"}
     return data
+
+
+def _database(target: Path | str) -> dict[str, str]:
+    """The config's database table: the file, or a PostgreSQL URL (its ``path`` then only says
+    where the sender's heartbeat goes: a folder of the system's temporary one)."""
+    if isinstance(target, str) and target.startswith("postgresql://"):
+        return {"url": target, "path": str(Path(tempfile.gettempdir()) / "casebot-bench" / "casebot.sqlite3")}
+    return {"path": str(target)}
 
 
 def settings_for(db_path: Path | str, *, api: Any = None, base_url: str | None = None,

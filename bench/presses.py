@@ -46,7 +46,7 @@ from telegram.ext import filters as tg_filters
 
 from bench import ministry
 from bench.common import Figure, median, ms, percentile, ratio
-from bench.generate import working_copy
+from bench.store import Target, working_copy
 from bot.app import SERVICES, Services
 from bot.domain.cases import Actor, Change
 from bot.domain.rules import Action
@@ -319,7 +319,7 @@ async def _casebot_flows(app: Application, api: TimedAPI, count: int,  # type: i
     services: Services = app.bot_data[SERVICES]
     db = services.db
     districts = [(r[0], r[1], r[2]) for r in await db.all(
-        "SELECT id, key, config_chat_id FROM units WHERE kind = 'district' AND active ORDER BY id")]
+        "SELECT id, key, config_chat_id FROM units WHERE kind = 'district' AND active = 1 ORDER BY id")]
     officials: dict[int, list[tuple[int, str]]] = {}
     for unit_id, tg_id, name in await db.all(
             "SELECT g.unit_id, g.tg_id, p.name FROM grants g JOIN people p ON p.tg_id = g.tg_id"
@@ -370,7 +370,7 @@ async def _bare_flows(app: Application, api: TimedAPI, flows: list[Flow]) -> lis
     return out
 
 
-async def run(path: Path, work_dir: Path, *, cases: int = 50, rounds: int = 2,
+async def run(path: Target, work_dir: Path, *, cases: int = 50, rounds: int = 2,
               warmup: int = 3, latency: float = 0.0) -> list[Figure]:
     """``cases`` flows per mode and round for each bot (4 updates each)."""
     logging.getLogger("bot").setLevel(logging.ERROR)

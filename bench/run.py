@@ -3,6 +3,7 @@
     python -m bench.run                      # everything at 10k, 100k and 1M cases
     python -m bench.run reminders digest     # some of them
     python -m bench.run --sizes 10000,100000 --out /tmp/bench.md
+    python -m bench.run --store sqlite,postgresql reminders digest   # both stores, side by side
 
 Databases are generated on first use and cached (bench/generate.py); benchmarks that write
 work on copies in a temporary folder.
@@ -25,10 +26,14 @@ from pathlib import Path
 
 import telegram
 
-from bench import backlog, delivery, flood, generate, memory, presses, reports, scan
+from bench import backlog, delivery, flood, generate, memory, presses, reports, scan, store
 from bench.common import Figure, size_label, table
+from bench.compare import comparison
 
 BENCHMARKS = ("reminders", "backlog", "digest", "presses", "flood", "delivery", "memory", "reports")
+# The benchmarks that also run on PostgreSQL (--store postgresql); the others are SQLite's alone
+# (backlog builds a database of its own, flood and memory measure the bot's process, not the store).
+PG_BENCHMARKS = ("reminders", "digest", "presses", "delivery", "reports")
 
 
 @dataclass
@@ -52,9 +57,14 @@ class Options:
     digest_repeats: int = 3
     memory_reference: bool = True       # also start the bot on the smallest database
     report_size: int | None = None      # reports and exports; None: as press_size's default
+    report_exports: bool = True         # False: the year's report alone (no exports)
     backlog_cases: int = 650            # the reminder run after importing a backlog: its cases,
     backlog_units: int = 200            # the districts they are spread over,
     backlog_repeats: int = 3            # and runs (each on a fresh copy), median
+    stores: tuple[str, ...] = (store.SQLITE,)  # each benchmark on each, in turn, in the same run
+    database_url: str = store.DEFAULT_URL  # the PostgreSQL server (its databases made from it)
+    keep_databases: bool = True         # False: drop the PostgreSQL databases made, at the end
+    database_prefix: str = store.PREFIX  # of their names
 
 
 def machine() -> str:
@@ -77,6 +87,14 @@ def machine() -> str:
     return (f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
             f"python-telegram-bot {telegram.__version__}")
+
+
+def load() -> str:
+    """The load averages (1, 5, 15 minutes) as the run ends: other work on the machine."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def code_state() -> str:
@@ -108,18 +126,31 @@ def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
     report_sizes = {min(sizes), options.report_size or up_to_100k}  # the reference, and 100k
     if "reports" in wanted:
         needed |= report_sizes
-    paths = {n: generate.ensure(n, seed=options.seed, due_now=options.due_now,
+    files = {n: generate.ensure(n, seed=options.seed, due_now=options.due_now,
                                 data_dir=options.data_dir, log=log) for n in sorted(needed)}
-    ends = {n: paths[n] for n in {min(sizes), max(sizes)} if n in paths}
+    targets: dict[str, dict[int, store.Target]] = {}
+    for kind in options.stores:
+        if kind == store.POSTGRESQL:
+            targets[kind] = {n: store.ensure(f, options.database_url, log, prefix=options.database_prefix)
+                             for n, f in files.items()}
+        else:
+            targets[kind] = dict(files)
     own_work = options.work_dir is None
     work = Path(tempfile.mkdtemp(prefix="casebot-bench-")) if own_work else options.work_dir
     assert work is not None
     figures: list[Figure] = []
     try:
-        for name in BENCHMARKS:
+        for name, kind in [(b, k) for b in BENCHMARKS for k in options.stores]:
             if name not in wanted:
                 continue
-            log(f"{name} …")
+            if kind != store.SQLITE and name not in PG_BENCHMARKS:
+                log(f"{name}: SQLite only (not run on {store.label(kind)})")
+                continue
+            paths = targets[kind]
+            ends = {n: paths[n] for n in {min(sizes), max(sizes)} if n in paths}
+            tag = "" if options.stores == (store.SQLITE,) else f" [{store.label(kind)}]"
+            at_start = load().split()[0]
+            log(f"{name}{tag} … (load {at_start})")
             started = time.perf_counter()
             if name == "reminders":
                 got = asyncio.run(scan.reminder_scan(paths, repeats=options.scan_repeats,
@@ -144,24 +175,33 @@ def run(options: Options, log: Callable[[str], None] = print) -> list[Figure]:
                                    f" {options.press_latency * 1000:.0f} ms)")
                     got += slow
             elif name == "flood":
-                got = asyncio.run(flood.run(paths[min(sizes)], work, flood=options.flood_updates,
+                got = asyncio.run(flood.run(files[min(sizes)], work, flood=options.flood_updates,
                                             gap=options.flood_gap, quiet=options.flood_quiet))
             elif name == "delivery":
                 got = asyncio.run(delivery.run(paths[min(sizes)], work,
                                                messages=options.delivery_messages,
                                                n_chats=options.delivery_chats))
             elif name == "memory":
-                got = asyncio.run(memory.run(
-                    ends if options.memory_reference else {max(sizes): paths[max(sizes)]}, work))
+                got = asyncio.run(memory.run(  # SQLite only: the files
+                    {n: files[n] for n in ends} if options.memory_reference
+                    else {max(sizes): files[max(sizes)]}, work))
             else:
-                got = reports.run({n: paths[n] for n in report_sizes}, work)
+                got = reports.run({n: paths[n] for n in report_sizes}, work, exports=options.report_exports)
+            for i, f in enumerate(got):
+                f.name += tag
+                f.store, f.benchmark, f.index, f.load = kind, name, i, at_start
             figures += got
             for f in got:
                 log(f"  {f.name}: {f.value} (reference {f.reference}, ratio {f.ratio}) {f.verdict}")
-            log(f"{name} done in {time.perf_counter() - started:.1f} s")
+            log(f"{name}{tag} done in {time.perf_counter() - started:.1f} s")
             for leftover in work.glob("*.sqlite3*"):
                 leftover.unlink()
+            store.drop_copies()
     finally:
+        store.drop_copies()
+        if not options.keep_databases:
+            for url in targets.get(store.POSTGRESQL, {}).values():
+                store.drop(str(url))
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
     return figures
@@ -181,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--press-cases", type=int, default=40)
     parser.add_argument("--report-size", type=int, default=None,
                         help="cases for the reports and exports (default: 100k or the largest below)")
+    parser.add_argument("--no-exports", action="store_true",
+                        help="reports: the year's report alone, without the two exports")
     parser.add_argument("--press-rounds", type=int, default=4)
     parser.add_argument("--press-latency", type=float, default=0.05,
                         help="seconds per Bot API call in a second pass of presses (0: skip it)")
@@ -190,26 +232,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delivery-chats", type=int, default=1000)
     parser.add_argument("--backlog-cases", type=int, default=650)
     parser.add_argument("--backlog-units", type=int, default=200)
+    parser.add_argument("--store", default=store.SQLITE,
+                        help="sqlite, postgresql, or both (sqlite,postgresql: each benchmark on each "
+                             "in turn, and a table comparing them); default sqlite")
+    parser.add_argument("--database-url", default=store.DEFAULT_URL,
+                        help="the PostgreSQL server for --store postgresql (a database on it to "
+                             f"connect to first; default {store.DEFAULT_URL})")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args(argv)
     unknown = [b for b in args.benchmarks if b not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]!r}: choose from {', '.join(BENCHMARKS)}")
+    stores = tuple(s.strip().lower() for s in args.store.split(",") if s.strip())
+    if not stores or any(s not in store.STORES for s in stores):
+        parser.error(f"--store: one or both of {', '.join(store.STORES)}")
     options = Options(
         sizes=[int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()],
         benchmarks=tuple(args.benchmarks) or BENCHMARKS, seed=args.seed, due_now=args.due_now,
         data_dir=args.data_dir, work_dir=args.work_dir, press_size=args.press_size,
         press_cases=args.press_cases, press_rounds=args.press_rounds, press_latency=args.press_latency,
+        report_exports=not args.no_exports,
         flood_updates=args.flood_updates, delivery_messages=args.delivery_messages,
         delivery_chats=args.delivery_chats, report_size=args.report_size,
         backlog_cases=args.backlog_cases, backlog_units=args.backlog_units,
+        stores=stores, database_url=args.database_url,
     )
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
     figures = run(options, log)
-    text = f"Machine: {machine()}\nCode: {code_state()}\n\n{table(figures)}\n"
+    text = f"Machine: {machine()}\nCode: {code_state()}\nLoad: {load()}\n"
+    if store.POSTGRESQL in stores:
+        text += f"Server: {store.server(options.database_url)}\n"
+    text += f"\n{table(figures)}\n"
+    if len(stores) > 1:
+        text += f"\n{comparison(figures)}\n"
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 from bench.common import Figure, median, ms, open_domain, ratio, size_label
-from bench.generate import working_copy
 from bench.ministry import NOW
+from bench.store import Target, working_copy
 
 SCAN_LIMIT = 200  # bot.jobs.reminders.BATCH
 
 
-async def reminder_scan(paths: dict[int, Path], *, repeats: int = 1000, block: int = 100) -> list[Figure]:
+async def reminder_scan(paths: dict[int, Target], *, repeats: int = 1000, block: int = 100) -> list[Figure]:
     """Median time of ``CaseService.due_reminders(NOW, 200)`` on each database (read-only).
     The sizes take turns in blocks of ``block`` calls, each block on a connection of its own
     (aiosqlite runs one thread per connection, and where the scheduler puts that thread
@@ -55,7 +55,7 @@ async def reminder_scan(paths: dict[int, Path], *, repeats: int = 1000, block: i
     return figures
 
 
-async def digest(paths: dict[int, Path], work_dir: Path, *, repeats: int = 3) -> list[Figure]:
+async def digest(paths: dict[int, Target], work_dir: Path, *, repeats: int = 3) -> list[Figure]:
     """Total time of ``DigestService.send_due`` (every supervisor and the working group) on
     working copies, largest beside smallest, repeated with the day's digests cleared between."""
     copies = {n: working_copy(p, work_dir, f"digest-{n}.sqlite3") for n, p in paths.items()}

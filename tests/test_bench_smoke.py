@@ -9,15 +9,16 @@ on its limit, every notification delivered, a bot process that starts and sends 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.common import Figure
-from bench.run import BENCHMARKS, Options, run
-
-pytestmark = pytest.mark.sqlite_only('bench/ builds its databases as SQLite files')
+from bench.compare import comparison
+from bench.run import BENCHMARKS, PG_BENCHMARKS, Options, run
+from tests import pgtest
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +30,7 @@ def _keep_log_levels() -> Iterator[None]:
         logging.getLogger(name).setLevel(level)
 
 
+@pytest.mark.sqlite_only("bench/ builds its databases as SQLite files")
 def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     options = Options(
         sizes=[400, 800], due_now=20, data_dir=tmp_path / "data", work_dir=tmp_path / "work",
@@ -99,6 +101,7 @@ def test_every_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     assert len(figures) == 2 + 2 + 1 + 6 + 6 + 4 + 3 + 4 + 6 and len(BENCHMARKS) == 8
 
 
+@pytest.mark.sqlite_only("bench/ builds its databases as SQLite files")
 def test_the_backlog_reminder_run_at_a_tiny_size(tmp_path: Path) -> None:
     """The reminder run after an import on its own: every imported case handled in one run, each
     chat told once (its units, their supervisors, the working group), each case's reminder and
@@ -114,3 +117,57 @@ def test_the_backlog_reminder_run_at_a_tiny_size(tmp_path: Path) -> None:
     assert data["most_buttons"] <= 100 and data["longest_text"] <= 4096 and data["repeats"] == 2
     assert none_due.name.startswith("Reminder run with none due") and data["none_due_seconds"] > 0
     assert not list((tmp_path / "data").glob("*.sqlite3"))  # no generated database needed
+
+
+@pytest.mark.skipif(not pgtest.enabled(), reason=f"PostgreSQL: {pgtest.ENV} is not set")
+def test_the_postgresql_benchmarks_run_at_a_tiny_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmarks that run on both stores, on both in the same run (``--store
+    sqlite,postgresql``): the generated files moved to PostgreSQL by ``casebot migrate-db``, every
+    benchmark measuring the same things on it (the same number due, a digest for every
+    supervisor, presses that resolve their cases through the inbox, every notification
+    delivered, the report and the exports counting the same cases), and the table comparing them."""
+    from bot.db import Database
+
+    # The suite's PostgreSQL run opens every file as a schema; the benchmarks' SQLite side is files.
+    assert pgtest.open_file is not None
+    monkeypatch.setattr(Database, "open", classmethod(pgtest.open_file))
+    assert pgtest.URL is not None
+    options = Options(
+        benchmarks=PG_BENCHMARKS, stores=("sqlite", "postgresql"), database_url=pgtest.URL,
+        keep_databases=False, database_prefix=f"casebot_bench_t{os.getpid()}_", sizes=[400, 800], due_now=20, data_dir=tmp_path / "data",
+        work_dir=tmp_path / "work", press_cases=2, press_rounds=1, press_latency=0,
+        delivery_messages=60, delivery_chats=30, scan_repeats=3, digest_repeats=1,
+    )
+    figures = run(options, log=lambda line: None)
+    on = {kind: [f for f in figures if f.store == kind] for kind in ("sqlite", "postgresql")}
+    assert [(f.benchmark, f.index) for f in on["sqlite"]] == [(f.benchmark, f.index) for f in on["postgresql"]]
+    assert len(on["postgresql"]) == 2 + 1 + 6 + 3 + 6
+    pg = {(f.benchmark, f.index): f for f in on["postgresql"]}
+    sq = {(f.benchmark, f.index): f for f in on["sqlite"]}
+    assert all(f.name.endswith(" [PostgreSQL]") for f in pg.values())
+
+    scans = [pg[("reminders", 0)], pg[("reminders", 1)]]
+    assert [f.data["cases"] for f in scans] == [400, 800] and {f.data["selected"] for f in scans} == {20}
+    digest = pg[("digest", 0)]
+    assert digest.data["scopes"] == 256 and digest.data["queued"] == 257
+    burst = pg[("presses", 0)]
+    assert burst.data["updates"] == 2 * 4  # two cases, four updates: each resolved through the inbox
+    rate, _too_many, lost = pg[("delivery", 0)], pg[("delivery", 1)], pg[("delivery", 2)]
+    assert rate.data["delivered"] == 60 and lost.data["lost"] == 0
+    report, export = pg[("reports", 0)].data, pg[("reports", 2)].data
+    for n in (400, 800):  # the same cases counted as on the file
+        assert report["report"][n]["received"] == sq[("reports", 0)].data["report"][n]["received"] > 0
+        assert report["report"][n]["charts"] == ["open-ages.png", "received-closed.png"]
+        assert export["export"][n]["cases"] == n
+        assert export["export"][n]["events"] == sq[("reports", 2)].data["export"][n]["events"]
+
+    text = comparison(figures)
+    assert text.count("\n") == 2 + len(on["postgresql"]) - 1
+    assert "| PostgreSQL/SQLite |" in text.splitlines()[0]
+
+    import psycopg  # the databases made for the run are dropped (keep_databases=False)
+
+    with psycopg.connect(pgtest.URL, autocommit=True) as admin:
+        left = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                             (f"casebot\\_bench\\_t{os.getpid()}\\_%",)).fetchall()
+    assert left == []
