@@ -218,3 +218,21 @@ async def bot(tmp_path: Path, clock: Clock) -> AsyncIterator[Any]:
 
     async with running_bot(tmp_path, clock) as running:
         yield running
+
+
+def cli_config(domain: Domain, tmp_path: Path) -> Path:
+    """A config file for the command line's tests: the domain's database (the file, or in the
+    PostgreSQL run its schema) and the timezone; the commands need nothing else of it."""
+    path = tmp_path / "casebot.toml"
+    path.write_text(f"""timezone = "Asia/Phnom_Penh"
+[database]
+{pgtest.toml_database(domain.settings.database_path)}
+[[categories]]
+key = "land"
+name = "Land dispute"
+[[units]]
+key = "moi"
+name = "Ministry of Interior"
+kind = "ministry"
+""", encoding="utf-8")
+    return path

@@ -17,8 +17,7 @@ from bot.db import Database, IntegrityError
 from bot.domain import access
 from bot.domain.cases import AttachmentIn
 from bot.reporting import cli_export
-from tests import pgtest
-from tests.conftest import DP_CHAT, OFFICIAL, SR_CHAT, WG, WG_CHAT, Clock, Domain
+from tests.conftest import DP_CHAT, OFFICIAL, SR_CHAT, WG, WG_CHAT, Clock, Domain, cli_config
 from tests.fakebotapi import parse_html
 from tests.harness import Bot
 from tests.test_e2e_inputs import make_case
@@ -263,23 +262,6 @@ async def test_accesslog_pages_and_bad_input(bot: Bot) -> None:
     assert "/accesslog" not in bot.texts_since(m)[0]
 
 
-def _write_config(domain: Domain, tmp_path: Path) -> Path:
-    """The config's database and timezone; the command line needs nothing else of it."""
-    path = tmp_path / "casebot.toml"
-    path.write_text(f"""timezone = "Asia/Phnom_Penh"
-[database]
-{pgtest.toml_database(domain.settings.database_path)}
-[[categories]]
-key = "land"
-name = "Land dispute"
-[[units]]
-key = "moi"
-name = "Ministry of Interior"
-kind = "ministry"
-""", encoding="utf-8")
-    return path
-
-
 async def test_cli_accesslog_exports_the_log(domain: Domain, clock: Clock, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     a = await domain.new_case(clock)
@@ -291,7 +273,7 @@ async def test_cli_accesslog_exports_the_log(domain: Domain, clock: Clock, tmp_p
                         .chat(DP_CHAT), [a, b], access.VIA_CARD, clock())
     await access.record(domain.db, await access.AccessLog(domain.db, domain.units, domain.people)
                         .chat(WG_CHAT), [b], access.VIA_CARD, clock())
-    config = _write_config(domain, tmp_path)
+    config = cli_config(domain, tmp_path)
 
     def run(*args: str) -> list[dict[str, str]]:
         out = tmp_path / "log.csv"

@@ -6,30 +6,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
 
 from bot.domain.cases import Change
 from bot.domain.rules import Action, Status
+from tests import test_facebook_e2e
 from tests.conftest import DP_CHAT, Clock
 from tests.fakegraph import FakeGraph
-from tests.harness import Bot, running_bot
+from tests.harness import Bot
 from tests.test_facebook_e2e import PSID, case_of, messenger_rows, official, requests_of, wg
 
-
-@pytest.fixture
-async def graph(clock: Clock) -> AsyncIterator[FakeGraph]:
-    async with FakeGraph(clock) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def page(tmp_path: Path, clock: Clock, graph: FakeGraph) -> AsyncIterator[Bot]:
-    async with running_bot(tmp_path, clock, graph=graph) as bot:
-        yield bot
+graph = test_facebook_e2e.graph  # the fake Graph API and the bot beside it: the same fixtures
+page = test_facebook_e2e.page
 
 
 async def a_case(page: Bot, graph: FakeGraph, clock: Clock, text: str = "The bridge is broken") -> int:

@@ -14,25 +14,9 @@ import pytest
 from bot import audit, cli
 from bot.db import Database
 from tests import pgtest
-from tests.conftest import Clock, Domain
+from tests.conftest import Clock, Domain, cli_config
 
 pytestmark = pytest.mark.skipif(not pgtest.enabled(), reason=f"needs PostgreSQL ({pgtest.ENV})")
-
-
-def write_config(domain: Domain, tmp_path: Path) -> Path:
-    path = tmp_path / "casebot.toml"
-    path.write_text(f"""timezone = "Asia/Phnom_Penh"
-[database]
-{pgtest.toml_database(domain.settings.database_path)}
-[[categories]]
-key = "land"
-name = "Land dispute"
-[[units]]
-key = "moi"
-name = "Ministry of Interior"
-kind = "ministry"
-""", encoding="utf-8")
-    return path
 
 
 async def count(db: Database, table: str) -> int:
@@ -45,7 +29,7 @@ async def test_a_dump_taken_while_running_restores_what_was_there(
         domain: Domain, clock: Clock, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for _ in range(3):
         await domain.new_case(clock)
-    config = write_config(domain, tmp_path)
+    config = cli_config(domain, tmp_path)
     dest = tmp_path / "backups" / "casebot.dump"
     dest.parent.mkdir()
     code = await asyncio.to_thread(cli.main, ["backup", "--config", str(config), str(dest)])
@@ -79,7 +63,7 @@ async def test_a_dump_taken_while_running_restores_what_was_there(
 async def test_a_file_that_is_no_dump_is_refused_and_changes_nothing(
         domain: Domain, clock: Clock, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     await domain.new_case(clock)
-    config = write_config(domain, tmp_path)
+    config = cli_config(domain, tmp_path)
     bogus = tmp_path / "bogus.dump"
     bogus.write_bytes(b"not a dump")
     code = await asyncio.to_thread(cli.main, ["restore", "--force", "--config", str(config), str(bogus)])
