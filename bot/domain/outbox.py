@@ -87,8 +87,13 @@ def _item(r: Any, now: datetime, *, more: bool = False) -> OutboxItem:
 def queue_text(
     conn: Tx, chat_id: int, text: str, now: datetime,
     *, buttons: Buttons | None = None, case_id: int | None = None,
+    mark: dict[str, str] | None = None,
 ) -> None:
-    payload = {"buttons": buttons} if buttons else {}
+    """``mark``: what the row is, kept in its payload for a query to find it (one "new requests"
+    ping waiting at a time: bot/domain/requests.py)."""
+    payload: dict[str, Any] = dict(mark or {})
+    if buttons:
+        payload["buttons"] = buttons
     conn.add(
         "INSERT INTO outbox(created_at, kind, chat_id, case_id, text, payload, next_attempt_at)"
         " VALUES(?, 'text', ?, ?, ?, ?, ?)",

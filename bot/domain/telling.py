@@ -7,7 +7,6 @@ A part of ``CaseService`` (bot/domain/cases.py), which calls ``_notify`` inside 
 
 
 import html
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 from babel.dates import format_date
 
 from bot.config import Settings
-from bot.db import Database, Tx, to_db
+from bot.db import Database, Tx
 from bot.domain import access, outbox
 from bot.domain.model import (
     SYSTEM,
@@ -129,9 +128,7 @@ class Telling:
         for chat in await self.working_group_chats():
             with use_locale(await self.units.language_of(chat)):
                 text = _("📥 New requests from citizens are waiting. /inbox lists them.")
-            conn.add("INSERT INTO outbox(created_at, kind, chat_id, text, payload, next_attempt_at)"
-                     " VALUES(?, 'text', ?, ?, ?, ?)",
-                     (to_db(now), chat, text, json.dumps(PING_PAYLOAD), to_db(now)))
+            outbox.queue_text(conn, chat, text, now, mark=PING_PAYLOAD)
 
     async def _notify(self, st: Step) -> None:
         """Queue what follows the change: cards, the unit's notices, the working group's line,
